@@ -1,0 +1,102 @@
+# tern - one Makefile for the whole tree (see docs/HACKING.md for why not CMake).
+#
+#   make            build build/tern
+#   make run        install what is missing, build, start the development server
+#   make test       install what is missing, run every test tier, normal build then ASan+UBSan
+#   make check      the same tiers on the current build only (no sanitizer pass)
+#   make fuzz       run each fuzz target for FUZZ_SECONDS
+#   make bench      tern against Postfix, same machine, same run
+#   make SAN=1      build with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/
+#   make WERROR=1   warnings are errors (CI does this)
+
+CC ?= cc
+SAN ?= 0
+WERROR ?= 0
+FUZZ_SECONDS ?= 60
+
+ifeq ($(SAN),1)
+BUILD := build-san
+OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANLD := -fsanitize=address,undefined
+else
+BUILD := build
+OPT := -O2 -g -D_FORTIFY_SOURCE=2
+SANLD :=
+endif
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wcast-qual -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+PKGS := libevent_core libevent_pthreads sqlite3
+CPPFLAGS += -D_GNU_SOURCE -Isrc
+CFLAGS += -std=c11 $(OPT) $(WARN) -fstack-protector-strong -fPIE -pthread -MMD -MP \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += -pie -pthread -Wl,-z,relro,-z,now $(SANLD)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt
+
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/src/main.o
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all run test check unit dialog e2e crash fuzz bench clean deps test-deps lint docs
+
+all: $(BUILD)/tern
+
+$(BUILD)/tern: $(MAIN_OBJ) $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libtern.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libtern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libtern.a $(LDLIBS)
+
+deps:
+	@scripts/install-deps.sh build
+
+test-deps:
+	@scripts/install-deps.sh test
+
+# The development default: loopback only, data in ./var, local domain localhost.
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/tern serve
+
+unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN)
+
+# check: every tier against the current build (normal, or SAN=1).
+check: all unit
+	@TERN_BIN=$(CURDIR)/$(BUILD)/tern tests/run-py.sh tests/dialog tests/e2e tests/crash
+
+test: test-deps
+	@scripts/check-banned.sh
+	@$(MAKE) --no-print-directory WERROR=1 check
+	@$(MAKE) --no-print-directory WERROR=1 SAN=1 check
+
+fuzz: test-deps
+	@fuzz/run.sh $(FUZZ_SECONDS)
+
+bench:
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh $(CURDIR)/build/tern
+
+docs: all
+	./$(BUILD)/tern config defaults --markdown > docs/CONFIG.md
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,14 @@
+#!/bin/sh
+# check-banned.sh - fail if a banned C string function appears in the source.
+# These copy or convert without a bound, or keep hidden state; docs/HACKING.md
+# says what to use instead (src/util/util_str.h).
+set -u
+cd "$(dirname "$0")/.." || exit 2
+pattern='\b(strcpy|strcat|strncpy|sprintf|vsprintf|strtok|atoi|atol|gets)[[:space:]]*\('
+hits=$(grep -rnE "$pattern" src fuzz tests/unit --include='*.c' --include='*.h' | grep -vE '^[^:]+:[0-9]+:[[:space:]]*(/?\*|//)')
+if [ -n "$hits" ]; then
+	echo "banned functions in use:"
+	echo "$hits"
+	exit 1
+fi
+echo "check-banned: ok"

@@ -1,0 +1,45 @@
+#!/bin/sh
+# install-deps.sh - install the Debian packages tern needs to build, test and benchmark.
+#
+# Usage: scripts/install-deps.sh [build|test|bench]
+#   build  the libraries and the compiler (the default)
+#   test   build, plus the real clients and tools the test suite drives
+#   bench  test, plus Postfix, whose smtp-source and smtp-sink are the load tools
+#
+# Only missing packages are installed, so a second run costs one dpkg query.
+set -eu
+
+what=${1:-build}
+
+build_pkgs="make gcc pkg-config libevent-dev libssl-dev libsqlite3-dev libunbound-dev libcrypt-dev sqlite3"
+test_pkgs="clang python3 python3-pytest swaks openssl procps"
+bench_pkgs="postfix"
+
+case "$what" in
+build) pkgs="$build_pkgs" ;;
+test) pkgs="$build_pkgs $test_pkgs" ;;
+bench) pkgs="$build_pkgs $test_pkgs $bench_pkgs" ;;
+*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing Debian packages:$missing (run as root to install them)" >&2
+	exit 1
+fi
+
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+# Postfix is only a load tool and a peer for tests: install it without a system
+# configuration so that it does not start listening on port 25 by itself.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

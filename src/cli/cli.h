@@ -1,0 +1,35 @@
+/*
+ * cli.h - the administrative subcommands of `tern`: user, alias, queue and
+ * config. src/main.c picks the command word, strips "-c FILE" wherever it
+ * stood, and calls one of these with argv[0] the word after the command
+ * ("add", "list", ...) and argc counting from there (argc may be 0).
+ *
+ * Each returns the process exit status: 0 done, 1 failed (a message
+ * "tern: ..." went to stderr), 2 usage error (a usage line went to stderr).
+ * config_path NULL means the built-in defaults.
+ */
+#ifndef TERN_CLI_H
+#define TERN_CLI_H
+
+#include <stdio.h>
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+/* cli_user - user add EMAIL [--password-stdin], passwd EMAIL, del EMAIL, list. */
+int cli_user(int argc, char **argv, const char *config_path);
+
+/* cli_alias - alias add ALIAS TARGET [TARGET...], del ALIAS, list. */
+int cli_alias(int argc, char **argv, const char *config_path);
+
+/* cli_queue - queue list [--json], show ID [--json]. */
+int cli_queue(int argc, char **argv, const char *config_path);
+
+/* cli_config - config check, defaults [--markdown]. */
+int cli_config(int argc, char **argv, const char *config_path);
+
+/* cli_usage_all - every subcommand's usage lines, for `tern --help`. */
+void cli_usage_all(FILE *out);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * cli_serve.c - `tern serve`: put the parts together and run.
+ *
+ * Order matters: listeners are bound first (ports below 1024 need root),
+ * then root is given up, then the data directory, the store thread, the
+ * delivery workers and the directory reader are opened as the unprivileged
+ * user. Shutdown runs the other way: sessions finish, delivery workers
+ * finish the file they are writing, the store writes what is left.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli_serve.h"
+#include "config/config.h"
+#include "mda/mda.h"
+#include "smtpd/smtpd.h"
+#include "store/store.h"
+#include "store/store_admin.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+
+#define SERVE_MAX_INFLIGHT 1024
+
+struct serve {
+	struct config *config;
+	struct event_base *base;
+	struct smtpd *smtpd;
+};
+
+static void raise_descriptor_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* drop_privileges - become user for good, and check that root is gone. */
+static bool drop_privileges(const struct config *config)
+{
+	if (geteuid() != 0)
+		return true;
+	if (!config->user[0]) {
+		log_warning("event=running_as_root hint=\"set user = NAME to drop privileges\"");
+		return true;
+	}
+	struct passwd *pw = getpwnam(config->user);
+	if (!pw) {
+		log_error("event=startup_failed reason=\"no such user: %s\"", config->user);
+		return false;
+	}
+	if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
+		log_error("event=startup_failed reason=\"cannot create %s: %s\"", config->data_dir, strerror(errno));
+		return false;
+	}
+	if (chown(config->data_dir, pw->pw_uid, pw->pw_gid) != 0 || setgroups(1, &pw->pw_gid) != 0 ||
+	    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+		log_error("event=startup_failed reason=\"cannot become %s: %s\"", config->user, strerror(errno));
+		return false;
+	}
+	if (setuid(0) == 0 || geteuid() == 0)
+		fatal("privileges were not dropped");
+	log_info("event=privileges_dropped user=%s uid=%u", config->user, (unsigned)pw->pw_uid);
+	return true;
+}
+
+/* prepare_data_dir - the directories, and the postmaster mailbox RFC 5321 4.5.1 requires. */
+static bool prepare_data_dir(const struct config *config)
+{
+	char path[4096];
+	if ((mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) ||
+	    !str_format(path, sizeof path, "%s/tmp", config->data_dir) ||
+	    (mkdir(path, 0700) != 0 && errno != EEXIST)) {
+		log_error("event=startup_failed reason=\"cannot create %s: %s\"", config->data_dir, strerror(errno));
+		return false;
+	}
+	char err[256];
+	struct store_admin *admin = store_admin_open(config->data_dir, err, sizeof err);
+	if (!admin) {
+		log_error("event=startup_failed reason=\"%s\"", err);
+		return false;
+	}
+	if (!store_user_exists(admin, config->postmaster) &&
+	    store_user_add(admin, config->postmaster, NULL, err, sizeof err))
+		log_info("event=postmaster_created mailbox=%s", config->postmaster);
+	store_admin_close(admin);
+	return true;
+}
+
+static void on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve *sv = arg;
+	log_info("event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
+	smtpd_shutdown(sv->smtpd);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve *sv = arg;
+	struct config *fresh = config_load(sv->config->path, stderr);
+	if (!fresh) {
+		log_error("event=reload_failed path=%s reason=\"configuration has errors; keeping the old one\"",
+			  sv->config->path ? sv->config->path : "(defaults)");
+		return;
+	}
+	char names[256];
+	if (config_needs_restart(sv->config, fresh, names, sizeof names))
+		log_warning("event=reload_partial needs_restart=\"%s\"", names);
+	log_set_level(fresh->log_level);
+	smtpd_reload(sv->smtpd, fresh);
+	config_unref(sv->config);
+	sv->config = fresh;
+	log_info("event=reloaded path=%s", fresh->path ? fresh->path : "(defaults)");
+}
+
+int cli_serve(const char *config_path)
+{
+	struct serve sv = {0};
+	sv.config = config_load(config_path, stderr);
+	if (!sv.config)
+		return 1;
+	log_set_level(sv.config->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	raise_descriptor_limit();
+	evthread_use_pthreads();
+	sv.base = event_base_new();
+	if (!sv.base)
+		fatal("event_base_new failed");
+	sv.smtpd = smtpd_create(sv.base, sv.config);
+	if (!sv.smtpd || !drop_privileges(sv.config) || !prepare_data_dir(sv.config))
+		return 1;
+
+	char err[256];
+	struct store_settings settings = {
+		.data_dir = sv.config->data_dir,
+		.retry_initial_ms = sv.config->retry_initial * 1000,
+		.retry_max_ms = sv.config->retry_max * 1000,
+		.max_queue_lifetime_ms = sv.config->max_queue_lifetime * 1000,
+		.max_inflight = SERVE_MAX_INFLIGHT,
+	};
+	struct mda *mda = mda_create(sv.config->data_dir, sv.config->hostname, sv.config->delivery_workers);
+	struct store *store = store_start(&settings, sv.base, smtpd_commit_done, sv.smtpd, mda_dispatch, mda, err,
+					  sizeof err);
+	struct store_reader *reader = store ? store_reader_open(sv.config->data_dir, err, sizeof err) : NULL;
+	if (!store || !reader || !mda_run(mda, store)) {
+		log_error("event=startup_failed reason=\"%s\"", err);
+		return 1;
+	}
+	smtpd_run(sv.smtpd, store, reader);
+
+	struct event *term = evsignal_new(sv.base, SIGTERM, on_terminate, &sv);
+	struct event *intr = evsignal_new(sv.base, SIGINT, on_terminate, &sv);
+	struct event *hup = evsignal_new(sv.base, SIGHUP, on_reload, &sv);
+	event_add(term, NULL);
+	event_add(intr, NULL);
+	event_add(hup, NULL);
+	log_info("event=ready pid=%d hostname=%s data_dir=%s", (int)getpid(), sv.config->hostname,
+		 sv.config->data_dir);
+
+	event_base_dispatch(sv.base);
+
+	mda_stop(mda);
+	store_stop(store);
+	mda_free(mda);
+	store_reader_close(reader);
+	smtpd_free(sv.smtpd);
+	event_free(term);
+	event_free(intr);
+	event_free(hup);
+	event_base_free(sv.base);
+	config_unref(sv.config);
+	log_info("event=stopped");
+	return 0;
+}

@@ -1,0 +1,194 @@
+/*
+ * cli_util.c - what the administrative subcommands share: messages in the
+ * "tern: ..." form, the usage table, option words, opening the
+ * configuration and the database, and the checks on addresses an operator
+ * types.
+ *
+ * Addresses are lower-cased here once, so the database only ever holds
+ * lower-case keys (the server lower-cases before it looks up). A user's
+ * local part becomes a directory name under DATA_DIR/mail/DOMAIN/, which
+ * is why its alphabet is narrower than RFC 5321 allows.
+ */
+#include "cli/cli_util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "smtp/smtp_address.h"
+#include "util/util_str.h"
+
+/* Every subcommand's usage; the first word names the command it belongs to. */
+static const struct {
+	const char *command;
+	const char *line;
+} cli_usages[] = {
+	{"serve", "serve [-c FILE]"},
+	{"config", "config check [-c FILE]"},
+	{"config", "config defaults [--markdown]"},
+	{"user", "[-c FILE] user add EMAIL [--password-stdin]"},
+	{"user", "[-c FILE] user passwd EMAIL"},
+	{"user", "[-c FILE] user del EMAIL"},
+	{"user", "[-c FILE] user list"},
+	{"alias", "[-c FILE] alias add ALIAS TARGET [TARGET...]"},
+	{"alias", "[-c FILE] alias del ALIAS"},
+	{"alias", "[-c FILE] alias list"},
+	{"queue", "[-c FILE] queue list [--json]"},
+	{"queue", "[-c FILE] queue show ID [--json]"},
+};
+
+#define CLI_USAGE_COUNT (sizeof cli_usages / sizeof cli_usages[0])
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("tern: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return CLI_FAIL;
+}
+
+/* cli_usage_lines - the usage lines of command (NULL: all) on out. */
+static void cli_usage_lines(FILE *out, const char *command)
+{
+	const char *lead = "usage:";
+	for (size_t i = 0; i < CLI_USAGE_COUNT; i++) {
+		if (command && strcmp(cli_usages[i].command, command) != 0)
+			continue;
+		fprintf(out, "%s tern %s\n", lead, cli_usages[i].line);
+		lead = "      ";
+	}
+}
+
+int cli_usage(const char *command)
+{
+	cli_usage_lines(stderr, command);
+	return CLI_USAGE;
+}
+
+void cli_usage_all(FILE *out)
+{
+	cli_usage_lines(out, NULL);
+}
+
+int cli_flush(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return cli_fail("cannot write to standard output: %s", strerror(errno));
+	return rc;
+}
+
+bool cli_take_flag(int *argc, char **argv, const char *flag)
+{
+	bool seen = false;
+	int kept = 1;
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], flag) == 0)
+			seen = true;
+		else
+			argv[kept++] = argv[i];
+	}
+	if (*argc > 0)
+		*argc = kept;
+	return seen;
+}
+
+bool cli_unknown_option(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strncmp(argv[i], "--", 2) == 0) {
+			cli_fail("unknown option %s", argv[i]);
+			return true;
+		}
+	return false;
+}
+
+struct store_admin *cli_admin_open(const struct config *config)
+{
+	char err[512];
+	struct store_admin *admin = store_admin_open(config->data_dir, err, sizeof err);
+	if (!admin)
+		cli_fail("%s", err);
+	return admin;
+}
+
+/* ---- Addresses ---- */
+
+/* cli_local_domain - domain is local, or false after naming the local ones. */
+static bool cli_local_domain(const struct config *config, const char *address, const char *domain)
+{
+	if (config_is_local_domain(config, domain, strlen(domain)))
+		return true;
+	fprintf(stderr, "tern: %s: %s is not a local domain (local_domains:", address, domain);
+	for (size_t i = 0; i < config->local_domain_count; i++)
+		fprintf(stderr, "%s %s", i ? "," : "", config->local_domains[i]);
+	fputs(")\n", stderr);
+	return false;
+}
+
+/* cli_mailbox_local_ok - local[0..len) may name a mailbox directory. */
+static bool cli_mailbox_local_ok(const char *local, size_t len)
+{
+	if (len == 0 || len > SMTP_LOCAL_PART_MAX || local[0] == '.' || local[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = local[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		if (!ok || (c == '.' && i + 1 < len && local[i + 1] == '.'))
+			return false;
+	}
+	return true;
+}
+
+bool cli_address_copy(const char *arg, char *out, size_t size)
+{
+	if (strlen(arg) > CLI_ADDRESS_MAX || !str_copy(out, size, arg)) {
+		cli_fail("%.40s...: address too long (at most %d characters)", arg, CLI_ADDRESS_MAX);
+		return false;
+	}
+	str_lower(out);
+	return true;
+}
+
+bool cli_mailbox_parse(const struct config *config, const char *arg, char *out, size_t size)
+{
+	if (!cli_address_copy(arg, out, size))
+		return false;
+	const char *at = strchr(out, '@');
+	if (!at || at == out || at[1] == '\0') {
+		cli_fail("%s: not an address (want local@domain)", out);
+		return false;
+	}
+	if (!cli_mailbox_local_ok(out, (size_t)(at - out))) {
+		cli_fail("%s: a user name may hold only a-z, 0-9, '.', '_' and '-' (1 to %d of them, "
+			 "no '.' first, last or twice in a row)",
+			 out, SMTP_LOCAL_PART_MAX);
+		return false;
+	}
+	return cli_local_domain(config, out, at + 1);
+}
+
+bool cli_address_parse(const struct config *config, const char *arg, char *out, size_t size)
+{
+	char path[SMTP_PATH_MAX + 1];
+	if (!cli_address_copy(arg, out, size) || !str_format(path, sizeof path, "<%s>", out))
+		return false;
+	struct smtp_path parsed;
+	size_t used = 0, len = strlen(path);
+	bool too_long = false;
+	const char *why = NULL;
+	if (!smtp_path_parse(path, len, SMTP_PATH_FORWARD, &parsed, &used, &too_long, &why) || used != len ||
+	    parsed.is_bare_postmaster || parsed.has_source_route || parsed.domain_len == 0) {
+		cli_fail("%s: not a valid address (%s)", out, why ? why : "want local@domain");
+		return false;
+	}
+	if (parsed.local_quoted || parsed.domain_literal) {
+		cli_fail("%s: quoted local parts and address literals are not supported here", out);
+		return false;
+	}
+	return cli_local_domain(config, out, smtp_path_domain(&parsed));
+}

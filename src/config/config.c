@@ -1,0 +1,1448 @@
+/*
+ * config.c - the configuration file: one parameter table, its value
+ * parsers, the loader, the defaults listing and the restart check.
+ *
+ * Everything tern knows about a parameter (name, type, default as a user
+ * would write it, bounds, whether a change needs a restart, where it lives
+ * in struct config, one line of doc) is in params[] below. The loader,
+ * `tern config check`, `tern config defaults` and docs/CONFIG.md all read
+ * that table; nothing else lists the parameters. Defaults are applied after
+ * the file, to every parameter it left out, by running their text through
+ * the same value parser as a file's values, so a default cannot be a value
+ * the parser would refuse.
+ *
+ * Invariants: config_load hands out a complete config with refs = 1 or
+ * nothing; once handed out it is never changed (only refs moves). Lines are
+ * read into a fixed buffer of CONFIG_LINE_MAX bytes, so a broken or hostile
+ * file costs bounded memory per line; longer lines are refused.
+ *
+ * Failure: every problem in the file is written to the caller's stream, one
+ * line each, "FILE:LINE: PARAM: message" (FILE:LINE left out for problems
+ * that belong to no line), and config_load returns NULL. Values are quoted
+ * and escaped in messages. Out of memory aborts (xmalloc).
+ */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "smtp/smtp_address.h"
+#include "smtp/smtp_limits.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+
+/* Longest line accepted, without its LF. */
+#define CONFIG_LINE_MAX 4096
+
+/* Unknown names within this edit distance of a known one get a suggestion. */
+#define CONFIG_SUGGEST_DISTANCE 2
+
+/* Longest name shown raw in a message or compared for a suggestion. */
+#define CONFIG_NAME_MAX 64
+
+#define KIB 1024ULL
+#define MIB (1024ULL * KIB)
+#define GIB (1024ULL * MIB)
+#define MINUTE 60ULL
+#define HOUR (60ULL * MINUTE)
+#define DAY (24ULL * HOUR)
+
+#define FIELD(f) offsetof(struct config, f)
+#define CONFIG_STR_(x) #x
+#define CONFIG_STR(x) CONFIG_STR_(x)
+
+enum config_type {
+	CONFIG_STRING,    /* char *: bytes from param.chars, length min..max */
+	CONFIG_PATH,      /* char *: no control characters, length min..max */
+	CONFIG_DOMAIN,    /* char *: one domain name */
+	CONFIG_DOMAINS,   /* char ** + size_t count: lower-cased, no duplicates */
+	CONFIG_ADDRESS,   /* char *: local@domain, lower-cased */
+	CONFIG_LISTENER,  /* struct config_listener * + size_t count; may repeat */
+	CONFIG_SIZE,      /* uint64_t bytes */
+	CONFIG_COUNT,     /* uint64_t */
+	CONFIG_DURATION,  /* uint64_t seconds */
+	CONFIG_LOG_LEVEL, /* enum log_level */
+};
+
+struct config_load;
+
+struct config_param {
+	const char *name;
+	enum config_type type;
+	/* The default as a user would write it; with default_fn, only what the
+	 * listing shows, and default_fn makes the text at load time. */
+	const char *default_text;
+	bool (*default_fn)(struct config_load *ld, char *buf, size_t size);
+	uint64_t min, max;     /* numbers: bounds in bytes/seconds; text: length */
+	const char *chars;     /* CONFIG_STRING: the bytes allowed */
+	const char *chars_doc; /* ... as said in an error message */
+	bool restart;          /* a change only takes effect at a restart */
+	bool repeats;          /* may be given more than once (a list) */
+	size_t offset;         /* of the field in struct config */
+	size_t count_offset;   /* lists: of the element count */
+	const char *doc;
+};
+
+/* One unit suffix of a number type; alt is the other case, if accepted. */
+struct config_unit {
+	char suffix;
+	char alt;
+	uint64_t factor;
+};
+
+typedef bool config_parse_fn(struct config_load *ld, const struct config_param *p, const char *v, size_t len);
+typedef bool config_equal_fn(const struct config_param *p, const struct config *a, const struct config *b);
+typedef void config_release_fn(const struct config_param *p, struct config *config);
+
+struct config_type_info {
+	const char *name;
+	const char *doc;                /* what a value looks like (docs) */
+	const char *hint;               /* "a size (use ...)" for "is not" messages */
+	const struct config_unit *units; /* number types, smallest first */
+	config_parse_fn *parse;
+	config_equal_fn *equal;
+	config_release_fn *release; /* NULL: nothing allocated */
+};
+
+/*
+ * struct config_load - the state of one config_load call. set_line[i] is
+ * the line params[i] was first given on (0: not in the file); bad[i] says
+ * its value was refused, so checks that involve it are skipped instead of
+ * piling a second message on the first.
+ */
+struct config_load {
+	struct config *config;
+	const char *file;
+	unsigned line; /* 0: the problem belongs to no line */
+	FILE *errors;
+	unsigned error_count;
+	unsigned *set_line;
+	bool *bad;
+	unsigned *listener_lines; /* parallel to config->listeners */
+};
+
+static config_parse_fn parse_string, parse_path, parse_domain, parse_domains, parse_address, parse_listener,
+	parse_number, parse_log_level;
+static config_equal_fn equal_string, equal_domains, equal_listeners, equal_number, equal_log_level;
+static config_release_fn release_string, release_domains, release_listeners;
+static bool default_hostname(struct config_load *ld, char *buf, size_t size);
+static bool default_postmaster(struct config_load *ld, char *buf, size_t size);
+
+static const struct config_unit size_units[] = {
+	{'k', 'K', KIB},
+	{'M', 'm', MIB},
+	{'G', 'g', GIB},
+	{0, 0, 0},
+};
+
+static const struct config_unit duration_units[] = {
+	{'s', 0, 1},
+	{'m', 0, MINUTE},
+	{'h', 0, HOUR},
+	{'d', 0, DAY},
+	{0, 0, 0},
+};
+
+static const struct config_type_info types[] = {
+	[CONFIG_STRING] = {"string", "text from a fixed set of characters", NULL, NULL, parse_string, equal_string,
+			   release_string},
+	[CONFIG_PATH] = {"path", "a file system path, absolute or relative to the working directory", NULL, NULL,
+			 parse_path, equal_string, release_string},
+	[CONFIG_DOMAIN] = {"domain", "a domain name (international ones in A-label form, xn--...)", NULL, NULL,
+			   parse_domain, equal_string, release_string},
+	[CONFIG_DOMAINS] = {"domain list", "domain names separated by commas or spaces, no duplicates", NULL, NULL,
+			    parse_domains, equal_domains, release_domains},
+	[CONFIG_ADDRESS] = {"address", "a mail address, local@domain", NULL, NULL, parse_address, equal_string,
+			    release_string},
+	[CONFIG_LISTENER] = {"listener",
+			     "`ADDRESS:PORT KIND`: a numeric IPv4 address or an IPv6 one in brackets "
+			     "(`[::1]:25`), a port 1..65535, and `mx`, `submission` or `submissions`",
+			     NULL, NULL, parse_listener, equal_listeners, release_listeners},
+	[CONFIG_SIZE] = {"size", "bytes, or a number with k, M or G (1024-based): `25M`",
+			 "a size (use a number with k, M or G)", size_units, parse_number, equal_number, NULL},
+	[CONFIG_COUNT] = {"count", "a whole number", "a count (use a whole number)", NULL, parse_number,
+			  equal_number, NULL},
+	[CONFIG_DURATION] = {"duration", "seconds, or a number with s, m, h or d: `90s`, `5m`, `4h`, `5d`",
+			     "a duration (use a number with s, m, h or d)", duration_units, parse_number,
+			     equal_number, NULL},
+	[CONFIG_LOG_LEVEL] = {"log level", "`debug`, `info`, `warning` or `error`", NULL, NULL, parse_log_level,
+			      equal_log_level, NULL},
+};
+
+/*
+ * The parameters, in the order the listing shows them. local_domains comes
+ * before postmaster: postmaster's default is made from it.
+ */
+static const struct config_param params[] = {
+	{.name = "hostname", .type = CONFIG_DOMAIN, .default_text = "(system host name)",
+	 .default_fn = default_hostname, .offset = FIELD(hostname),
+	 .doc = "name in the greeting, the EHLO reply and Received: headers"},
+	{.name = "data_dir", .type = CONFIG_PATH, .default_text = "./var", .min = 1, .max = 1024,
+	 .restart = true, .offset = FIELD(data_dir),
+	 .doc = "directory of the queue database (queue.db) and the mailboxes (mail/)"},
+	{.name = "listen", .type = CONFIG_LISTENER, .default_text = "127.0.0.1:2525 mx", .restart = true,
+	 .repeats = true, .offset = FIELD(listeners), .count_offset = FIELD(listener_count),
+	 .doc = "address, port and kind to accept connections on; repeat for more"},
+	{.name = "local_domains", .type = CONFIG_DOMAINS, .default_text = "localhost",
+	 .offset = FIELD(local_domains), .count_offset = FIELD(local_domain_count),
+	 .doc = "domains whose mail tern delivers to its own mailboxes"},
+	{.name = "postmaster", .type = CONFIG_ADDRESS, .default_text = "postmaster@<first local domain>",
+	 .default_fn = default_postmaster, .offset = FIELD(postmaster),
+	 .doc = "mailbox for postmaster@ any local domain without its own; created at start"},
+	{.name = "recipient_delimiter", .type = CONFIG_STRING, .default_text = "+", .min = 0, .max = 8,
+	 .chars = "+-_=!#$%&'*/?^`{|}~", .chars_doc = "characters from +-_=!#$%&'*/?^`{|}~",
+	 .offset = FIELD(recipient_delimiter),
+	 .doc = "user+tag@domain is delivered to user@domain; empty turns it off"},
+	{.name = "max_message_size", .type = CONFIG_SIZE, .default_text = "25M", .min = KIB, .max = 2 * GIB,
+	 .offset = FIELD(max_message_size),
+	 .doc = "largest message accepted, announced in SIZE (552 5.3.4 past it)"},
+	{.name = "max_recipients", .type = CONFIG_COUNT, .default_text = "1000", .min = SMTP_RECIPIENTS_MIN,
+	 .max = SMTP_RECIPIENTS_CEILING, .offset = FIELD(max_recipients),
+	 .doc = "recipients per transaction (452 4.5.3 past it); RFC 5321 4.5.3.1.8 asks for 100"},
+	{.name = "max_errors", .type = CONFIG_COUNT, .default_text = "10", .min = 1, .max = 1000,
+	 .offset = FIELD(max_errors), .doc = "errors in one session before 421 4.7.0 and disconnect"},
+	{.name = "max_connections", .type = CONFIG_COUNT, .default_text = "1000", .min = 1, .max = 1000000,
+	 .offset = FIELD(max_connections), .doc = "client connections in all (past it: 421 4.7.0, then close)"},
+	{.name = "max_connections_per_ip", .type = CONFIG_COUNT, .default_text = "50", .min = 1, .max = 1000000,
+	 .offset = FIELD(max_connections_per_ip),
+	 .doc = "client connections from one address (past it: 421 4.7.0, then close)"},
+	{.name = "command_timeout", .type = CONFIG_DURATION, .default_text = "5m", .min = 1, .max = DAY,
+	 .offset = FIELD(command_timeout), .doc = "idle time waiting for a command (421 4.4.2, then close)"},
+	{.name = "data_timeout", .type = CONFIG_DURATION, .default_text = "10m", .min = 1, .max = DAY,
+	 .offset = FIELD(data_timeout), .doc = "idle time inside DATA or BDAT content"},
+	{.name = "session_timeout", .type = CONFIG_DURATION, .default_text = "1h", .min = 1, .max = 7 * DAY,
+	 .offset = FIELD(session_timeout), .doc = "longest a whole session may last"},
+	{.name = "max_hops", .type = CONFIG_COUNT, .default_text = CONFIG_STR(SMTP_HOPS_MAX), .min = 1,
+	 .max = 500, .offset = FIELD(max_hops),
+	 .doc = "Received: headers a message may carry before 554 5.4.6 (mail loop)"},
+	{.name = "log_level", .type = CONFIG_LOG_LEVEL, .default_text = "info", .offset = FIELD(log_level),
+	 .doc = "least severe lines logged: debug, info, warning or error"},
+	{.name = "user", .type = CONFIG_STRING, .default_text = "", .min = 0, .max = 32,
+	 .chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+	 .chars_doc = "letters, digits, \".\", \"_\" and \"-\"", .restart = true, .offset = FIELD(user),
+	 .doc = "when started as root: the user to run as after binding the listeners"},
+	{.name = "delivery_workers", .type = CONFIG_COUNT, .default_text = "4", .min = 1, .max = 64,
+	 .restart = true, .offset = FIELD(delivery_workers), .doc = "threads writing Maildir files"},
+	{.name = "retry_initial", .type = CONFIG_DURATION, .default_text = "5m", .min = 1, .max = DAY,
+	 .offset = FIELD(retry_initial), .doc = "first wait before retrying a failed local delivery"},
+	{.name = "retry_max", .type = CONFIG_DURATION, .default_text = "4h", .min = 1, .max = 7 * DAY,
+	 .offset = FIELD(retry_max),
+	 .doc = "longest wait between local delivery retries; at least retry_initial"},
+	{.name = "max_queue_lifetime", .type = CONFIG_DURATION, .default_text = "5d", .min = MINUTE,
+	 .max = 60 * DAY, .offset = FIELD(max_queue_lifetime),
+	 .doc = "time after which an undelivered recipient is given up"},
+	{.name = "shutdown_timeout", .type = CONFIG_DURATION, .default_text = "30s", .min = 0, .max = HOUR,
+	 .offset = FIELD(shutdown_timeout), .doc = "on SIGTERM: time in-flight transactions get to finish"},
+};
+
+#define PARAM_COUNT (sizeof params / sizeof params[0])
+
+/* ---- small helpers ---- */
+
+static void *field_at(struct config *config, size_t offset)
+{
+	return (char *)config + offset;
+}
+
+static const void *field_at_const(const struct config *config, size_t offset)
+{
+	return (const char *)config + offset;
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool all_digits(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!is_digit(s[i]))
+			return false;
+	return true;
+}
+
+/* trim - drop blanks at both ends of s[0..*len). */
+static const char *trim(const char *s, size_t *len)
+{
+	while (*len > 0 && is_blank(s[0])) {
+		s++;
+		(*len)--;
+	}
+	while (*len > 0 && is_blank(s[*len - 1]))
+		(*len)--;
+	return s;
+}
+
+/* next_token - the next run of non-separators in *s[0..*len), advancing past it. */
+static bool next_token(const char **s, size_t *len, const char *seps, const char **tok, size_t *tok_len)
+{
+	while (*len > 0 && strchr(seps, **s) != NULL) {
+		(*s)++;
+		(*len)--;
+	}
+	if (*len == 0)
+		return false;
+	*tok = *s;
+	while (*len > 0 && strchr(seps, **s) == NULL) {
+		(*s)++;
+		(*len)--;
+	}
+	*tok_len = (size_t)(*s - *tok);
+	return true;
+}
+
+/* quote - s[0..len) quoted and escaped for a message (see log_quote). */
+static const char *quote(char buf[LOG_QUOTE_MAX], const char *s, size_t len)
+{
+	return log_quote(buf, LOG_QUOTE_MAX, s, len);
+}
+
+/* name_shown - a parameter name as written: raw if it is a plain word, else quoted. */
+static const char *name_shown(char buf[LOG_QUOTE_MAX], const char *s, size_t len)
+{
+	bool plain = len > 0 && len <= CONFIG_NAME_MAX;
+	for (size_t i = 0; plain && i < len; i++)
+		plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.", s[i]) != NULL;
+	if (plain) {
+		str_copy_n(buf, LOG_QUOTE_MAX, s, len);
+		return buf;
+	}
+	return quote(buf, s, len);
+}
+
+static void load_error(struct config_load *ld, const char *param, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * load_error - one problem, one line: "FILE:LINE: PARAM: message", the
+ * location left out when ld->line is 0 and the name when param is NULL.
+ */
+static void load_error(struct config_load *ld, const char *param, const char *fmt, ...)
+{
+	va_list ap;
+
+	ld->error_count++;
+	if (ld->errors == NULL)
+		return;
+	if (ld->line > 0)
+		fprintf(ld->errors, "%s:%u: ", ld->file, ld->line);
+	if (param != NULL)
+		fprintf(ld->errors, "%s: ", param);
+	va_start(ap, fmt);
+	vfprintf(ld->errors, fmt, ap);
+	va_end(ap);
+	fputc('\n', ld->errors);
+}
+
+static size_t param_index(const struct config_param *p)
+{
+	return (size_t)(p - params);
+}
+
+static const struct config_param *param_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		if (strlen(params[i].name) == len && memcmp(params[i].name, name, len) == 0)
+			return &params[i];
+	return NULL;
+}
+
+static const struct config_param *param_get(const char *name)
+{
+	const struct config_param *p = param_find(name, strlen(name));
+	if (p == NULL)
+		fatal("no configuration parameter %s", name);
+	return p;
+}
+
+static char ascii_lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* edit_distance - Levenshtein distance ignoring ASCII case; both at most CONFIG_NAME_MAX. */
+static size_t edit_distance(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+	size_t row[CONFIG_NAME_MAX + 1];
+
+	for (size_t j = 0; j <= b_len; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= a_len; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= b_len; j++) {
+			size_t up = row[j];
+			size_t cost = ascii_lower(a[i - 1]) == ascii_lower(b[j - 1]) ? 0 : 1;
+			size_t best = diag + cost;
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[b_len];
+}
+
+/* param_suggest - the known name closest to name[0..len), if close enough. */
+static const char *param_suggest(const char *name, size_t len)
+{
+	const char *best = NULL;
+	size_t best_distance = CONFIG_SUGGEST_DISTANCE + 1;
+
+	if (len > CONFIG_NAME_MAX)
+		return NULL;
+	for (size_t i = 0; i < PARAM_COUNT; i++) {
+		size_t d = edit_distance(name, len, params[i].name, strlen(params[i].name));
+		if (d < best_distance) {
+			best_distance = d;
+			best = params[i].name;
+		}
+	}
+	return best;
+}
+
+/* ---- numbers ---- */
+
+static const struct config_unit *unit_find(const struct config_unit *units, char c)
+{
+	for (; units != NULL && units->suffix != 0; units++)
+		if (c == units->suffix || (units->alt != 0 && c == units->alt))
+			return units;
+	return NULL;
+}
+
+/* format_number - v in the largest unit of the type that divides it: 2G, 5m, 1000. */
+static const char *format_number(char *buf, size_t size, enum config_type type, uint64_t v)
+{
+	const struct config_unit *units = types[type].units;
+	const struct config_unit *best = NULL;
+
+	for (const struct config_unit *u = units; u != NULL && u->suffix != 0; u++)
+		if (v != 0 && v % u->factor == 0)
+			best = u;
+	if (best != NULL)
+		str_format(buf, size, "%llu%c", (unsigned long long)(v / best->factor), best->suffix);
+	else if (type == CONFIG_DURATION)
+		str_format(buf, size, "%llus", (unsigned long long)v);
+	else
+		str_format(buf, size, "%llu", (unsigned long long)v);
+	return buf;
+}
+
+/* format_range - "MIN..MAX" of a number parameter, in its units. */
+static const char *format_range(char *buf, size_t size, const struct config_param *p)
+{
+	char lo[32], hi[32];
+	str_format(buf, size, "%s..%s", format_number(lo, sizeof lo, p->type, p->min),
+		   format_number(hi, sizeof hi, p->type, p->max));
+	return buf;
+}
+
+/* parse_number - digits with an optional unit suffix, within [min, max]. */
+static bool parse_number(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	const struct config_unit *unit = unit_find(types[p->type].units, v[len - 1]);
+	uint64_t factor = unit != NULL ? unit->factor : 1;
+	size_t digits = unit != NULL ? len - 1 : len;
+	uint64_t n;
+	char q[LOG_QUOTE_MAX], range[80];
+
+	if (!all_digits(v, digits)) {
+		load_error(ld, p->name, "%s is not %s", quote(q, v, len), types[p->type].hint);
+		return false;
+	}
+	if (!str_to_u64(v, digits, &n) || n > UINT64_MAX / factor || n * factor < p->min || n * factor > p->max) {
+		load_error(ld, p->name, "%s is out of range (%s)", quote(q, v, len),
+			   format_range(range, sizeof range, p));
+		return false;
+	}
+	*(uint64_t *)field_at(ld->config, p->offset) = n * factor;
+	return true;
+}
+
+static bool equal_number(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	return *(const uint64_t *)field_at_const(a, p->offset) == *(const uint64_t *)field_at_const(b, p->offset);
+}
+
+static bool parse_log_level(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	char word[16];
+	char q[LOG_QUOTE_MAX];
+	enum log_level level;
+
+	if (!str_copy_n(word, sizeof word, v, len) || !log_level_parse(word, &level)) {
+		load_error(ld, p->name, "%s is not a log level (use debug, info, warning or error)",
+			   quote(q, v, len));
+		return false;
+	}
+	*(enum log_level *)field_at(ld->config, p->offset) = level;
+	return true;
+}
+
+static bool equal_log_level(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	return *(const enum log_level *)field_at_const(a, p->offset) ==
+	       *(const enum log_level *)field_at_const(b, p->offset);
+}
+
+/* ---- text ---- */
+
+static void store_string(struct config_load *ld, const struct config_param *p, char *s)
+{
+	char **field = field_at(ld->config, p->offset);
+	free(*field);
+	*field = s;
+}
+
+static bool check_length(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	char q[LOG_QUOTE_MAX];
+	if (len <= p->max)
+		return true;
+	load_error(ld, p->name, "%s is longer than %llu bytes", quote(q, v, len), (unsigned long long)p->max);
+	return false;
+}
+
+static bool parse_string(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	char q[LOG_QUOTE_MAX], c[LOG_QUOTE_MAX];
+
+	if (!check_length(ld, p, v, len))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] == '\0' || strchr(p->chars, v[i]) == NULL) {
+			load_error(ld, p->name, "%s contains %s (use %s)", quote(q, v, len), quote(c, v + i, 1),
+				   p->chars_doc);
+			return false;
+		}
+	}
+	store_string(ld, p, str_dup_n(v, len));
+	return true;
+}
+
+static bool parse_path(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	char q[LOG_QUOTE_MAX];
+
+	if (!check_length(ld, p, v, len))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c < 0x20 || c == 0x7f) {
+			load_error(ld, p->name, "%s contains a control character", quote(q, v, len));
+			return false;
+		}
+	}
+	store_string(ld, p, str_dup_n(v, len));
+	return true;
+}
+
+static bool equal_string(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	const char *const *x = field_at_const(a, p->offset);
+	const char *const *y = field_at_const(b, p->offset);
+	if (*x == NULL || *y == NULL)
+		return *x == *y;
+	return strcmp(*x, *y) == 0;
+}
+
+static void release_string(const struct config_param *p, struct config *config)
+{
+	char **field = field_at(config, p->offset);
+	free(*field);
+	*field = NULL;
+}
+
+static bool has_high_bytes(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return true;
+	return false;
+}
+
+/*
+ * domain_valid - s[0..len) is an RFC 5321 Domain (no address literal).
+ * U-labels are refused: mailbox directories and comparisons work on the
+ * ASCII form, so international domains are written as A-labels.
+ */
+static bool domain_valid(struct config_load *ld, const struct config_param *p, const char *s, size_t len)
+{
+	char q[LOG_QUOTE_MAX];
+
+	if (smtp_domain_check(s, len, false, false))
+		return true;
+	if (has_high_bytes(s, len) && smtp_domain_check(s, len, false, true))
+		load_error(ld, p->name, "%s: write international domains in A-label form (xn--...)",
+			   quote(q, s, len));
+	else
+		load_error(ld, p->name, "%s is not a valid domain name", quote(q, s, len));
+	return false;
+}
+
+static bool parse_domain(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	if (!domain_valid(ld, p, v, len))
+		return false;
+	store_string(ld, p, str_dup_n(v, len));
+	return true;
+}
+
+static void free_domains(char **list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(list[i]);
+	free(list);
+}
+
+static bool domain_listed(char *const *list, size_t count, const char *domain)
+{
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(list[i], domain) == 0)
+			return true;
+	return false;
+}
+
+/* parse_domains - every domain is checked, so one line reports all its bad ones. */
+static bool parse_domains(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	char **list = xcalloc(len / 2 + 1, sizeof *list);
+	size_t count = 0;
+	const char *tok;
+	size_t tok_len;
+	bool ok = true;
+	char q[LOG_QUOTE_MAX];
+
+	while (next_token(&v, &len, ", \t", &tok, &tok_len)) {
+		if (!domain_valid(ld, p, tok, tok_len)) {
+			ok = false;
+			continue;
+		}
+		char *domain = str_dup_n(tok, tok_len);
+		str_lower(domain);
+		if (domain_listed(list, count, domain)) {
+			load_error(ld, p->name, "%s is listed twice", quote(q, domain, strlen(domain)));
+			free(domain);
+			ok = false;
+			continue;
+		}
+		list[count++] = domain;
+	}
+	if (ok && count == 0) {
+		load_error(ld, p->name, "no domain given");
+		ok = false;
+	}
+	if (!ok) {
+		free_domains(list, count);
+		return false;
+	}
+	release_domains(p, ld->config);
+	*(char ***)field_at(ld->config, p->offset) = list;
+	*(size_t *)field_at(ld->config, p->count_offset) = count;
+	return true;
+}
+
+static bool equal_domains(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	char *const *x = *(char *const *const *)field_at_const(a, p->offset);
+	char *const *y = *(char *const *const *)field_at_const(b, p->offset);
+	size_t n = *(const size_t *)field_at_const(a, p->count_offset);
+
+	if (n != *(const size_t *)field_at_const(b, p->count_offset))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(x[i], y[i]) != 0)
+			return false;
+	return true;
+}
+
+static void release_domains(const struct config_param *p, struct config *config)
+{
+	char ***list = field_at(config, p->offset);
+	size_t *count = field_at(config, p->count_offset);
+	free_domains(*list, *count);
+	*list = NULL;
+	*count = 0;
+}
+
+/* RFC 5322 3.2.3 atext: what a Dot-string local part is made of (RFC 5321 4.1.2). */
+static bool is_atext(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+/* local_part_valid - a Dot-string of at most SMTP_LOCAL_PART_MAX (RFC 5321 4.5.3.1.1). */
+static bool local_part_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > SMTP_LOCAL_PART_MAX || s[0] == '.' || s[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '.' ? s[i + 1] == '.' : !is_atext(s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* parse_address - local@domain; that the domain is local is checked after the whole file. */
+static bool parse_address(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	const char *at = memchr(v, '@', len);
+	char q[LOG_QUOTE_MAX];
+
+	if (at == NULL) {
+		load_error(ld, p->name, "%s is not an address (write local@domain)", quote(q, v, len));
+		return false;
+	}
+	size_t local_len = (size_t)(at - v);
+	if (!local_part_valid(v, local_len)) {
+		load_error(ld, p->name, "%s: %s is not a valid local part", quote(q, v, len),
+			   local_len > 0 ? "the part before \"@\"" : "the empty string");
+		return false;
+	}
+	if (!domain_valid(ld, p, at + 1, len - local_len - 1))
+		return false;
+	char *address = str_dup_n(v, len);
+	str_lower(address);
+	store_string(ld, p, address);
+	return true;
+}
+
+/* ---- listeners ---- */
+
+static bool listener_kind_parse(const char *s, size_t len, enum listener_kind *kind)
+{
+	static const struct {
+		const char *name;
+		enum listener_kind kind;
+	} kinds[] = {
+		{"mx", LISTENER_MX},
+		{"submission", LISTENER_SUBMISSION},
+		{"submissions", LISTENER_SUBMISSIONS},
+	};
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		if (strlen(kinds[i].name) == len && memcmp(kinds[i].name, s, len) == 0) {
+			*kind = kinds[i].kind;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * split_host_port - "IPv4:PORT" or "[IPv6]:PORT" into host and port
+ * slices, and the address family the host must be.
+ */
+static bool split_host_port(struct config_load *ld, const struct config_param *p, const char *s, size_t len,
+			    const char **host, size_t *host_len, const char **port, size_t *port_len, int *family)
+{
+	char q[LOG_QUOTE_MAX];
+	const char *colon;
+
+	if (len > 0 && s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+		if (close == NULL) {
+			load_error(ld, p->name, "%s has no closing \"]\"", quote(q, s, len));
+			return false;
+		}
+		*host = s + 1;
+		*host_len = (size_t)(close - s) - 1;
+		colon = close + 1 < s + len && close[1] == ':' ? close + 1 : NULL;
+		*family = AF_INET6;
+	} else {
+		colon = memrchr(s, ':', len);
+		*host = s;
+		*host_len = colon != NULL ? (size_t)(colon - s) : len;
+		*family = AF_INET;
+		if (colon != NULL && memchr(s, ':', *host_len) != NULL) {
+			load_error(ld, p->name, "%s: put an IPv6 address in brackets, as in [::1]:25",
+				   quote(q, s, len));
+			return false;
+		}
+	}
+	if (colon == NULL) {
+		load_error(ld, p->name, "%s has no port (write ADDRESS:PORT KIND)", quote(q, s, len));
+		return false;
+	}
+	*port = colon + 1;
+	*port_len = (size_t)(s + len - *port);
+	return true;
+}
+
+/* parse_port - 1..65535; 0 means "any" to bind(2), which a listener cannot use. */
+static bool parse_port(struct config_load *ld, const struct config_param *p, const char *s, size_t len,
+		       unsigned *port)
+{
+	char q[LOG_QUOTE_MAX];
+	uint64_t n;
+
+	if (!all_digits(s, len)) {
+		load_error(ld, p->name, "port %s is not a number", quote(q, s, len));
+		return false;
+	}
+	if (!str_to_u64(s, len, &n) || n < 1 || n > 65535) {
+		load_error(ld, p->name, "port %s is out of range (1..65535)", quote(q, s, len));
+		return false;
+	}
+	*port = (unsigned)n;
+	return true;
+}
+
+/*
+ * resolve_numeric - host and port into a socket address, numeric only
+ * (AI_NUMERICHOST: no name lookups at load time). IPv4 is also checked
+ * with inet_pton, which unlike getaddrinfo refuses "127.1" and "0x7f.1".
+ */
+static bool resolve_numeric(const char *host, unsigned port, int family, struct config_listener *out)
+{
+	struct addrinfo hints, *res = NULL;
+	char service[8];
+	struct in_addr in4;
+
+	if (family == AF_INET && inet_pton(AF_INET, host, &in4) != 1)
+		return false;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	str_format(service, sizeof service, "%u", port);
+	if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL)
+		return false;
+	bool fits = res->ai_addrlen <= sizeof out->addr;
+	if (fits) {
+		memset(&out->addr, 0, sizeof out->addr);
+		memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
+		out->addr_len = res->ai_addrlen;
+	}
+	freeaddrinfo(res);
+	return fits;
+}
+
+/* listener_address - "ADDRESS:PORT" into out->addr and out->text. */
+static bool listener_address(struct config_load *ld, const struct config_param *p, const char *s, size_t len,
+			     struct config_listener *out)
+{
+	const char *host, *port_text;
+	size_t host_len, port_len;
+	int family;
+	unsigned port;
+	char host_buf[INET6_ADDRSTRLEN + 32];
+	char q[LOG_QUOTE_MAX];
+
+	if (!split_host_port(ld, p, s, len, &host, &host_len, &port_text, &port_len, &family) ||
+	    !parse_port(ld, p, port_text, port_len, &port))
+		return false;
+	if (!str_copy_n(host_buf, sizeof host_buf, host, host_len) || host_len == 0 ||
+	    !resolve_numeric(host_buf, port, family, out)) {
+		load_error(ld, p->name, "%s is not a numeric %s address", quote(q, host, host_len),
+			   family == AF_INET ? "IPv4" : "IPv6");
+		return false;
+	}
+	if (!str_copy_n(out->text, sizeof out->text, s, len)) {
+		load_error(ld, p->name, "%s is too long", quote(q, s, len));
+		return false;
+	}
+	return true;
+}
+
+static in_port_t sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)ss)->sin_port;
+	return ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
+}
+
+static bool sockaddr_any(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr);
+}
+
+static bool listener_same(const struct config_listener *a, const struct config_listener *b)
+{
+	return a->addr_len == b->addr_len && memcmp(&a->addr, &b->addr, a->addr_len) == 0;
+}
+
+/*
+ * listener_conflict - the index of a listener b cannot be bound next to: the
+ * same address, or the same port and family with either on the wildcard
+ * address (bind(2) fails with EADDRINUSE). IPv4 and IPv6 never conflict:
+ * IPv6 listeners are bound IPV6_V6ONLY.
+ */
+static bool listener_conflict(const struct config *config, const struct config_listener *b, size_t *at)
+{
+	for (size_t i = 0; i < config->listener_count; i++) {
+		const struct config_listener *a = &config->listeners[i];
+		if (listener_same(a, b) ||
+		    (a->addr.ss_family == b->addr.ss_family && sockaddr_port(&a->addr) == sockaddr_port(&b->addr) &&
+		     (sockaddr_any(&a->addr) || sockaddr_any(&b->addr)))) {
+			*at = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void listener_append(struct config_load *ld, const struct config_listener *l)
+{
+	struct config *c = ld->config;
+	c->listeners = xrealloc(c->listeners, (c->listener_count + 1) * sizeof *c->listeners);
+	ld->listener_lines = xrealloc(ld->listener_lines, (c->listener_count + 1) * sizeof *ld->listener_lines);
+	c->listeners[c->listener_count] = *l;
+	ld->listener_lines[c->listener_count] = ld->line;
+	c->listener_count++;
+}
+
+static bool listener_unique(struct config_load *ld, const struct config_param *p, const struct config_listener *l)
+{
+	size_t at;
+
+	if (!listener_conflict(ld->config, l, &at))
+		return true;
+	const struct config_listener *other = &ld->config->listeners[at];
+	if (listener_same(other, l))
+		load_error(ld, p->name, "duplicate listen address %s (first on line %u)", l->text,
+			   ld->listener_lines[at]);
+	else
+		load_error(ld, p->name, "%s overlaps %s (line %u)", l->text, other->text, ld->listener_lines[at]);
+	return false;
+}
+
+/* parse_listener - "ADDRESS:PORT KIND"; each occurrence appends one listener. */
+static bool parse_listener(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	const char *addr = v, *kind = NULL, *extra = NULL, *rest = v;
+	size_t addr_len = len, kind_len = 0, extra_len = 0, rest_len = len;
+	struct config_listener l;
+	char q[LOG_QUOTE_MAX];
+
+	memset(&l, 0, sizeof l);
+	next_token(&rest, &rest_len, " \t", &addr, &addr_len);
+	if (!next_token(&rest, &rest_len, " \t", &kind, &kind_len) ||
+	    next_token(&rest, &rest_len, " \t", &extra, &extra_len)) {
+		load_error(ld, p->name, "%s is not ADDRESS:PORT KIND (KIND: mx, submission or submissions)",
+			   quote(q, v, len));
+		return false;
+	}
+	if (!listener_kind_parse(kind, kind_len, &l.kind)) {
+		load_error(ld, p->name, "unknown kind %s (use mx, submission or submissions)",
+			   quote(q, kind, kind_len));
+		return false;
+	}
+	if (!listener_address(ld, p, addr, addr_len, &l) || !listener_unique(ld, p, &l))
+		return false;
+	listener_append(ld, &l);
+	return true;
+}
+
+static bool listener_listed(const struct config *config, const struct config_listener *l)
+{
+	for (size_t i = 0; i < config->listener_count; i++)
+		if (listener_same(&config->listeners[i], l) && config->listeners[i].kind == l->kind)
+			return true;
+	return false;
+}
+
+/* equal_listeners - the same set of (address, kind), in any order. */
+static bool equal_listeners(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	(void)p;
+	if (a->listener_count != b->listener_count)
+		return false;
+	for (size_t i = 0; i < a->listener_count; i++)
+		if (!listener_listed(b, &a->listeners[i]))
+			return false;
+	return true;
+}
+
+static void release_listeners(const struct config_param *p, struct config *config)
+{
+	(void)p;
+	free(config->listeners);
+	config->listeners = NULL;
+	config->listener_count = 0;
+}
+
+/* ---- computed defaults ---- */
+
+static bool default_hostname(struct config_load *ld, char *buf, size_t size)
+{
+	char q[LOG_QUOTE_MAX];
+
+	if (gethostname(buf, size) != 0) {
+		load_error(ld, "hostname", "cannot read the system host name: %s; set hostname", strerror(errno));
+		return false;
+	}
+	buf[size - 1] = '\0';
+	if (!smtp_domain_check(buf, strlen(buf), false, false)) {
+		load_error(ld, "hostname", "the system host name %s is not a valid domain name; set hostname",
+			   quote(q, buf, strlen(buf)));
+		return false;
+	}
+	return true;
+}
+
+/* default_postmaster - postmaster@ the first local domain (none if local_domains was refused). */
+static bool default_postmaster(struct config_load *ld, char *buf, size_t size)
+{
+	const struct config *c = ld->config;
+	if (c->local_domain_count == 0)
+		return false;
+	return str_format(buf, size, "postmaster@%s", c->local_domains[0]);
+}
+
+/* ---- the loader ---- */
+
+/* apply_value - run value v[0..len) of p through its type's parser. */
+static void apply_value(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	bool ok;
+
+	if (len == 0 && !(p->type == CONFIG_STRING && p->min == 0)) {
+		load_error(ld, p->name, "no value (write %s = VALUE)", p->name);
+		ok = false;
+	} else {
+		ok = types[p->type].parse(ld, p, v, len);
+	}
+	if (!ok)
+		ld->bad[param_index(p)] = true;
+}
+
+static void report_unknown(struct config_load *ld, const char *name, size_t len)
+{
+	char shown[LOG_QUOTE_MAX];
+	const char *guess = param_suggest(name, len);
+
+	if (guess != NULL)
+		load_error(ld, name_shown(shown, name, len), "unknown parameter (did you mean %s?)", guess);
+	else
+		load_error(ld, name_shown(shown, name, len), "unknown parameter");
+}
+
+static void report_no_equals(struct config_load *ld, const char *s, size_t len)
+{
+	const char *word;
+	size_t word_len;
+	char shown[LOG_QUOTE_MAX];
+
+	next_token(&s, &len, " \t", &word, &word_len);
+	load_error(ld, name_shown(shown, word, word_len), "missing \"=\" (write name = value)");
+}
+
+/* load_assignment - "name = value", s[0..len) trimmed and not a comment. */
+static void load_assignment(struct config_load *ld, const char *s, size_t len)
+{
+	const char *eq = memchr(s, '=', len);
+	if (eq == NULL) {
+		report_no_equals(ld, s, len);
+		return;
+	}
+	size_t name_len = (size_t)(eq - s), value_len = len - name_len - 1;
+	const char *name = trim(s, &name_len), *value = trim(eq + 1, &value_len);
+	if (name_len == 0) {
+		load_error(ld, NULL, "no parameter name before \"=\"");
+		return;
+	}
+	const struct config_param *p = param_find(name, name_len);
+	if (p == NULL) {
+		report_unknown(ld, name, name_len);
+		return;
+	}
+	unsigned *first = &ld->set_line[param_index(p)];
+	if (*first != 0 && !p->repeats) {
+		load_error(ld, p->name, "given twice (first on line %u)", *first);
+		return;
+	}
+	if (*first == 0)
+		*first = ld->line;
+	apply_value(ld, p, value, value_len);
+}
+
+static void load_line(struct config_load *ld, const char *s, size_t len)
+{
+	if (memchr(s, '\r', len) != NULL) {
+		load_error(ld, NULL, "carriage return in line (write the file with LF line endings)");
+		return;
+	}
+	if (memchr(s, '\0', len) != NULL) {
+		load_error(ld, NULL, "NUL byte in line");
+		return;
+	}
+	s = trim(s, &len);
+	if (len == 0 || s[0] == '#')
+		return;
+	load_assignment(ld, s, len);
+}
+
+enum line_status {
+	LINE_OK,
+	LINE_TOO_LONG,
+	LINE_EOF,
+};
+
+/*
+ * read_line - the next line, without its LF, into buf (size bytes with the
+ * NUL). A longer line is read to its end and dropped: LINE_TOO_LONG.
+ */
+static enum line_status read_line(FILE *f, char *buf, size_t size, size_t *len)
+{
+	size_t n = 0;
+	bool too_long = false;
+	int c;
+
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (n < size - 1)
+			buf[n++] = (char)c;
+		else
+			too_long = true;
+	}
+	if (c == EOF && n == 0)
+		return LINE_EOF;
+	buf[n] = '\0';
+	*len = n;
+	return too_long ? LINE_TOO_LONG : LINE_OK;
+}
+
+static void load_stream(struct config_load *ld, FILE *f)
+{
+	char buf[CONFIG_LINE_MAX + 1];
+	size_t len;
+	enum line_status status;
+
+	while ((status = read_line(f, buf, sizeof buf, &len)) != LINE_EOF) {
+		ld->line++;
+		if (status == LINE_TOO_LONG)
+			load_error(ld, NULL, "line longer than %d bytes", CONFIG_LINE_MAX);
+		else
+			load_line(ld, buf, len);
+	}
+	ld->line = 0;
+}
+
+static void load_file(struct config_load *ld)
+{
+	FILE *f = fopen(ld->file, "r");
+
+	if (f == NULL) {
+		load_error(ld, ld->file, "cannot open: %s", strerror(errno));
+		return;
+	}
+	load_stream(ld, f);
+	if (ferror(f))
+		load_error(ld, ld->file, "cannot read: %s", strerror(errno));
+	fclose(f);
+}
+
+/* load_defaults - every parameter the file did not give, from its default text. */
+static void load_defaults(struct config_load *ld)
+{
+	char buf[SMTP_PATH_MAX + 1];
+
+	for (size_t i = 0; i < PARAM_COUNT; i++) {
+		const struct config_param *p = &params[i];
+		const char *text = p->default_text;
+		if (ld->set_line[i] != 0)
+			continue;
+		if (p->default_fn != NULL) {
+			if (!p->default_fn(ld, buf, sizeof buf)) {
+				ld->bad[i] = true;
+				continue;
+			}
+			text = buf;
+		}
+		apply_value(ld, p, text, strlen(text));
+	}
+}
+
+static bool usable(const struct config_load *ld, const char *name)
+{
+	return !ld->bad[param_index(param_get(name))];
+}
+
+static unsigned given_on(const struct config_load *ld, const char *name)
+{
+	return ld->set_line[param_index(param_get(name))];
+}
+
+/* check_retry - the backoff cannot start above its own ceiling. */
+static void check_retry(struct config_load *ld)
+{
+	const struct config *c = ld->config;
+	char initial[32], max[32];
+
+	if (!usable(ld, "retry_initial") || !usable(ld, "retry_max") || c->retry_max >= c->retry_initial)
+		return;
+	format_number(initial, sizeof initial, CONFIG_DURATION, c->retry_initial);
+	format_number(max, sizeof max, CONFIG_DURATION, c->retry_max);
+	if (given_on(ld, "retry_max") != 0) {
+		ld->line = given_on(ld, "retry_max");
+		load_error(ld, "retry_max", "%s is less than retry_initial (%s)", max, initial);
+	} else {
+		ld->line = given_on(ld, "retry_initial");
+		load_error(ld, "retry_initial", "%s is more than retry_max (%s)", initial, max);
+	}
+	ld->line = 0;
+}
+
+/* check_postmaster - its mailbox is created at start, so it must be in a local domain. */
+static void check_postmaster(struct config_load *ld)
+{
+	const struct config *c = ld->config;
+	char q[LOG_QUOTE_MAX], d[LOG_QUOTE_MAX];
+
+	if (!usable(ld, "postmaster") || !usable(ld, "local_domains") || c->postmaster == NULL)
+		return;
+	const char *domain = strchr(c->postmaster, '@') + 1;
+	if (config_is_local_domain(c, domain, strlen(domain)))
+		return;
+	ld->line = given_on(ld, "postmaster");
+	load_error(ld, "postmaster", "%s: %s is not one of local_domains", quote(q, c->postmaster, strlen(c->postmaster)),
+		   quote(d, domain, strlen(domain)));
+	ld->line = 0;
+}
+
+struct config *config_load(const char *path, FILE *errors)
+{
+	struct config_load ld = {
+		.config = xcalloc(1, sizeof *ld.config),
+		.file = path,
+		.errors = errors,
+		.set_line = xcalloc(PARAM_COUNT, sizeof *ld.set_line),
+		.bad = xcalloc(PARAM_COUNT, sizeof *ld.bad),
+	};
+
+	ld.config->refs = 1;
+	if (path != NULL) {
+		ld.config->path = str_dup(path);
+		load_file(&ld);
+	}
+	load_defaults(&ld);
+	check_retry(&ld);
+	check_postmaster(&ld);
+	free(ld.set_line);
+	free(ld.bad);
+	free(ld.listener_lines);
+	if (ld.error_count > 0) {
+		config_unref(ld.config);
+		return NULL;
+	}
+	return ld.config;
+}
+
+struct config *config_ref(struct config *config)
+{
+	if (config->refs <= 0)
+		fatal("config_ref on a freed config (refs %d)", config->refs);
+	config->refs++;
+	return config;
+}
+
+void config_unref(struct config *config)
+{
+	if (config == NULL)
+		return;
+	if (config->refs <= 0)
+		fatal("config_unref on a freed config (refs %d)", config->refs);
+	if (--config->refs > 0)
+		return;
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		if (types[params[i].type].release != NULL)
+			types[params[i].type].release(&params[i], config);
+	free(config->path);
+	free(config);
+}
+
+bool config_is_local_domain(const struct config *config, const char *domain, size_t len)
+{
+	for (size_t i = 0; i < config->local_domain_count; i++)
+		if (str_ieq(domain, len, config->local_domains[i]))
+			return true;
+	return false;
+}
+
+bool config_needs_restart(const struct config *old_config, const struct config *new_config, char *buf,
+			  size_t size)
+{
+	size_t used = 0;
+	bool any = false;
+
+	if (buf != NULL && size > 0)
+		buf[0] = '\0';
+	for (size_t i = 0; i < PARAM_COUNT; i++) {
+		const struct config_param *p = &params[i];
+		if (!p->restart || types[p->type].equal(p, old_config, new_config))
+			continue;
+		if (buf != NULL && used < size) {
+			str_format(buf + used, size - used, "%s%s", any ? "," : "", p->name);
+			used += strlen(buf + used);
+		}
+		any = true;
+	}
+	return any;
+}
+
+/* ---- the defaults listing ---- */
+
+/* param_limits - "1k..2G", "at most 32 bytes" or "" for p's type. */
+static const char *param_limits(char *buf, size_t size, const struct config_param *p)
+{
+	switch (p->type) {
+	case CONFIG_SIZE:
+	case CONFIG_COUNT:
+	case CONFIG_DURATION:
+		return format_range(buf, size, p);
+	case CONFIG_STRING:
+	case CONFIG_PATH:
+		str_format(buf, size, "at most %llu bytes", (unsigned long long)p->max);
+		return buf;
+	default:
+		str_copy(buf, size, "");
+		return buf;
+	}
+}
+
+static const char plain_intro[] =
+	"# tern configuration: every parameter with its built-in default, as\n"
+	"# `tern config defaults` prints it. Without -c, tern uses exactly these.\n"
+	"#\n"
+	"# One \"name = value\" per line; a line starting with # is a comment.\n"
+	"# Sizes take k, M or G (1024-based); durations s, m, h or d (bare: seconds).\n"
+	"# listen may repeat: the first listen in a file replaces the default list,\n"
+	"# later ones add to it. SIGHUP reloads the file; parameters marked\n"
+	"# \"restart\" only take effect when tern is restarted.\n";
+
+static void print_plain_param(FILE *out, const struct config_param *p)
+{
+	char limits[64];
+
+	param_limits(limits, sizeof limits, p);
+	fprintf(out, "\n# %s (%s%s%s%s%s)\n# %s\n", p->name, types[p->type].name, limits[0] ? ", " : "", limits,
+		p->repeats ? ", may repeat" : "", p->restart ? ", restart" : "", p->doc);
+	if (p->default_fn != NULL)
+		fprintf(out, "# %s = %s\n", p->name, p->default_text);
+	else if (p->default_text[0] == '\0')
+		fprintf(out, "%s =\n", p->name);
+	else
+		fprintf(out, "%s = %s\n", p->name, p->default_text);
+}
+
+static const char markdown_intro[] =
+	"# Configuration\n"
+	"\n"
+	"<!-- Generated by `tern config defaults --markdown` from the parameter table\n"
+	"     in src/config/config.c (`make docs`). Do not edit by hand. -->\n"
+	"\n"
+	"tern reads one file, named with `-c FILE`. Without `-c` it runs on the\n"
+	"built-in defaults below, the development default: loopback only, data in\n"
+	"`./var`, local domain `localhost`. `tern config check -c FILE` checks a file\n"
+	"without starting the server; `tern config defaults` prints the defaults as a\n"
+	"commented file (etc/tern.conf.dev). etc/tern.conf.example is a production\n"
+	"example.\n"
+	"\n"
+	"## Syntax\n"
+	"\n"
+	"- One `name = value` per line. Blanks around the name and the value are ignored.\n"
+	"- A line whose first non-blank character is `#` is a comment; blank lines are\n"
+	"  ignored. There are no comments after a value.\n"
+	"- Lines end in LF. A carriage return anywhere, a NUL byte, or a line longer\n"
+	"  than 4096 bytes is an error.\n"
+	"- Each parameter may be given once, except `listen`: the first `listen` in a\n"
+	"  file replaces the default list and later ones add to it. Two listeners on the\n"
+	"  same address, or on the same port of the same family where one is the\n"
+	"  wildcard address, are an error.\n"
+	"- Values may not be empty, except `recipient_delimiter` and `user`.\n"
+	"- `local_domains` is a list separated by commas or spaces; domains are\n"
+	"  lower-cased, and `postmaster` must be in one of them.\n"
+	"- Every problem in the file is reported, one line each, as\n"
+	"  `FILE:LINE: PARAMETER: message`, for example\n"
+	"  `tern.conf:7: max_message_size: \"12Q\" is not a size (use a number with k, M or G)`;\n"
+	"  then tern exits 1. An unknown name close to a known one gets a suggestion.\n"
+	"\n"
+	"## Types and units\n"
+	"\n";
+
+static const char markdown_reload[] =
+	"\n"
+	"## Reload\n"
+	"\n"
+	"SIGHUP makes tern read the file again. A file with errors is refused and the\n"
+	"running configuration stays. Sessions already open keep the configuration they\n"
+	"started with; new sessions get the new one. Parameters marked *restart* (the\n"
+	"listeners, the data directory, the user and the delivery threads) only change\n"
+	"when tern is restarted; tern logs which of them differ.\n";
+
+/* md_text - text for a table cell: "|" would end the cell, "<" start a tag, "`*_" markup. */
+static void md_text(FILE *out, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (strchr("|<>`*_", *s) != NULL)
+			fputc('\\', out);
+		fputc(*s, out);
+	}
+}
+
+static void print_markdown_param(FILE *out, const struct config_param *p)
+{
+	char limits[64];
+
+	fprintf(out, "| `%s` | %s | ", p->name, types[p->type].name);
+	if (p->default_fn != NULL)
+		md_text(out, p->default_text);
+	else if (p->default_text[0] == '\0')
+		fputs("(empty)", out);
+	else {
+		fputc('`', out);
+		md_text(out, p->default_text);
+		fputc('`', out);
+	}
+	fprintf(out, " | %s | %s | ", param_limits(limits, sizeof limits, p), p->restart ? "restart" : "reload");
+	md_text(out, p->doc);
+	if (p->type == CONFIG_STRING) {
+		fputs(" (", out);
+		md_text(out, p->chars_doc);
+		fputc(')', out);
+	}
+	fputs(" |\n", out);
+}
+
+static void print_markdown(FILE *out)
+{
+	fputs(markdown_intro, out);
+	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+		fprintf(out, "- **%s**: %s.\n", types[t].name, types[t].doc);
+	fputs("\nValues outside a parameter's range are errors.\n\n## Parameters\n\n", out);
+	fputs("| Parameter | Type | Default | Range | Change | Meaning |\n", out);
+	fputs("|---|---|---|---|---|---|\n", out);
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		print_markdown_param(out, &params[i]);
+	fputs(markdown_reload, out);
+}
+
+void config_print_defaults(FILE *out, bool markdown)
+{
+	if (markdown) {
+		print_markdown(out);
+		return;
+	}
+	fputs(plain_intro, out);
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		print_plain_param(out, &params[i]);
+}

@@ -1,0 +1,93 @@
+/*
+ * config.h - tern's configuration: one parameter table drives the parser,
+ * `tern config check`, `tern config defaults` and docs/CONFIG.md.
+ *
+ * A struct config is immutable once loaded and reference counted: a session
+ * keeps the configuration it started with, and SIGHUP swaps in a new one.
+ * Only the loop thread takes and drops references.
+ */
+#ifndef TERN_CONFIG_H
+#define TERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "util/util_log.h"
+
+enum listener_kind {
+	LISTENER_MX,         /* port 25: mail for local domains, STARTTLS offered (later) */
+	LISTENER_SUBMISSION, /* port 587: STARTTLS then AUTH required (later issue) */
+	LISTENER_SUBMISSIONS, /* port 465: implicit TLS (later issue) */
+};
+
+struct config_listener {
+	char text[80];                  /* "127.0.0.1:2525", as written, for logs */
+	struct sockaddr_storage addr;   /* parsed with getaddrinfo(AI_NUMERICHOST) */
+	socklen_t addr_len;
+	enum listener_kind kind;
+};
+
+struct config {
+	int refs;
+	char *path; /* the file it came from, or NULL for the built-in defaults */
+
+	char *hostname;
+	char *data_dir;
+	struct config_listener *listeners;
+	size_t listener_count;
+	char **local_domains; /* lower-cased */
+	size_t local_domain_count;
+	char *postmaster;          /* lower-cased address */
+	char *recipient_delimiter; /* "" when off */
+
+	uint64_t max_message_size; /* bytes */
+	uint64_t max_recipients;
+	uint64_t max_errors;
+	uint64_t max_connections;
+	uint64_t max_connections_per_ip;
+	uint64_t command_timeout; /* seconds (all durations) */
+	uint64_t data_timeout;
+	uint64_t session_timeout;
+	uint64_t max_hops;
+	enum log_level log_level;
+	char *user; /* "" when not set */
+	uint64_t delivery_workers;
+	uint64_t retry_initial;
+	uint64_t retry_max;
+	uint64_t max_queue_lifetime;
+	uint64_t shutdown_timeout;
+};
+
+/*
+ * config_load - read path (NULL: the built-in defaults only) into a new
+ * config with refs = 1. On error returns NULL after writing one line per
+ * problem to errors, each "FILE:LINE: PARAM: message" (FILE:LINE omitted
+ * for problems that belong to no line, e.g. "postmaster: ..."). All problems
+ * in the file are reported, not only the first.
+ */
+struct config *config_load(const char *path, FILE *errors);
+
+struct config *config_ref(struct config *config);
+void config_unref(struct config *config);
+
+/* config_is_local_domain - domain[0..len) is one of local_domains (case-insensitive). */
+bool config_is_local_domain(const struct config *config, const char *domain, size_t len);
+
+/*
+ * config_print_defaults - every parameter with its default and its one-line
+ * doc: as a commented config file, or (markdown) as the docs/CONFIG.md page.
+ */
+void config_print_defaults(FILE *out, bool markdown);
+
+/*
+ * config_needs_restart - names (comma separated, into buf) of parameters
+ * that differ between old and new but only take effect at a restart
+ * (listen, data_dir, user, delivery_workers). Returns true if any.
+ */
+bool config_needs_restart(const struct config *old_config, const struct config *new_config, char *buf,
+			  size_t size);
+
+#endif

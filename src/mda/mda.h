@@ -1,0 +1,46 @@
+/*
+ * mda.h - local delivery: a pool of worker threads that write messages into
+ * Maildir mailboxes (DATA_DIR/mail/DOMAIN/LOCAL/{tmp,new,cur}).
+ *
+ * Jobs come from the store thread (mda_dispatch matches store_dispatch) and
+ * go back to it with a status per recipient. File writes block, which is why
+ * they run here and not on the loop thread.
+ */
+#ifndef TERN_MDA_H
+#define TERN_MDA_H
+
+#include <stddef.h>
+
+#include "store/store.h"
+
+struct mda;
+
+/* mda_create - a pool that queues jobs; workers start with mda_run. */
+struct mda *mda_create(const char *data_dir, const char *hostname, size_t workers);
+
+/* mda_dispatch - store_dispatch: queue job (any thread). */
+void mda_dispatch(struct delivery_job *job, void *mda);
+
+/* mda_run - start the workers; results go to store. */
+bool mda_run(struct mda *mda, struct store *store);
+
+/* mda_stop - let each worker finish the job it is writing, then join them.
+ * Jobs still queued, and any dispatched later, wait for mda_free: their
+ * recipients stay 'queued' in the database and go out at the next start. */
+void mda_stop(struct mda *mda);
+
+/* mda_free - after mda_stop and after the store has stopped dispatching. */
+void mda_free(struct mda *mda);
+
+/*
+ * maildir_deliver - write job's message for recipient r into its mailbox:
+ * Return-Path and Delivered-To lines, then the content with CRLF turned into
+ * LF. The file is written in tmp/, fsynced, linked into new/ under a name
+ * derived from the queue id and recipient id (so a delivery repeated after a
+ * crash finds the file there and does not duplicate it), and new/ is
+ * fsynced. Sets r->status and r->error.
+ */
+void maildir_deliver(const char *data_dir, const char *host, const struct delivery_job *job, struct evbuffer *body,
+		     struct delivery_rcpt *r);
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * mda_maildir.c - deliver one message to one Maildir mailbox.
+ *
+ * The Maildir rules (as Dovecot and other readers expect them): write the
+ * whole file under tmp/, fsync it, then make it appear in new/ atomically;
+ * fsync new/ so the name survives a crash. tern uses link(2) rather than
+ * rename(2) because link refuses to replace an existing name: the file name
+ * is fixed by queue id and recipient id, so if a crash came after the link
+ * but before the queue heard of it, the retry finds the name taken and
+ * counts the delivery as done instead of writing a duplicate.
+ *
+ * Mailbox names were checked when the user was created; this file still
+ * refuses any name that could leave the mail directory.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mda/mda.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+
+#define MAILDIR_PATH_MAX 4096
+#define MAILDIR_WRITE_BUF 65536
+
+struct maildir_writer {
+	int fd;
+	char buf[MAILDIR_WRITE_BUF];
+	size_t used;
+	bool failed;
+	int saved_errno;
+};
+
+static void writer_flush(struct maildir_writer *w)
+{
+	size_t off = 0;
+	while (!w->failed && off < w->used) {
+		ssize_t n = write(w->fd, w->buf + off, w->used - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			w->failed = true;
+			w->saved_errno = n < 0 ? errno : EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	w->used = 0;
+}
+
+static void writer_put(struct maildir_writer *w, const char *p, size_t len)
+{
+	while (len > 0 && !w->failed) {
+		if (w->used == sizeof w->buf)
+			writer_flush(w);
+		size_t n = sizeof w->buf - w->used < len ? sizeof w->buf - w->used : len;
+		memcpy(w->buf + w->used, p, n);
+		w->used += n;
+		p += n;
+		len -= n;
+	}
+}
+
+/* writer_put_lf - the content with each CRLF written as LF (the content is
+ * canonical: smtpd refused bare CR and LF, so every CR starts a CRLF). */
+static void writer_put_lf(struct maildir_writer *w, struct evbuffer *body)
+{
+	struct evbuffer_ptr pos;
+	evbuffer_ptr_set(body, &pos, 0, EVBUFFER_PTR_SET);
+	struct evbuffer_iovec vec[16];
+	size_t offset = 0, total = evbuffer_get_length(body);
+	while (offset < total && !w->failed) {
+		int n = evbuffer_peek(body, -1, &pos, vec, 16);
+		if (n <= 0)
+			break;
+		int used = n < 16 ? n : 16;
+		for (int i = 0; i < used; i++) {
+			const char *p = vec[i].iov_base, *end = p + vec[i].iov_len;
+			while (p < end) {
+				const char *cr = memchr(p, '\r', (size_t)(end - p));
+				size_t run = cr ? (size_t)(cr - p) : (size_t)(end - p);
+				writer_put(w, p, run);
+				p += run + (cr ? 1 : 0);
+			}
+			offset += vec[i].iov_len;
+		}
+		evbuffer_ptr_set(body, &pos, offset, EVBUFFER_PTR_SET);
+	}
+	writer_flush(w);
+}
+
+static bool fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+/* mkdir_synced - make dir (its parent exists); fsync the parent if we made it. */
+static bool mkdir_synced(const char *dir)
+{
+	if (mkdir(dir, 0700) != 0)
+		return errno == EEXIST;
+	char parent[MAILDIR_PATH_MAX];
+	str_copy(parent, sizeof parent, dir);
+	char *slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	return fsync_path(parent);
+}
+
+/* maildir_create - make mail/DOMAIN/LOCAL/{tmp,new,cur} as needed. */
+static bool maildir_create(const char *data_dir, const char *domain, const char *root)
+{
+	char path[MAILDIR_PATH_MAX];
+	static const char *const subdirs[] = {"tmp", "new", "cur"};
+	if (!str_format(path, sizeof path, "%s/mail", data_dir) || !mkdir_synced(path))
+		return false;
+	if (!str_format(path, sizeof path, "%s/mail/%s", data_dir, domain) || !mkdir_synced(path))
+		return false;
+	if (!mkdir_synced(root))
+		return false;
+	for (size_t i = 0; i < 3; i++)
+		if (!str_format(path, sizeof path, "%s/%s", root, subdirs[i]) || !mkdir_synced(path))
+			return false;
+	return true;
+}
+
+/* mailbox_split - "local@domain" into parts that are safe as directory names. */
+static bool mailbox_split(const char *mailbox, char *local, size_t lsize, char *domain, size_t dsize)
+{
+	const char *at = strrchr(mailbox, '@');
+	if (!at || at == mailbox || !at[1])
+		return false;
+	if (!str_copy_n(local, lsize, mailbox, (size_t)(at - mailbox)) || !str_copy(domain, dsize, at + 1))
+		return false;
+	if (strchr(local, '/') || strchr(domain, '/') || local[0] == '.' || domain[0] == '.')
+		return false;
+	return true;
+}
+
+static void rcpt_fail(struct delivery_rcpt *r, enum delivery_status status, const char *what, int err)
+{
+	r->status = status;
+	str_format(r->error, sizeof r->error, "%s: %s", what, strerror(err));
+}
+
+/* maildir_write_tmp - the whole file under tmp/, fsynced. */
+static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *job, struct evbuffer *body,
+			      struct delivery_rcpt *r)
+{
+	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return false;
+	struct maildir_writer *w = xmalloc(sizeof *w);
+	w->fd = fd;
+	w->used = 0;
+	w->failed = false;
+	w->saved_errno = 0;
+	char head[2 * STORE_ADDRESS_MAX + 64];
+	str_format(head, sizeof head, "Return-Path: <%s>\nDelivered-To: %s\n", job->sender, r->mailbox);
+	writer_put(w, head, strlen(head));
+	writer_put_lf(w, body);
+	bool ok = !w->failed && fsync(fd) == 0;
+	int saved = w->failed ? w->saved_errno : errno;
+	free(w);
+	close(fd);
+	if (!ok) {
+		unlink(tmp_path);
+		errno = saved;
+	}
+	return ok;
+}
+
+void maildir_deliver(const char *data_dir, const char *host, const struct delivery_job *job, struct evbuffer *body,
+		     struct delivery_rcpt *r)
+{
+	char local[STORE_ADDRESS_MAX], domain[STORE_ADDRESS_MAX];
+	char root[MAILDIR_PATH_MAX], name[256], tmp_path[MAILDIR_PATH_MAX], new_path[MAILDIR_PATH_MAX];
+	r->status = DELIVERY_OK;
+	r->error[0] = '\0';
+	if (!mailbox_split(r->mailbox, local, sizeof local, domain, sizeof domain)) {
+		r->status = DELIVERY_PERMFAIL;
+		str_copy(r->error, sizeof r->error, "mailbox name is not usable as a directory");
+		return;
+	}
+	if (!str_format(root, sizeof root, "%s/mail/%s/%s", data_dir, domain, local) ||
+	    !str_format(name, sizeof name, "%lld.Q%sR%lld.%s", (long long)(job->arrival_ms / 1000), job->qid,
+			(long long)r->id, host) ||
+	    !str_format(tmp_path, sizeof tmp_path, "%s/tmp/%s", root, name) ||
+	    !str_format(new_path, sizeof new_path, "%s/new/%s", root, name)) {
+		r->status = DELIVERY_PERMFAIL;
+		str_copy(r->error, sizeof r->error, "mailbox path too long");
+		return;
+	}
+	if (!maildir_write_tmp(tmp_path, job, body, r)) {
+		if (errno != ENOENT || !maildir_create(data_dir, domain, root) ||
+		    !maildir_write_tmp(tmp_path, job, body, r)) {
+			rcpt_fail(r, DELIVERY_TEMPFAIL, "cannot write the message in tmp/", errno);
+			return;
+		}
+	}
+	bool already = false;
+	if (link(tmp_path, new_path) != 0) {
+		if (errno != EEXIST) {
+			rcpt_fail(r, DELIVERY_TEMPFAIL, "cannot link the message into new/", errno);
+			unlink(tmp_path);
+			return;
+		}
+		already = true;
+	}
+	unlink(tmp_path);
+	char new_dir[MAILDIR_PATH_MAX];
+	str_format(new_dir, sizeof new_dir, "%s/new", root);
+	if (!fsync_path(new_dir)) {
+		rcpt_fail(r, DELIVERY_TEMPFAIL, "cannot fsync new/", errno);
+		return;
+	}
+	if (already)
+		log_info("event=duplicate_avoided qid=%s rcpt_id=%lld file=%s", job->qid, (long long)r->id, name);
+}

@@ -1,0 +1,40 @@
+/*
+ * smtpd.h - the inbound SMTP server: listeners and sessions on the loop
+ * thread.
+ */
+#ifndef TERN_SMTPD_H
+#define TERN_SMTPD_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "store/store.h"
+
+struct event_base;
+struct smtpd;
+
+/*
+ * smtpd_create - bind every configured listener (before privileges are
+ * dropped). Returns NULL after logging what failed.
+ */
+struct smtpd *smtpd_create(struct event_base *base, struct config *config);
+
+/* smtpd_run - start accepting; sessions commit through store and look up
+ * recipients with reader (both owned by the caller). */
+void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *reader);
+
+/* smtpd_commit_done - store_commit_done for the loop thread. */
+void smtpd_commit_done(struct store_message *msg, void *smtpd);
+
+/* smtpd_reload - take a new configuration (sessions keep theirs). */
+void smtpd_reload(struct smtpd *smtpd, struct config *config);
+
+/*
+ * smtpd_shutdown - stop accepting, let transactions in flight finish (up to
+ * shutdown_timeout), close the rest with 421, then leave the event loop.
+ */
+void smtpd_shutdown(struct smtpd *smtpd);
+
+void smtpd_free(struct smtpd *smtpd);
+
+#endif

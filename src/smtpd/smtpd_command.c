@@ -1,0 +1,370 @@
+/*
+ * smtpd_command.c - the SMTP commands of an inbound session.
+ *
+ * One static table says, per verb, in which states it is allowed, the reply
+ * when it is not, and whether it must be the last command of a pipelined
+ * group (RFC 2920 3.1). "503 bad sequence" thus comes from one place;
+ * handlers only do what is particular to their verb.
+ *
+ * Recipient policy (RFC 5321 3.6, 4.5.1): mail is taken only for local
+ * domains; an unknown local user is refused at RCPT (550 5.1.1), never
+ * accepted and bounced later; postmaster is always accepted; anything else
+ * is relaying, which this listener refuses (554 5.7.1).
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpd/smtpd_private.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+
+#define SMTPD_RESOLVE_MAX 64
+
+typedef void command_handler(struct smtpd_session *s, const struct smtp_command *cmd);
+
+struct command_rule {
+	unsigned states;                  /* SMTPD_STATE_BIT()s it is allowed in */
+	enum smtp_reply_id out_of_sequence; /* reply in any other state */
+	bool ends_group;                  /* RFC 2920 3.1: nothing may follow it unseen */
+	command_handler *handler;
+};
+
+#define ANY_COMMAND_STATE                                                                               \
+	(SMTPD_STATE_BIT(SMTPD_CONNECTED) | SMTPD_STATE_BIT(SMTPD_READY) | SMTPD_STATE_BIT(SMTPD_MAIL) |   \
+	 SMTPD_STATE_BIT(SMTPD_RCPT))
+#define IN_TRANSACTION (SMTPD_STATE_BIT(SMTPD_MAIL) | SMTPD_STATE_BIT(SMTPD_RCPT))
+
+/* ---- HELO, EHLO ---- */
+
+static void greet(struct smtpd_session *s, const struct smtp_command *cmd, bool esmtp)
+{
+	txn_reset(s);
+	str_copy_n(s->helo, sizeof s->helo, cmd->arg, cmd->arg_len);
+	s->esmtp = esmtp;
+	session_enter_state(s, SMTPD_READY);
+	log_info("event=helo session=%s verb=%s helo=%s", s->sid, esmtp ? "EHLO" : "HELO",
+		 log_quote((char[LOG_QUOTE_MAX]){0}, LOG_QUOTE_MAX, cmd->arg, cmd->arg_len));
+}
+
+static void handle_helo(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	greet(s, cmd, false);
+	char line[SMTP_REPLY_LINE_MAX];
+	str_format(line, sizeof line, "250 %s\r\n", s->config->hostname);
+	session_write(s, line, strlen(line));
+}
+
+static void handle_ehlo(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	greet(s, cmd, true);
+	char reply[1024];
+	str_format(reply, sizeof reply,
+		   "250-%s Hello [%s]\r\n"
+		   "250-PIPELINING\r\n"
+		   "250-SIZE %llu\r\n"
+		   "250-8BITMIME\r\n"
+		   "250-SMTPUTF8\r\n"
+		   "250-ENHANCEDSTATUSCODES\r\n"
+		   "250 CHUNKING\r\n",
+		   s->config->hostname, s->peer_ip, (unsigned long long)s->config->max_message_size);
+	session_write(s, reply, strlen(reply));
+}
+
+/* ---- MAIL ---- */
+
+/* mail_params - check MAIL's parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8). */
+static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd, bool *smtputf8)
+{
+	*smtputf8 = false;
+	if (cmd->param_count > 0 && !s->esmtp) {
+		session_reply(s, SMTP_R_PARAM_AFTER_HELO);
+		return false;
+	}
+	for (size_t i = 0; i < cmd->param_count; i++) {
+		const struct smtp_param *p = &cmd->params[i];
+		if (str_ieq(p->key, p->key_len, "SIZE")) {
+			uint64_t size;
+			if (!smtp_param_size(p, &size)) {
+				session_reply(s, SMTP_R_PARAM_BAD);
+				return false;
+			}
+			if (size > s->config->max_message_size) {
+				session_reply(s, SMTP_R_SIZE_EXCEEDED);
+				return false;
+			}
+		} else if (str_ieq(p->key, p->key_len, "BODY")) {
+			if (!p->value || (!str_ieq(p->value, p->value_len, "7BIT") &&
+					  !str_ieq(p->value, p->value_len, "8BITMIME"))) {
+				session_reply_text(s, SMTP_R_PARAM_BAD, "BODY must be 7BIT or 8BITMIME");
+				return false;
+			}
+		} else if (str_ieq(p->key, p->key_len, "SMTPUTF8")) {
+			if (p->value) {
+				session_reply(s, SMTP_R_PARAM_BAD);
+				return false;
+			}
+			*smtputf8 = true;
+		} else {
+			session_reply(s, SMTP_R_PARAM_UNKNOWN);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	bool smtputf8;
+	if (!mail_params(s, cmd, &smtputf8))
+		return;
+	if (cmd->path.has_utf8 && !smtputf8) {
+		session_reply(s, SMTP_R_UTF8_NEEDED);
+		return;
+	}
+	struct smtpd_txn *txn = txn_new();
+	id_next(txn->qid);
+	txn->sender = str_dup(cmd->path.addr);
+	txn->smtputf8 = smtputf8;
+	s->txn = txn;
+	session_enter_state(s, SMTPD_MAIL);
+	char q[LOG_QUOTE_MAX];
+	log_info("event=mail session=%s qid=%s from=%s", s->sid, txn->qid,
+		 log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)));
+	session_reply(s, SMTP_R_MAIL_OK);
+}
+
+/* ---- RCPT ---- */
+
+/* rcpt_resolve - the local mailboxes for a recipient; false after replying. */
+static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, char (*boxes)[STORE_ADDRESS_MAX],
+			 int *count)
+{
+	const struct config *c = s->config;
+	if (path->is_bare_postmaster) {
+		str_copy(boxes[0], STORE_ADDRESS_MAX, c->postmaster);
+		*count = 1;
+		return true;
+	}
+	const char *domain = smtp_path_domain(path);
+	if (path->domain_literal || !config_is_local_domain(c, domain, path->domain_len)) {
+		session_reply(s, SMTP_R_RELAY_DENIED);
+		return false;
+	}
+	char address[STORE_ADDRESS_MAX];
+	str_copy(address, sizeof address, path->addr);
+	str_lower(address);
+	*count = store_dir_resolve(smtpd_reader(s->smtpd), address, c->recipient_delimiter, c->postmaster, boxes,
+				   SMTPD_RESOLVE_MAX);
+	if (*count < 0) {
+		session_reply(s, SMTP_R_LOCAL_ERROR);
+		return false;
+	}
+	if (*count == 0) {
+		session_reply(s, SMTP_R_USER_UNKNOWN);
+		return false;
+	}
+	return true;
+}
+
+static void handle_rcpt(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	struct smtpd_txn *txn = s->txn;
+	char q[LOG_QUOTE_MAX];
+	session_enter_state(s, SMTPD_RCPT);
+	if (txn->rcpts_accepted >= s->config->max_recipients) {
+		session_reply(s, SMTP_R_TOO_MANY_RCPTS);
+		return;
+	}
+	if (cmd->param_count > 0) {
+		session_reply(s, SMTP_R_PARAM_UNKNOWN);
+		txn->rcpts_refused++;
+		return;
+	}
+	if (cmd->path.has_utf8 && !txn->smtputf8) {
+		session_reply(s, SMTP_R_UTF8_NEEDED);
+		txn->rcpts_refused++;
+		return;
+	}
+	char(*boxes)[STORE_ADDRESS_MAX] = xmalloc(SMTPD_RESOLVE_MAX * sizeof *boxes);
+	int count = 0;
+	if (rcpt_resolve(s, &cmd->path, boxes, &count)) {
+		for (int i = 0; i < count; i++)
+			txn_add_mailbox(txn, cmd->path.addr, boxes[i]);
+		if (!txn->first_rcpt)
+			txn->first_rcpt = str_dup(cmd->path.addr);
+		txn->rcpts_accepted++;
+		log_info("event=rcpt session=%s qid=%s to=%s mailboxes=%d", s->sid, txn->qid,
+			 log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)), count);
+		session_reply(s, SMTP_R_RCPT_OK);
+	} else {
+		txn->rcpts_refused++;
+	}
+	free(boxes);
+}
+
+/* ---- DATA, BDAT ---- */
+
+/* content_allowed - may content start now? Replies and returns false if not. */
+static enum smtp_reply_id content_refusal(const struct smtpd_session *s)
+{
+	if (!s->txn)
+		return SMTP_R_NEED_MAIL;
+	if (s->txn->rcpts_accepted == 0)
+		return s->txn->rcpts_refused ? SMTP_R_NO_VALID_RCPT : SMTP_R_NEED_RCPT;
+	return SMTP_R_OK;
+}
+
+static void handle_data(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	enum smtp_reply_id refusal = content_refusal(s);
+	if (refusal == SMTP_R_OK && s->txn->used_bdat)
+		refusal = SMTP_R_DATA_AFTER_BDAT;
+	if (refusal != SMTP_R_OK) {
+		session_reply(s, refusal);
+		return;
+	}
+	txn_begin_content(s, SMTP_DATA_DOT);
+	session_enter_state(s, SMTPD_DATA);
+	session_set_data_timeouts(s, true);
+	session_reply(s, SMTP_R_DATA_GO);
+}
+
+static void handle_bdat(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	enum smtp_reply_id refusal = content_refusal(s);
+	if (refusal == SMTP_R_OK && cmd->chunk_size == 0 && !cmd->chunk_last)
+		refusal = SMTP_R_BDAT_EMPTY_NOT_LAST;
+	if (refusal != SMTP_R_OK) {
+		/* The chunk still comes: read past it so the session stays in sync. */
+		s->discard_left = cmd->chunk_size;
+		s->discard_reply = (int)refusal + 1;
+		if (cmd->chunk_size > 0)
+			session_set_data_timeouts(s, true);
+		return;
+	}
+	struct smtpd_txn *txn = s->txn;
+	if (!txn->used_bdat) {
+		txn_begin_content(s, SMTP_DATA_BDAT);
+		txn->used_bdat = true;
+	}
+	txn->chunk_left = cmd->chunk_size;
+	txn->chunk_last = cmd->chunk_last;
+	session_enter_state(s, SMTPD_BDAT);
+	session_set_data_timeouts(s, true);
+}
+
+/* ---- The rest ---- */
+
+static void handle_rset(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	txn_reset(s);
+	session_reply(s, SMTP_R_OK);
+}
+
+static void handle_noop(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, SMTP_R_OK);
+}
+
+static void handle_vrfy(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, SMTP_R_VRFY);
+}
+
+static void handle_expn(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, SMTP_R_NO_EXPN);
+}
+
+static void handle_help(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, SMTP_R_HELP);
+}
+
+static void handle_quit(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, SMTP_R_BYE);
+	session_close_after_reply(s);
+}
+
+static void handle_starttls(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, SMTP_R_NO_TLS);
+}
+
+static void handle_auth(struct smtpd_session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, SMTP_R_NO_AUTH);
+}
+
+static const struct command_rule command_rules[SMTP_VERB_COUNT] = {
+	[SMTP_VERB_HELO] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_helo},
+	[SMTP_VERB_EHLO] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_ehlo},
+	[SMTP_VERB_MAIL] = {SMTPD_STATE_BIT(SMTPD_READY), SMTP_R_NESTED_MAIL, false, handle_mail},
+	[SMTP_VERB_RCPT] = {IN_TRANSACTION, SMTP_R_NEED_MAIL, false, handle_rcpt},
+	[SMTP_VERB_DATA] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_data},
+	[SMTP_VERB_BDAT] = {ANY_COMMAND_STATE, SMTP_R_OK, false, handle_bdat},
+	[SMTP_VERB_RSET] = {ANY_COMMAND_STATE, SMTP_R_OK, false, handle_rset},
+	[SMTP_VERB_NOOP] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_noop},
+	[SMTP_VERB_VRFY] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_vrfy},
+	[SMTP_VERB_EXPN] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_expn},
+	[SMTP_VERB_HELP] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_help},
+	[SMTP_VERB_QUIT] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_quit},
+	[SMTP_VERB_STARTTLS] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_starttls},
+	[SMTP_VERB_AUTH] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_auth},
+};
+
+static enum smtp_reply_id parse_refusal(enum smtp_parse_status status, enum smtp_verb verb)
+{
+	switch (status) {
+	case SMTP_PARSE_UNKNOWN_VERB:
+		return SMTP_R_UNKNOWN_COMMAND;
+	case SMTP_PARSE_BAD_ADDRESS:
+		return verb == SMTP_VERB_MAIL ? SMTP_R_BAD_SENDER : SMTP_R_BAD_RCPT;
+	case SMTP_PARSE_TOO_LONG:
+		return SMTP_R_PATH_TOO_LONG;
+	default:
+		return SMTP_R_SYNTAX;
+	}
+}
+
+/* out_of_sequence - the reply for a verb in a state the table does not allow. */
+static enum smtp_reply_id out_of_sequence(const struct smtpd_session *s, enum smtp_verb verb)
+{
+	if (s->state == SMTPD_CONNECTED && (verb == SMTP_VERB_MAIL || verb == SMTP_VERB_RCPT))
+		return SMTP_R_NEED_HELO;
+	return command_rules[verb].out_of_sequence;
+}
+
+void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
+{
+	struct smtp_command cmd;
+	const char *why = NULL;
+	enum smtp_parse_status status = smtp_command_parse(line, len, &cmd, &why);
+	const struct command_rule *rule = status == SMTP_PARSE_OK ? &command_rules[cmd.verb] : NULL;
+	if (status != SMTP_PARSE_OK) {
+		enum smtp_reply_id id = parse_refusal(status, cmd.verb);
+		/* BDAT with a bad size: we cannot know how much to skip. */
+		session_reply_text(s, id, status == SMTP_PARSE_UNKNOWN_VERB ? NULL : why);
+		if (cmd.verb == SMTP_VERB_BDAT)
+			session_close_after_reply(s);
+	} else if (!rule->handler) {
+		session_reply(s, SMTP_R_UNKNOWN_COMMAND);
+	} else if (!(rule->states & SMTPD_STATE_BIT(s->state))) {
+		session_reply(s, out_of_sequence(s, cmd.verb));
+	} else {
+		rule->handler(s, &cmd);
+	}
+	/* RFC 2920 3.1: after a command that changes what the client must
+	 * expect, anything already sent was sent blind. Postfix 3.9 and later
+	 * refuse this by default (smtpd_forbid_unauth_pipelining); so do we. */
+	bool ends_group = rule ? rule->ends_group : false;
+	if (ends_group && s->state != SMTPD_CLOSING &&
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+		log_warning("event=pipelining_violation session=%s verb=%s", s->sid, smtp_verb_name(cmd.verb));
+		session_reply(s, SMTP_R_PIPELINING);
+		session_close_after_reply(s);
+	}
+}

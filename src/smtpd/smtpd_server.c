@@ -1,0 +1,384 @@
+/*
+ * smtpd_server.c - listeners, connection limits, the session table, and
+ * shutdown.
+ *
+ * Limits are checked at accept: past max_connections or
+ * max_connections_per_ip the client gets one 421 line and the connection is
+ * closed, before any session memory is spent. When accept fails for lack of
+ * descriptors, accepting pauses for a second instead of spinning.
+ *
+ * Sessions live in a slot table; a session id is (generation << 32 | slot),
+ * so replies from the store for a session that has gone are dropped.
+ */
+#include "smtpd/smtpd.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "smtp/smtp_limits.h"
+#include "smtp/smtp_reply.h"
+#include "smtpd/smtpd_session.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+
+#define SMTPD_BACKLOG 1024
+#define SMTPD_PEER_BUCKETS 4096
+#define SMTPD_ACCEPT_PAUSE_MS 1000
+
+struct smtpd_peer_count {
+	unsigned char key[16];
+	uint64_t count;
+	struct smtpd_peer_count *next;
+};
+
+struct smtpd_listener {
+	struct smtpd *smtpd;
+	struct evconnlistener *listener;
+	enum listener_kind kind;
+	char text[80];
+};
+
+struct smtpd {
+	struct event_base *base;
+	struct config *config;
+	struct store *store;
+	struct store_reader *reader;
+	struct smtpd_listener *listeners;
+	size_t listener_count;
+	struct event *accept_pause;
+	struct event *shutdown_timer;
+	bool shutting_down;
+
+	struct smtpd_session **slots;
+	uint32_t *generations;
+	uint32_t *free_slots;
+	size_t free_count;
+	size_t slot_cap;
+	uint64_t session_count;
+
+	struct smtpd_peer_count *peers[SMTPD_PEER_BUCKETS];
+};
+
+struct event_base *smtpd_base(struct smtpd *smtpd)
+{
+	return smtpd->base;
+}
+
+struct store *smtpd_store(struct smtpd *smtpd)
+{
+	return smtpd->store;
+}
+
+struct store_reader *smtpd_reader(struct smtpd *smtpd)
+{
+	return smtpd->reader;
+}
+
+bool smtpd_shutting_down(struct smtpd *smtpd)
+{
+	return smtpd->shutting_down;
+}
+
+/* ---- Per-address counts ---- */
+
+void smtpd_peer_key(const struct sockaddr *peer, unsigned char key[16])
+{
+	memset(key, 0, 16);
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)peer;
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &in->sin_addr, 4);
+	} else if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)peer;
+		memcpy(key, &in6->sin6_addr, 16);
+	}
+}
+
+static struct smtpd_peer_count **peer_slot(struct smtpd *smtpd, const unsigned char key[16])
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (int i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 16777619u;
+	struct smtpd_peer_count **p = &smtpd->peers[h % SMTPD_PEER_BUCKETS];
+	while (*p && memcmp((*p)->key, key, 16) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+static uint64_t peer_count(struct smtpd *smtpd, const unsigned char key[16])
+{
+	struct smtpd_peer_count **p = peer_slot(smtpd, key);
+	return *p ? (*p)->count : 0;
+}
+
+static void peer_add(struct smtpd *smtpd, const unsigned char key[16], int delta)
+{
+	struct smtpd_peer_count **p = peer_slot(smtpd, key);
+	if (!*p) {
+		if (delta < 0)
+			return;
+		*p = xcalloc(1, sizeof **p);
+		memcpy((*p)->key, key, 16);
+	}
+	(*p)->count += (uint64_t)(int64_t)delta;
+	if ((*p)->count == 0) {
+		struct smtpd_peer_count *gone = *p;
+		*p = gone->next;
+		free(gone);
+	}
+}
+
+/* ---- Session table ---- */
+
+static uint64_t slot_take(struct smtpd *smtpd)
+{
+	if (smtpd->free_count == 0) {
+		size_t old = smtpd->slot_cap, cap = old ? old * 2 : 256;
+		smtpd->slots = xrealloc(smtpd->slots, cap * sizeof *smtpd->slots);
+		smtpd->generations = xrealloc(smtpd->generations, cap * sizeof *smtpd->generations);
+		smtpd->free_slots = xrealloc(smtpd->free_slots, cap * sizeof *smtpd->free_slots);
+		for (size_t i = old; i < cap; i++) {
+			smtpd->slots[i] = NULL;
+			smtpd->generations[i] = 1;
+			smtpd->free_slots[smtpd->free_count++] = (uint32_t)(cap - 1 - (i - old));
+		}
+		smtpd->slot_cap = cap;
+	}
+	uint32_t slot = smtpd->free_slots[--smtpd->free_count];
+	return ((uint64_t)smtpd->generations[slot] << 32) | slot;
+}
+
+static struct smtpd_session *slot_find(struct smtpd *smtpd, uint64_t id)
+{
+	uint32_t slot = (uint32_t)id;
+	if (slot >= smtpd->slot_cap || smtpd->generations[slot] != (uint32_t)(id >> 32))
+		return NULL;
+	return smtpd->slots[slot];
+}
+
+void smtpd_session_gone(struct smtpd *smtpd, uint64_t id, const unsigned char peer_key[16])
+{
+	uint32_t slot = (uint32_t)id;
+	if (slot_find(smtpd, id) == NULL)
+		fatal("session %llx is not in the table", (unsigned long long)id);
+	smtpd->slots[slot] = NULL;
+	smtpd->generations[slot]++;
+	smtpd->free_slots[smtpd->free_count++] = slot;
+	peer_add(smtpd, peer_key, -1);
+	smtpd->session_count--;
+	if (smtpd->shutting_down && smtpd->session_count == 0)
+		event_base_loopexit(smtpd->base, NULL);
+}
+
+/* ---- Accepting ---- */
+
+/* refuse_connection - one 421 line, best effort, then close: no session is made. */
+static void refuse_connection(int fd, enum smtp_reply_id id)
+{
+	char line[SMTP_REPLY_LINE_MAX];
+	size_t n = smtp_reply_format(line, sizeof line, id, NULL);
+	if (n > 0 && send(fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("event=refuse_write_failed error=\"%s\"", strerror(errno));
+	close(fd);
+}
+
+static void smtpd_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *peer, int peer_len,
+			 void *arg)
+{
+	struct smtpd_listener *l = arg;
+	struct smtpd *smtpd = l->smtpd;
+	struct config *config = smtpd->config;
+	unsigned char key[16];
+	smtpd_peer_key(peer, key);
+	if (smtpd->shutting_down) {
+		refuse_connection(fd, SMTP_R_SHUTDOWN);
+		return;
+	}
+	if (smtpd->session_count >= config->max_connections) {
+		log_warning("event=refused reason=max_connections limit=%llu",
+			    (unsigned long long)config->max_connections);
+		refuse_connection(fd, SMTP_R_TOO_MANY_CONNECTIONS);
+		return;
+	}
+	if (peer_count(smtpd, key) >= config->max_connections_per_ip) {
+		log_warning("event=refused reason=max_connections_per_ip limit=%llu",
+			    (unsigned long long)config->max_connections_per_ip);
+		refuse_connection(fd, SMTP_R_TOO_MANY_FROM_ADDRESS);
+		return;
+	}
+	uint64_t id = slot_take(smtpd);
+	smtpd->session_count++;
+	peer_add(smtpd, key, 1);
+	/* A new session only greets; it cannot end before it is in its slot. */
+	smtpd->slots[(uint32_t)id] =
+		smtpd_session_new(smtpd, id, config, fd, peer, (socklen_t)peer_len, l->kind);
+}
+
+static void smtpd_resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd *smtpd = arg;
+	if (smtpd->shutting_down)
+		return;
+	for (size_t i = 0; i < smtpd->listener_count; i++)
+		evconnlistener_enable(smtpd->listeners[i].listener);
+}
+
+static void smtpd_accept_error(struct evconnlistener *listener, void *arg)
+{
+	struct smtpd_listener *l = arg;
+	struct smtpd *smtpd = l->smtpd;
+	int err = EVUTIL_SOCKET_ERROR();
+	log_error("event=accept_failed listener=%s error=\"%s\"", l->text, strerror(err));
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		/* Out of descriptors or memory: pause rather than spin on accept. */
+		for (size_t i = 0; i < smtpd->listener_count; i++)
+			evconnlistener_disable(smtpd->listeners[i].listener);
+		struct timeval tv = {SMTPD_ACCEPT_PAUSE_MS / 1000, (SMTPD_ACCEPT_PAUSE_MS % 1000) * 1000};
+		evtimer_add(smtpd->accept_pause, &tv);
+	}
+}
+
+/* ---- Listeners ---- */
+
+static int bind_listener(const struct config_listener *cl)
+{
+	int family = cl->addr.ss_family;
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	/* An IPv6 listener takes IPv6 only, so "[::]:25" and "0.0.0.0:25" can both be listed. */
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addr_len) != 0 || listen(fd, SMTPD_BACKLOG) != 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+struct smtpd *smtpd_create(struct event_base *base, struct config *config)
+{
+	struct smtpd *smtpd = xcalloc(1, sizeof *smtpd);
+	smtpd->base = base;
+	smtpd->config = config_ref(config);
+	smtpd->accept_pause = evtimer_new(base, smtpd_resume_accept, smtpd);
+	smtpd->listeners = xcalloc(config->listener_count, sizeof *smtpd->listeners);
+	for (size_t i = 0; i < config->listener_count; i++) {
+		const struct config_listener *cl = &config->listeners[i];
+		int fd = bind_listener(cl);
+		if (fd < 0) {
+			log_error("event=listen_failed listener=%s error=\"%s\"", cl->text, strerror(errno));
+			smtpd_free(smtpd);
+			return NULL;
+		}
+		struct smtpd_listener *l = &smtpd->listeners[smtpd->listener_count++];
+		l->smtpd = smtpd;
+		l->kind = cl->kind;
+		str_copy(l->text, sizeof l->text, cl->text);
+		l->listener = evconnlistener_new(base, smtpd_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED,
+						 SMTPD_BACKLOG, fd);
+		if (!l->listener)
+			fatal("evconnlistener_new failed for %s", cl->text);
+		evconnlistener_set_error_cb(l->listener, smtpd_accept_error);
+	}
+	return smtpd;
+}
+
+void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *reader)
+{
+	smtpd->store = store;
+	smtpd->reader = reader;
+	for (size_t i = 0; i < smtpd->listener_count; i++) {
+		evconnlistener_enable(smtpd->listeners[i].listener);
+		log_info("event=listening listener=%s kind=%s", smtpd->listeners[i].text,
+			 smtpd->listeners[i].kind == LISTENER_MX ? "mx" : "submission");
+	}
+}
+
+void smtpd_commit_done(struct store_message *msg, void *arg)
+{
+	struct smtpd *smtpd = arg;
+	struct smtpd_session *s = slot_find(smtpd, msg->session_id);
+	if (!s) {
+		/* The client left before the reply: the message is queued all the same. */
+		log_info("event=reply_dropped qid=%s committed=%s reason=session_gone", msg->qid,
+			 msg->committed ? "yes" : "no");
+		store_message_free(msg);
+		return;
+	}
+	smtpd_session_commit_done(s, msg);
+}
+
+void smtpd_reload(struct smtpd *smtpd, struct config *config)
+{
+	config_unref(smtpd->config);
+	smtpd->config = config_ref(config);
+}
+
+static void smtpd_force_close(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd *smtpd = arg;
+	log_warning("event=shutdown_timeout sessions=%llu", (unsigned long long)smtpd->session_count);
+	for (size_t i = 0; i < smtpd->slot_cap; i++)
+		if (smtpd->slots[i])
+			smtpd_session_shutdown(smtpd->slots[i], true);
+}
+
+void smtpd_shutdown(struct smtpd *smtpd)
+{
+	if (smtpd->shutting_down)
+		return;
+	smtpd->shutting_down = true;
+	for (size_t i = 0; i < smtpd->listener_count; i++) {
+		evconnlistener_free(smtpd->listeners[i].listener);
+		smtpd->listeners[i].listener = NULL;
+	}
+	smtpd->listener_count = 0;
+	log_info("event=shutdown sessions=%llu", (unsigned long long)smtpd->session_count);
+	if (smtpd->session_count == 0) {
+		event_base_loopexit(smtpd->base, NULL);
+		return;
+	}
+	struct timeval tv = {(time_t)smtpd->config->shutdown_timeout, 0};
+	smtpd->shutdown_timer = evtimer_new(smtpd->base, smtpd_force_close, smtpd);
+	evtimer_add(smtpd->shutdown_timer, &tv);
+	for (size_t i = 0; i < smtpd->slot_cap; i++)
+		if (smtpd->slots[i])
+			smtpd_session_shutdown(smtpd->slots[i], false);
+}
+
+void smtpd_free(struct smtpd *smtpd)
+{
+	if (!smtpd)
+		return;
+	for (size_t i = 0; i < smtpd->listener_count; i++)
+		if (smtpd->listeners[i].listener)
+			evconnlistener_free(smtpd->listeners[i].listener);
+	for (size_t b = 0; b < SMTPD_PEER_BUCKETS; b++) {
+		while (smtpd->peers[b]) {
+			struct smtpd_peer_count *next = smtpd->peers[b]->next;
+			free(smtpd->peers[b]);
+			smtpd->peers[b] = next;
+		}
+	}
+	if (smtpd->shutdown_timer)
+		event_free(smtpd->shutdown_timer);
+	event_free(smtpd->accept_pause);
+	free(smtpd->listeners);
+	free(smtpd->slots);
+	free(smtpd->generations);
+	free(smtpd->free_slots);
+	config_unref(smtpd->config);
+	free(smtpd);
+}

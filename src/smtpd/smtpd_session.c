@@ -1,0 +1,390 @@
+/*
+ * smtpd_session.c - one inbound SMTP connection: its I/O, its state, its
+ * end.
+ *
+ * Input is read from the bufferevent's buffer in place: a command line is
+ * found by its LF, checked (CRLF only, no NUL, at most
+ * SMTP_COMMAND_LINE_MAX octets), copied out and dispatched; message content
+ * goes to the transaction in whatever runs it arrived. Nothing is read
+ * while the session waits for the store, so pipelined commands wait in the
+ * buffer (bounded by the read high-watermark) and are taken in order once
+ * the reply is out. A client that does not read its replies stops being
+ * read (SMTPD_OUTPUT_HIGH).
+ *
+ * An over-long command line is skipped to its LF and refused; the session
+ * stays in sync. A client that sends a command past a synchronisation point
+ * (RFC 2920 3.1) is told 554 and disconnected (smtpd_command.c).
+ *
+ * Lifetime: a session marks itself dead and is freed at the top of the
+ * callback that found it so (session_end_callback), never inside a handler.
+ */
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "smtpd/smtpd_private.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+#include "util/util_time.h"
+
+#define SMTPD_READ_HIGH (64 * 1024)
+#define SMTPD_OUTPUT_HIGH (64 * 1024)
+#define SMTPD_CONTENT_IOVECS 8
+
+static const char *const state_names[SMTPD_STATE_COUNT] = {
+	"connected", "ready", "mail", "rcpt", "data", "bdat", "commit", "closing",
+};
+
+static void session_process(struct smtpd_session *s);
+
+/* ---- Replies ---- */
+
+void session_write(struct smtpd_session *s, const char *bytes, size_t len)
+{
+	if (s->state == SMTPD_CLOSING || s->dead)
+		return;
+	bufferevent_write(s->bev, bytes, len);
+}
+
+static void session_count_error(struct smtpd_session *s, enum smtp_reply_id id)
+{
+	/* A full transaction is not the client's error; a timeout or our
+	 * own shutdown already closes. */
+	if (!smtp_reply_is_error(id) || id == SMTP_R_TOO_MANY_RCPTS || smtp_reply_get(id)->code == 421)
+		return;
+	if (++s->errors < s->config->max_errors)
+		return;
+	char line[SMTP_REPLY_LINE_MAX];
+	size_t n = smtp_reply_format(line, sizeof line, SMTP_R_TOO_MANY_ERRORS, NULL);
+	session_write(s, line, n);
+	log_warning("event=too_many_errors session=%s errors=%llu", s->sid, (unsigned long long)s->errors);
+	session_close_after_reply(s);
+}
+
+void session_reply_text(struct smtpd_session *s, enum smtp_reply_id id, const char *text)
+{
+	char line[SMTP_REPLY_LINE_MAX];
+	size_t n = smtp_reply_format(line, sizeof line, id, text);
+	if (n == 0)
+		n = smtp_reply_format(line, sizeof line, id, NULL);
+	session_write(s, line, n);
+	if (smtp_reply_is_error(id)) {
+		const struct smtp_reply *r = smtp_reply_get(id);
+		log_info("event=reject session=%s%s%s code=%d status=%s reason=\"%s\"", s->sid,
+			 s->txn ? " qid=" : "", s->txn ? s->txn->qid : "", r->code, r->status, text ? text : r->text);
+	}
+	session_count_error(s, id);
+}
+
+void session_reply(struct smtpd_session *s, enum smtp_reply_id id)
+{
+	session_reply_text(s, id, NULL);
+}
+
+/* ---- State ---- */
+
+void session_enter_state(struct smtpd_session *s, enum smtpd_state state)
+{
+	/* Once closing, nothing reopens the session. */
+	if (s->state == SMTPD_CLOSING || s->state == state)
+		return;
+	log_debug("event=state session=%s from=%s to=%s", s->sid, state_names[s->state], state_names[state]);
+	s->state = state;
+}
+
+void session_close_after_reply(struct smtpd_session *s)
+{
+	if (s->state == SMTPD_CLOSING)
+		return;
+	session_enter_state(s, SMTPD_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		s->dead = true;
+}
+
+void session_set_data_timeouts(struct smtpd_session *s, bool data)
+{
+	struct timeval rd = {(time_t)(data ? s->config->data_timeout : s->config->command_timeout), 0};
+	struct timeval wr = {(time_t)s->config->command_timeout, 0};
+	bufferevent_set_timeouts(s->bev, &rd, &wr);
+}
+
+/* ---- End of a session ---- */
+
+static void session_free(struct smtpd_session *s)
+{
+	log_info("event=disconnect session=%s client=%s duration_ms=%llu messages=%llu errors=%llu", s->sid,
+		 s->peer_ip, (unsigned long long)(time_mono_ms() - s->started_ms), (unsigned long long)s->messages,
+		 (unsigned long long)s->errors);
+	txn_free(s->txn);
+	bufferevent_free(s->bev);
+	struct smtpd *smtpd = s->smtpd;
+	uint64_t id = s->id;
+	unsigned char key[16];
+	memcpy(key, s->peer_key, sizeof key);
+	config_unref(s->config);
+	free(s);
+	smtpd_session_gone(smtpd, id, key);
+}
+
+/* session_end_callback - every entry point ends here: free a dead session. */
+static void session_end_callback(struct smtpd_session *s)
+{
+	if (s->dead)
+		session_free(s);
+}
+
+/* ---- Input ---- */
+
+static bool session_over_time(struct smtpd_session *s)
+{
+	if (time_mono_ms() - s->started_ms <= s->config->session_timeout * 1000)
+		return false;
+	session_reply_text(s, SMTP_R_TIMEOUT, "Session too long, closing connection");
+	session_close_after_reply(s);
+	return true;
+}
+
+/* session_read_line - take one command line if a whole one is there. */
+static bool session_read_line(struct smtpd_session *s, struct evbuffer *in)
+{
+	size_t eol_len = 0;
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	if (eol.pos < 0) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail >= SMTP_COMMAND_LINE_MAX) {
+			/* Too long already: drop what we have and skip to the LF. */
+			evbuffer_drain(in, avail);
+			s->discarding_line = true;
+		}
+		return false;
+	}
+	size_t line_len = (size_t)eol.pos; /* bytes before the LF */
+	if (s->discarding_line || line_len + 1 > SMTP_COMMAND_LINE_MAX) {
+		evbuffer_drain(in, line_len + 1);
+		s->discarding_line = false;
+		session_reply(s, SMTP_R_LINE_TOO_LONG);
+		return true;
+	}
+	char line[SMTP_COMMAND_LINE_MAX];
+	evbuffer_remove(in, line, line_len + 1);
+	bool crlf = line_len > 0 && line[line_len - 1] == '\r';
+	size_t cmd_len = crlf ? line_len - 1 : line_len;
+	if (!crlf || memchr(line, '\r', cmd_len))
+		session_reply(s, SMTP_R_BARE_EOL_COMMAND);
+	else if (memchr(line, '\0', cmd_len))
+		session_reply(s, SMTP_R_NUL_COMMAND);
+	else
+		command_dispatch(s, line, cmd_len);
+	return true;
+}
+
+/* session_discard_chunk - skip a refused BDAT chunk, then give the reply owed. */
+static bool session_discard_chunk(struct smtpd_session *s, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in);
+	size_t n = s->discard_left < avail ? (size_t)s->discard_left : avail;
+	evbuffer_drain(in, n);
+	s->discard_left -= n;
+	if (s->discard_left > 0)
+		return false;
+	enum smtp_reply_id id = (enum smtp_reply_id)(s->discard_reply - 1);
+	s->discard_reply = 0;
+	session_set_data_timeouts(s, false);
+	session_reply(s, id);
+	return true;
+}
+
+static void session_chunk_done(struct smtpd_session *s)
+{
+	struct smtpd_txn *txn = s->txn;
+	session_set_data_timeouts(s, false);
+	if (txn->chunk_last || txn->too_big) {
+		txn_finish(s);
+		return;
+	}
+	char line[SMTP_REPLY_LINE_MAX];
+	str_format(line, sizeof line, "250 2.0.0 %llu octets received\r\n",
+		   (unsigned long long)txn->reader.content_bytes);
+	session_write(s, line, strlen(line));
+	session_enter_state(s, SMTPD_RCPT);
+}
+
+/* session_read_content - feed DATA or BDAT content; true if progress was made. */
+static bool session_read_content(struct smtpd_session *s, struct evbuffer *in)
+{
+	struct smtpd_txn *txn = s->txn;
+	struct evbuffer_iovec vec[SMTPD_CONTENT_IOVECS];
+	int n = evbuffer_peek(in, -1, NULL, vec, SMTPD_CONTENT_IOVECS);
+	if (n > SMTPD_CONTENT_IOVECS)
+		n = SMTPD_CONTENT_IOVECS;
+	size_t consumed = 0;
+	bool complete = false;
+	for (int i = 0; i < n && !complete; i++) {
+		size_t len = vec[i].iov_len;
+		if (s->state == SMTPD_BDAT && len > txn->chunk_left)
+			len = (size_t)txn->chunk_left;
+		size_t used = txn_feed(s, vec[i].iov_base, len);
+		consumed += used;
+		if (s->state == SMTPD_BDAT) {
+			txn->chunk_left -= used;
+			complete = txn->chunk_left == 0;
+		} else {
+			complete = txn->reader.done;
+		}
+	}
+	evbuffer_drain(in, consumed);
+	if (complete) {
+		if (s->state == SMTPD_BDAT)
+			session_chunk_done(s);
+		else
+			txn_finish(s);
+	}
+	return consumed > 0 || complete;
+}
+
+static bool session_output_full(struct smtpd_session *s)
+{
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) <= SMTPD_OUTPUT_HIGH)
+		return false;
+	s->output_blocked = true;
+	return true;
+}
+
+/* session_maybe_shutdown - during shutdown, an idle session says 421 and goes. */
+static bool session_maybe_shutdown(struct smtpd_session *s)
+{
+	if (!smtpd_shutting_down(s->smtpd) || s->txn || s->state > SMTPD_RCPT)
+		return false;
+	session_reply(s, SMTP_R_SHUTDOWN);
+	session_close_after_reply(s);
+	return true;
+}
+
+static void session_process(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	while (!s->dead && s->state != SMTPD_CLOSING && s->state != SMTPD_COMMIT) {
+		if (session_over_time(s) || session_output_full(s) || session_maybe_shutdown(s))
+			break;
+		if (evbuffer_get_length(in) == 0)
+			break;
+		bool progress;
+		if (s->discard_reply)
+			progress = session_discard_chunk(s, in);
+		else if (s->state == SMTPD_DATA || s->state == SMTPD_BDAT)
+			progress = session_read_content(s, in);
+		else
+			progress = session_read_line(s, in);
+		if (!progress)
+			break;
+	}
+}
+
+/* ---- Callbacks ---- */
+
+static void session_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtpd_session *s = arg;
+	session_process(s);
+	session_end_callback(s);
+}
+
+static void session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtpd_session *s = arg;
+	if (s->state == SMTPD_CLOSING) {
+		s->dead = true;
+	} else if (s->output_blocked) {
+		s->output_blocked = false;
+		session_process(s);
+	}
+	session_end_callback(s);
+}
+
+static void session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtpd_session *s = arg;
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != SMTPD_CLOSING) {
+		log_info("event=timeout session=%s state=%s", s->sid, state_names[s->state]);
+		session_reply(s, SMTP_R_TIMEOUT);
+		session_close_after_reply(s);
+		/* Give the 421 a write timeout's time to leave, then go. */
+		bufferevent_enable(s->bev, EV_WRITE);
+	} else {
+		if (what & BEV_EVENT_ERROR)
+			log_debug("event=socket_error session=%s", s->sid);
+		s->dead = true;
+	}
+	session_end_callback(s);
+}
+
+/* ---- From the server ---- */
+
+struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct config *config, int fd,
+					const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind)
+{
+	struct smtpd_session *s = xcalloc(1, sizeof *s);
+	s->id = id;
+	id_next(s->sid);
+	s->smtpd = smtpd;
+	s->config = config_ref(config);
+	s->kind = kind;
+	s->started_ms = time_mono_ms();
+	smtpd_peer_key(peer, s->peer_key);
+	if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)peer;
+		inet_ntop(AF_INET6, &in6->sin6_addr, s->peer_ip, sizeof s->peer_ip);
+		s->peer_port = ntohs(in6->sin6_port);
+	} else {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)peer;
+		inet_ntop(AF_INET, &in->sin_addr, s->peer_ip, sizeof s->peer_ip);
+		s->peer_port = ntohs(in->sin_port);
+	}
+	s->bev = bufferevent_socket_new(smtpd_base(smtpd), fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->bev)
+		fatal("bufferevent_socket_new failed");
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_READ_HIGH);
+	session_set_data_timeouts(s, false);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_info("event=connect session=%s client=%s port=%u", s->sid, s->peer_ip, s->peer_port);
+	char line[SMTP_REPLY_LINE_MAX];
+	str_format(line, sizeof line, "220 %s ESMTP tern\r\n", config->hostname);
+	session_write(s, line, strlen(line));
+	return s;
+}
+
+void smtpd_session_commit_done(struct smtpd_session *s, struct store_message *msg)
+{
+	if (msg->committed) {
+		char line[SMTP_REPLY_LINE_MAX];
+		str_format(line, sizeof line, "250 2.0.0 Ok: queued as %s\r\n", msg->qid);
+		session_write(s, line, strlen(line));
+		s->messages++;
+		log_info("event=queued session=%s qid=%s size=%llu rcpts=%zu", s->sid, msg->qid,
+			 (unsigned long long)msg->size, msg->rcpt_count);
+	} else {
+		session_reply_text(s, SMTP_R_LOCAL_ERROR, "Local error writing the queue, try again later");
+	}
+	store_message_free(msg);
+	txn_reset(s);
+	/* Commands that came while we waited are taken now, in order. */
+	session_process(s);
+	session_end_callback(s);
+}
+
+void smtpd_session_shutdown(struct smtpd_session *s, bool force)
+{
+	if (force || (!s->txn && s->state <= SMTPD_RCPT)) {
+		session_reply(s, SMTP_R_SHUTDOWN);
+		session_close_after_reply(s);
+	} else {
+		s->shutdown_pending = true;
+	}
+	session_end_callback(s);
+}

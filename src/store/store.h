@@ -1,0 +1,142 @@
+/*
+ * store.h - the durable queue: every accepted message and its recipients,
+ * users and aliases, in one SQLite database (DATA_DIR/queue.db, WAL mode,
+ * synchronous=FULL).
+ *
+ * Threads: one store thread owns the only write connection. The loop thread
+ * hands it messages to commit (store_commit); the delivery workers hand it
+ * delivery results (store_delivery_done). Everything waiting is written in
+ * ONE transaction (group commit: one fsync for many messages). Completions
+ * come back to the loop thread through an event; jobs for new and due
+ * recipients go to the delivery dispatcher. Readers (directory lookups,
+ * message bodies, the CLI) use their own read-only connections.
+ *
+ * Nothing above this header includes sqlite3.h.
+ */
+#ifndef TERN_STORE_H
+#define TERN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util_id.h"
+
+struct evbuffer;
+struct event_base;
+
+/* ---- Accepting messages (loop thread) ---- */
+
+struct store_rcpt {
+	char *address; /* as the client gave it, for logs and Delivered-To */
+	char *mailbox; /* the local mailbox it resolved to */
+};
+
+struct store_message {
+	/* Filled by the session. */
+	char qid[ID_LEN + 1];
+	uint64_t session_id; /* to find the session again, or drop the reply */
+	char *sender;        /* "" for the null reverse path */
+	struct store_rcpt *rcpts;
+	size_t rcpt_count;
+	struct evbuffer *body; /* the content, canonical CRLF, trace header first */
+	int spill_fd;          /* >= 0: the content is in this file instead */
+	uint64_t size;
+	int64_t arrival_ms;
+	/* Filled by the store before the completion runs. */
+	bool committed;
+	char error[128];
+	struct store_message *next;
+};
+
+/* store_commit_done - runs on the loop thread once msg is on disk (or not). */
+typedef void store_commit_done(struct store_message *msg, void *arg);
+
+void store_message_free(struct store_message *msg);
+
+/* ---- Delivering (worker threads) ---- */
+
+enum delivery_status {
+	DELIVERY_OK,
+	DELIVERY_TEMPFAIL,
+	DELIVERY_PERMFAIL,
+};
+
+struct delivery_rcpt {
+	int64_t id;
+	char *address;
+	char *mailbox;
+	int64_t attempts; /* before this one */
+	enum delivery_status status;
+	char error[160];
+};
+
+struct delivery_job {
+	int64_t msg_id;
+	char qid[ID_LEN + 1];
+	char *sender;
+	int64_t arrival_ms;
+	struct evbuffer *body; /* NULL: the worker reads it with store_reader_body */
+	struct delivery_rcpt *rcpts;
+	size_t rcpt_count;
+	struct delivery_job *next;
+};
+
+typedef void store_dispatch(struct delivery_job *job, void *arg);
+
+void delivery_job_free(struct delivery_job *job);
+
+/* ---- The store thread ---- */
+
+struct store_settings {
+	const char *data_dir;
+	uint64_t retry_initial_ms;
+	uint64_t retry_max_ms;
+	uint64_t max_queue_lifetime_ms;
+	size_t max_inflight; /* messages handed to delivery at once */
+};
+
+struct store;
+
+/*
+ * store_start - open (creating or migrating) the database, recover what a
+ * crash left behind, start the store thread. Completions run on base.
+ * Returns NULL with a message in err on failure.
+ */
+struct store *store_start(const struct store_settings *settings, struct event_base *base,
+			  store_commit_done *done, void *done_arg, store_dispatch *dispatch, void *dispatch_arg,
+			  char *err, size_t errlen);
+
+/* store_commit - queue msg for the next group commit; done runs later. */
+void store_commit(struct store *store, struct store_message *msg);
+
+/* store_delivery_done - any thread: record the outcome of every recipient of job (takes it). */
+void store_delivery_done(struct store *store, struct delivery_job *job);
+
+/* store_stop - write what is waiting, stop the thread, close the database. */
+void store_stop(struct store *store);
+
+/* ---- Readers (any thread, one reader per thread) ---- */
+
+struct store_reader;
+
+struct store_reader *store_reader_open(const char *data_dir, char *err, size_t errlen);
+void store_reader_close(struct store_reader *reader);
+
+/* store_reader_body - append message msg_id's content to out. */
+bool store_reader_body(struct store_reader *reader, int64_t msg_id, struct evbuffer *out);
+
+/*
+ * Directory: where mail for a local address goes. address is lower-cased
+ * "local@domain" of a local domain. Aliases are expanded (to a depth of
+ * STORE_ALIAS_DEPTH), then users; with a delimiter, "user+tag" falls back to
+ * "user". postmaster@ any local domain falls back to postmaster_mailbox.
+ * Returns the number of mailboxes written to out (at most max), 0 when the
+ * address is unknown, -1 on a database error.
+ */
+#define STORE_ALIAS_DEPTH 8
+#define STORE_ADDRESS_MAX 320
+int store_dir_resolve(struct store_reader *reader, const char *address, const char *delimiter,
+		      const char *postmaster_mailbox, char (*out)[STORE_ADDRESS_MAX], int max);
+
+#endif

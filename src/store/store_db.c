@@ -1,0 +1,144 @@
+/*
+ * store_db.c - open the queue database, set its durability, migrate it.
+ *
+ * Durability: WAL journal with synchronous=FULL, so a COMMIT returns only
+ * after the WAL is fsynced: this is what "250" rests on. Every connection
+ * waits up to STORE_BUSY_MS for a lock instead of failing, because the CLI
+ * may write users while the server runs.
+ *
+ * Schema versions live in PRAGMA user_version; store_db_migrate brings an
+ * older file forward one step at a time inside a transaction, and refuses a
+ * file newer than this code.
+ */
+#include "store/store_db.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/util_log.h"
+#include "util/util_str.h"
+
+#define STORE_BUSY_MS 10000
+
+/* Version 1: the queue and the directory. */
+static const char schema_v1[] =
+	"CREATE TABLE messages ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" qid TEXT NOT NULL UNIQUE,"
+	" sender TEXT NOT NULL,"
+	" arrival_ms INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" body BLOB NOT NULL);"
+	"CREATE TABLE recipients ("
+	" id INTEGER PRIMARY KEY,"
+	" msg_id INTEGER NOT NULL REFERENCES messages(id),"
+	" address TEXT NOT NULL,"
+	" mailbox TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'queued',"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT);"
+	"CREATE INDEX recipients_msg ON recipients(msg_id);"
+	"CREATE INDEX recipients_due ON recipients(state, next_attempt_ms);"
+	"CREATE TABLE users ("
+	" address TEXT PRIMARY KEY,"
+	" password TEXT,"
+	" created_ms INTEGER NOT NULL);"
+	"CREATE TABLE aliases ("
+	" address TEXT PRIMARY KEY,"
+	" targets TEXT NOT NULL,"
+	" created_ms INTEGER NOT NULL);";
+
+bool store_db_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("event=db_error error=\"%s\"", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return false;
+	}
+	return true;
+}
+
+sqlite3_stmt *store_db_prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK)
+		fatal("cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
+	return stmt;
+}
+
+static int store_db_version(sqlite3 *db)
+{
+	sqlite3_stmt *stmt = store_db_prepare(db, "PRAGMA user_version");
+	int version = -1;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		version = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return version;
+}
+
+static bool store_db_migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	if (!store_db_exec(db, "BEGIN IMMEDIATE")) {
+		str_copy(err, errlen, "cannot lock the database to migrate it");
+		return false;
+	}
+	int version = store_db_version(db);
+	bool ok = true;
+	if (version > STORE_SCHEMA_VERSION) {
+		str_format(err, errlen, "database schema version %d is newer than this tern (%d)", version,
+			   STORE_SCHEMA_VERSION);
+		ok = false;
+	}
+	if (ok && version < 1)
+		ok = store_db_exec(db, schema_v1);
+	if (ok && version < STORE_SCHEMA_VERSION) {
+		char sql[64];
+		str_format(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);
+		ok = store_db_exec(db, sql);
+	}
+	if (!ok && err[0] == '\0')
+		str_format(err, errlen, "cannot migrate the database: %s", sqlite3_errmsg(db));
+	store_db_exec(db, ok ? "COMMIT" : "ROLLBACK");
+	return ok;
+}
+
+sqlite3 *store_db_open(const char *data_dir, bool writer, char *err, size_t errlen)
+{
+	char path[4096];
+	err[0] = '\0';
+	if (!str_format(path, sizeof path, "%s/queue.db", data_dir)) {
+		str_copy(err, errlen, "data_dir path too long");
+		return NULL;
+	}
+	if (writer && mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+		str_format(err, errlen, "cannot create %s: %s", data_dir, strerror(errno));
+		return NULL;
+	}
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+		str_format(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, STORE_BUSY_MS);
+	bool ok = store_db_exec(db, "PRAGMA journal_mode=WAL") && store_db_exec(db, "PRAGMA synchronous=FULL") &&
+		  store_db_exec(db, "PRAGMA foreign_keys=OFF");
+	if (ok && writer)
+		ok = store_db_migrate(db, err, errlen);
+	else if (ok && store_db_version(db) != STORE_SCHEMA_VERSION) {
+		str_format(err, errlen, "%s has schema version %d, this tern needs %d (start the server once)", path,
+			   store_db_version(db), STORE_SCHEMA_VERSION);
+		ok = false;
+	}
+	if (!ok) {
+		if (err[0] == '\0')
+			str_format(err, errlen, "cannot set up %s: %s", path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}

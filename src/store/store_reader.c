@@ -1,0 +1,183 @@
+/*
+ * store_reader.c - read-only connections: message bodies for delivery, and
+ * the directory (users and aliases) for RCPT.
+ *
+ * In WAL mode readers never wait for the store thread's writes, so the
+ * loop thread may look up a recipient without blocking on a commit. Each
+ * thread opens its own reader; a reader is never shared.
+ */
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_db.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+
+struct store_reader {
+	sqlite3 *db;
+	sqlite3_stmt *alias, *user;
+};
+
+struct store_reader *store_reader_open(const char *data_dir, char *err, size_t errlen)
+{
+	sqlite3 *db = store_db_open(data_dir, false, err, errlen);
+	if (!db)
+		return NULL;
+	struct store_reader *r = xcalloc(1, sizeof *r);
+	r->db = db;
+	r->alias = store_db_prepare(db, "SELECT targets FROM aliases WHERE address=?");
+	r->user = store_db_prepare(db, "SELECT 1 FROM users WHERE address=?");
+	return r;
+}
+
+void store_reader_close(struct store_reader *r)
+{
+	if (!r)
+		return;
+	sqlite3_finalize(r->alias);
+	sqlite3_finalize(r->user);
+	sqlite3_close(r->db);
+	free(r);
+}
+
+bool store_reader_body(struct store_reader *r, int64_t msg_id, struct evbuffer *out)
+{
+	sqlite3_blob *blob = NULL;
+	if (sqlite3_blob_open(r->db, "main", "messages", "body", msg_id, 0, &blob) != SQLITE_OK) {
+		log_error("event=db_error msg_id=%lld error=\"%s\"", (long long)msg_id, sqlite3_errmsg(r->db));
+		sqlite3_blob_close(blob);
+		return false;
+	}
+	int size = sqlite3_blob_bytes(blob);
+	bool ok = true;
+	int done = 0;
+	while (ok && done < size) {
+		int want = size - done < 65536 ? size - done : 65536;
+		struct evbuffer_iovec vec;
+		if (evbuffer_reserve_space(out, want, &vec, 1) < 1)
+			fatal("evbuffer_reserve_space failed");
+		ok = sqlite3_blob_read(blob, vec.iov_base, want, done) == SQLITE_OK;
+		vec.iov_len = ok ? (size_t)want : 0;
+		evbuffer_commit_space(out, &vec, 1);
+		done += want;
+	}
+	sqlite3_blob_close(blob);
+	return ok;
+}
+
+/* ---- Directory ---- */
+
+struct dir_walk {
+	struct store_reader *reader;
+	char (*out)[STORE_ADDRESS_MAX];
+	int max;
+	int count;
+	bool failed;
+};
+
+static void dir_add(struct dir_walk *w, const char *mailbox)
+{
+	for (int i = 0; i < w->count; i++)
+		if (strcmp(w->out[i], mailbox) == 0)
+			return;
+	if (w->count < w->max && str_copy(w->out[w->count], STORE_ADDRESS_MAX, mailbox))
+		w->count++;
+}
+
+/* dir_lookup_user - 1 if address is a user, 0 if not, -1 on error. */
+static int dir_lookup_user(struct store_reader *r, const char *address)
+{
+	sqlite3_bind_text(r->user, 1, address, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(r->user);
+	sqlite3_reset(r->user);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static bool dir_expand(struct dir_walk *w, const char *address, int depth);
+
+/* dir_expand_targets - each comma-separated target of an alias, lower-cased. */
+static bool dir_expand_targets(struct dir_walk *w, const char *targets, int depth)
+{
+	bool any = false;
+	const char *p = targets;
+	while (*p) {
+		size_t len = strcspn(p, ", ");
+		if (len > 0 && len < STORE_ADDRESS_MAX) {
+			char target[STORE_ADDRESS_MAX];
+			str_copy_n(target, sizeof target, p, len);
+			str_lower(target);
+			any |= dir_expand(w, target, depth + 1);
+		}
+		p += len;
+		p += strspn(p, ", ");
+	}
+	return any;
+}
+
+/* dir_expand - resolve address (alias first, then user); true if it led anywhere. */
+static bool dir_expand(struct dir_walk *w, const char *address, int depth)
+{
+	if (depth > STORE_ALIAS_DEPTH) {
+		log_warning("event=alias_loop address=\"%s\"", address);
+		return false;
+	}
+	struct store_reader *r = w->reader;
+	sqlite3_bind_text(r->alias, 1, address, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(r->alias);
+	if (rc == SQLITE_ROW) {
+		char *targets = str_dup((const char *)sqlite3_column_text(r->alias, 0));
+		sqlite3_reset(r->alias);
+		bool any = dir_expand_targets(w, targets, depth);
+		free(targets);
+		return any;
+	}
+	sqlite3_reset(r->alias);
+	if (rc != SQLITE_DONE) {
+		w->failed = true;
+		return false;
+	}
+	int user = dir_lookup_user(r, address);
+	if (user < 0)
+		w->failed = true;
+	if (user == 1)
+		dir_add(w, address);
+	return user == 1;
+}
+
+/* dir_strip_tag - "user+tag@dom" to "user@dom" into buf; false if there is no tag. */
+static bool dir_strip_tag(const char *address, const char *delimiter, char *buf, size_t size)
+{
+	const char *at = strrchr(address, '@');
+	if (!delimiter[0] || !at)
+		return false;
+	size_t local_len = (size_t)(at - address);
+	const char *tag = NULL;
+	for (size_t i = 0; i < local_len; i++)
+		if (strchr(delimiter, address[i])) {
+			tag = address + i;
+			break;
+		}
+	if (!tag || tag == address)
+		return false;
+	return str_format(buf, size, "%.*s%s", (int)(tag - address), address, at);
+}
+
+int store_dir_resolve(struct store_reader *reader, const char *address, const char *delimiter,
+		      const char *postmaster_mailbox, char (*out)[STORE_ADDRESS_MAX], int max)
+{
+	struct dir_walk w = {.reader = reader, .out = out, .max = max};
+	char stripped[STORE_ADDRESS_MAX];
+	bool found = dir_expand(&w, address, 0);
+	if (!found && !w.failed && dir_strip_tag(address, delimiter, stripped, sizeof stripped))
+		found = dir_expand(&w, stripped, 0);
+	if (!found && !w.failed && strncmp(address, "postmaster@", 11) == 0 && postmaster_mailbox[0]) {
+		/* RFC 5321 4.5.1: postmaster must always be accepted. */
+		if (strcmp(address, postmaster_mailbox) == 0 || !dir_expand(&w, postmaster_mailbox, 0))
+			dir_add(&w, postmaster_mailbox);
+	}
+	if (w.failed)
+		return -1;
+	return w.count;
+}

@@ -1,0 +1,681 @@
+/*
+ * store_thread.c - the store thread: group commit, delivery results, and
+ * handing due recipients to delivery.
+ *
+ * One thread owns the write connection. Each turn it takes everything that
+ * is waiting (messages to commit, delivery results) and writes it in one
+ * transaction, so under load one fsync covers many messages. Only after
+ * COMMIT returns are the sessions told (the 250 rests on this).
+ *
+ * Dispatch invariant: `cursor` is a message id such that every 'queued'
+ * recipient of a message with id <= cursor is in flight (handed to delivery
+ * and not yet reported back). New messages are handed over straight from
+ * the commit while nothing is backlogged and fewer than max_inflight jobs
+ * are out; otherwise they wait in the database and are loaded in id order
+ * (the backlog), which also is how a restart recovers: the cursor starts at
+ * 0. Deferred recipients whose time has come are set back to 'queued' and
+ * dispatched in the same transaction.
+ *
+ * A failed transaction fails every message in it (the sessions answer 451)
+ * and keeps the delivery results for the next turn.
+ */
+#include "store/store.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "store/store_db.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+#include "util/util_time.h"
+
+#define STORE_SPILL_CHUNK 65536
+#define STORE_IDLE_WAKE_MS 1000
+#define STORE_FAIL_PAUSE_MS 1000
+
+struct store {
+	struct store_settings settings;
+	char *data_dir;
+	sqlite3 *db;
+	pthread_t thread;
+	bool thread_started;
+
+	/* Shared with other threads, under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct store_message *commits, **commits_tail;
+	struct delivery_job *results, **results_tail;
+	struct store_message *done, **done_tail;
+	bool stopping;
+
+	/* Loop thread side. */
+	struct event *done_event;
+	store_commit_done *done_cb;
+	void *done_arg;
+	store_dispatch *dispatch;
+	void *dispatch_arg;
+
+	/* Store thread only. */
+	int64_t cursor;
+	bool backlog;
+	size_t inflight;
+	int64_t next_retry_ms;
+	uint64_t rng;
+	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
+		*backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry;
+};
+
+void store_message_free(struct store_message *msg)
+{
+	if (!msg)
+		return;
+	for (size_t i = 0; i < msg->rcpt_count; i++) {
+		free(msg->rcpts[i].address);
+		free(msg->rcpts[i].mailbox);
+	}
+	free(msg->rcpts);
+	free(msg->sender);
+	if (msg->body)
+		evbuffer_free(msg->body);
+	if (msg->spill_fd >= 0)
+		close(msg->spill_fd);
+	free(msg);
+}
+
+void delivery_job_free(struct delivery_job *job)
+{
+	if (!job)
+		return;
+	for (size_t i = 0; i < job->rcpt_count; i++) {
+		free(job->rcpts[i].address);
+		free(job->rcpts[i].mailbox);
+	}
+	free(job->rcpts);
+	free(job->sender);
+	if (job->body)
+		evbuffer_free(job->body);
+	free(job);
+}
+
+/* ---- Statements ---- */
+
+static void store_prepare_all(struct store *s)
+{
+	sqlite3 *db = s->db;
+	s->insert_message =
+		store_db_prepare(db, "INSERT INTO messages(qid, sender, arrival_ms, size, body) VALUES(?,?,?,?,?)");
+	s->insert_rcpt = store_db_prepare(db, "INSERT INTO recipients(msg_id, address, mailbox) VALUES(?,?,?)");
+	s->delete_rcpt = store_db_prepare(db, "DELETE FROM recipients WHERE id=?");
+	s->defer_rcpt = store_db_prepare(db, "UPDATE recipients SET state='deferred', attempts=attempts+1,"
+					     " next_attempt_ms=?, last_error=? WHERE id=?");
+	s->fail_rcpt = store_db_prepare(db, "UPDATE recipients SET state='bounced', attempts=attempts+1,"
+					    " last_error=? WHERE id=?");
+	s->delete_message = store_db_prepare(
+		db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=?1)");
+	s->backlog_messages = store_db_prepare(db, "SELECT DISTINCT msg_id FROM recipients WHERE state='queued'"
+						   " AND msg_id>? ORDER BY msg_id LIMIT ?");
+	s->message_row = store_db_prepare(db, "SELECT qid, sender, arrival_ms FROM messages WHERE id=?");
+	s->queued_rcpts = store_db_prepare(
+		db, "SELECT id, address, mailbox, attempts FROM recipients WHERE msg_id=? AND state='queued'");
+	s->rcpt_row = store_db_prepare(db, "SELECT address, mailbox, attempts FROM recipients WHERE id=?");
+	s->due_rcpts = store_db_prepare(db, "SELECT id, msg_id FROM recipients WHERE state='deferred'"
+					    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
+	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
+	s->min_retry = store_db_prepare(db, "SELECT MIN(next_attempt_ms) FROM recipients WHERE state='deferred'");
+}
+
+static void store_finalize_all(struct store *s)
+{
+	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,   s->delete_rcpt,  s->defer_rcpt,
+			       s->fail_rcpt,      s->delete_message, s->backlog_messages, s->message_row,
+			       s->queued_rcpts,   s->rcpt_row, s->due_rcpts,     s->requeue_rcpt, s->min_retry};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		sqlite3_finalize(all[i]);
+}
+
+/* store_step_done - run a statement that returns no rows, then reset it. */
+static bool store_step_done(struct store *s, sqlite3_stmt *stmt)
+{
+	int rc = sqlite3_step(stmt);
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rc != SQLITE_DONE) {
+		log_error("event=db_error error=\"%s\"", sqlite3_errmsg(s->db));
+		return false;
+	}
+	return true;
+}
+
+/* ---- Committing messages ---- */
+
+static bool store_copy_spill(struct store *s, struct store_message *msg, sqlite3_int64 rowid)
+{
+	sqlite3_blob *blob = NULL;
+	if (sqlite3_blob_open(s->db, "main", "messages", "body", rowid, 1, &blob) != SQLITE_OK) {
+		sqlite3_blob_close(blob);
+		return false;
+	}
+	char *chunk = xmalloc(STORE_SPILL_CHUNK);
+	uint64_t done = 0;
+	bool ok = true;
+	while (ok && done < msg->size) {
+		size_t want = msg->size - done < STORE_SPILL_CHUNK ? (size_t)(msg->size - done) : STORE_SPILL_CHUNK;
+		ssize_t n = pread(msg->spill_fd, chunk, want, (off_t)done);
+		ok = n > 0 && sqlite3_blob_write(blob, chunk, (int)n, (int)done) == SQLITE_OK;
+		done += n > 0 ? (uint64_t)n : 0;
+	}
+	free(chunk);
+	sqlite3_blob_close(blob);
+	return ok;
+}
+
+static bool store_insert_message(struct store *s, struct store_message *msg, int64_t *msg_id, int64_t *rcpt_ids)
+{
+	sqlite3_stmt *st = s->insert_message;
+	sqlite3_bind_text(st, 1, msg->qid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, msg->sender, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, msg->arrival_ms);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)msg->size);
+	if (msg->spill_fd >= 0)
+		sqlite3_bind_zeroblob64(st, 5, msg->size);
+	else
+		sqlite3_bind_blob64(st, 5, evbuffer_pullup(msg->body, -1), msg->size, SQLITE_STATIC);
+	if (!store_step_done(s, st))
+		return false;
+	*msg_id = sqlite3_last_insert_rowid(s->db);
+	if (msg->spill_fd >= 0 && !store_copy_spill(s, msg, *msg_id))
+		return false;
+	for (size_t i = 0; i < msg->rcpt_count; i++) {
+		sqlite3_bind_int64(s->insert_rcpt, 1, *msg_id);
+		sqlite3_bind_text(s->insert_rcpt, 2, msg->rcpts[i].address, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->insert_rcpt, 3, msg->rcpts[i].mailbox, -1, SQLITE_STATIC);
+		if (!store_step_done(s, s->insert_rcpt))
+			return false;
+		rcpt_ids[i] = sqlite3_last_insert_rowid(s->db);
+	}
+	return true;
+}
+
+/* store_job_from_message - a delivery job for a message just committed; takes its body. */
+static struct delivery_job *store_job_from_message(struct store_message *msg, int64_t msg_id, const int64_t *ids)
+{
+	struct delivery_job *job = xcalloc(1, sizeof *job);
+	job->msg_id = msg_id;
+	memcpy(job->qid, msg->qid, sizeof job->qid);
+	job->sender = str_dup(msg->sender);
+	job->arrival_ms = msg->arrival_ms;
+	if (msg->spill_fd < 0) {
+		job->body = msg->body;
+		msg->body = NULL;
+	}
+	job->rcpt_count = msg->rcpt_count;
+	job->rcpts = xcalloc(msg->rcpt_count, sizeof *job->rcpts);
+	for (size_t i = 0; i < msg->rcpt_count; i++) {
+		job->rcpts[i].id = ids[i];
+		job->rcpts[i].address = str_dup(msg->rcpts[i].address);
+		job->rcpts[i].mailbox = str_dup(msg->rcpts[i].mailbox);
+	}
+	return job;
+}
+
+/* ---- Delivery results ---- */
+
+static uint64_t store_random(struct store *s)
+{
+	/* xorshift64: jitter only needs to spread retries, not be secret. */
+	s->rng ^= s->rng << 13;
+	s->rng ^= s->rng >> 7;
+	s->rng ^= s->rng << 17;
+	return s->rng;
+}
+
+/* store_backoff_ms - retry_initial doubled per attempt up to retry_max, +-25% jitter. */
+static int64_t store_backoff_ms(struct store *s, int64_t attempts)
+{
+	uint64_t delay = s->settings.retry_initial_ms;
+	for (int64_t i = 1; i < attempts && delay < s->settings.retry_max_ms; i++)
+		delay *= 2;
+	if (delay > s->settings.retry_max_ms)
+		delay = s->settings.retry_max_ms;
+	uint64_t span = delay / 2;
+	uint64_t jitter = span ? store_random(s) % (span + 1) : 0;
+	return (int64_t)(delay - delay / 4 + jitter);
+}
+
+static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, const struct delivery_rcpt *r,
+			     int64_t now)
+{
+	if (r->status == DELIVERY_OK) {
+		sqlite3_bind_int64(s->delete_rcpt, 1, r->id);
+		return store_step_done(s, s->delete_rcpt);
+	}
+	bool expired = now - job->arrival_ms >= (int64_t)s->settings.max_queue_lifetime_ms;
+	if (r->status == DELIVERY_PERMFAIL || expired) {
+		sqlite3_bind_text(s->fail_rcpt, 1, r->error, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s->fail_rcpt, 2, r->id);
+		log_warning("event=%s qid=%s rcpt_id=%lld error=\"%s\"", expired ? "expired" : "failed", job->qid,
+			    (long long)r->id, r->error);
+		return store_step_done(s, s->fail_rcpt);
+	}
+	int64_t next = now + store_backoff_ms(s, r->attempts + 1);
+	if (next < s->next_retry_ms)
+		s->next_retry_ms = next;
+	sqlite3_bind_int64(s->defer_rcpt, 1, next);
+	sqlite3_bind_text(s->defer_rcpt, 2, r->error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s->defer_rcpt, 3, r->id);
+	log_info("event=deferred qid=%s rcpt_id=%lld attempts=%lld retry_in_s=%lld error=\"%s\"", job->qid,
+		 (long long)r->id, (long long)r->attempts + 1, (long long)(next - now) / 1000, r->error);
+	return store_step_done(s, s->defer_rcpt);
+}
+
+static bool store_apply_job(struct store *s, const struct delivery_job *job, int64_t now)
+{
+	for (size_t i = 0; i < job->rcpt_count; i++)
+		if (!store_apply_rcpt(s, job, &job->rcpts[i], now))
+			return false;
+	sqlite3_bind_int64(s->delete_message, 1, job->msg_id);
+	return store_step_done(s, s->delete_message);
+}
+
+/* ---- Loading jobs from the database (backlog, recovery, retries) ---- */
+
+/* store_load_job - message msg_id with its 'queued' recipients, or NULL if none. */
+static struct delivery_job *store_load_job(struct store *s, int64_t msg_id)
+{
+	struct delivery_job *job = NULL;
+	sqlite3_bind_int64(s->message_row, 1, msg_id);
+	if (sqlite3_step(s->message_row) == SQLITE_ROW) {
+		job = xcalloc(1, sizeof *job);
+		job->msg_id = msg_id;
+		str_copy(job->qid, sizeof job->qid, (const char *)sqlite3_column_text(s->message_row, 0));
+		job->sender = str_dup((const char *)sqlite3_column_text(s->message_row, 1));
+		job->arrival_ms = sqlite3_column_int64(s->message_row, 2);
+	}
+	sqlite3_reset(s->message_row);
+	if (!job)
+		return NULL;
+	size_t cap = 0;
+	sqlite3_bind_int64(s->queued_rcpts, 1, msg_id);
+	while (sqlite3_step(s->queued_rcpts) == SQLITE_ROW) {
+		if (job->rcpt_count == cap) {
+			cap = cap ? cap * 2 : 4;
+			job->rcpts = xrealloc(job->rcpts, cap * sizeof *job->rcpts);
+		}
+		struct delivery_rcpt *r = &job->rcpts[job->rcpt_count++];
+		memset(r, 0, sizeof *r);
+		r->id = sqlite3_column_int64(s->queued_rcpts, 0);
+		r->address = str_dup((const char *)sqlite3_column_text(s->queued_rcpts, 1));
+		r->mailbox = str_dup((const char *)sqlite3_column_text(s->queued_rcpts, 2));
+		r->attempts = sqlite3_column_int64(s->queued_rcpts, 3);
+	}
+	sqlite3_reset(s->queued_rcpts);
+	if (job->rcpt_count == 0) {
+		delivery_job_free(job);
+		return NULL;
+	}
+	return job;
+}
+
+static void store_hand_over(struct store *s, struct delivery_job *job)
+{
+	s->inflight++;
+	s->dispatch(job, s->dispatch_arg);
+}
+
+/* store_load_backlog - hand over queued messages past the cursor, in id order. */
+static void store_load_backlog(struct store *s)
+{
+	while (s->backlog && s->inflight < s->settings.max_inflight) {
+		int64_t room = (int64_t)(s->settings.max_inflight - s->inflight);
+		int64_t ids[256];
+		int n = 0;
+		sqlite3_bind_int64(s->backlog_messages, 1, s->cursor);
+		sqlite3_bind_int64(s->backlog_messages, 2, room < 256 ? room : 256);
+		while (n < 256 && sqlite3_step(s->backlog_messages) == SQLITE_ROW)
+			ids[n++] = sqlite3_column_int64(s->backlog_messages, 0);
+		sqlite3_reset(s->backlog_messages);
+		if (n < (room < 256 ? room : 256))
+			s->backlog = false;
+		for (int i = 0; i < n; i++) {
+			struct delivery_job *job = store_load_job(s, ids[i]);
+			s->cursor = ids[i];
+			if (job)
+				store_hand_over(s, job);
+		}
+		if (n == 0)
+			break;
+	}
+}
+
+static void store_refresh_next_retry(struct store *s)
+{
+	s->next_retry_ms = INT64_MAX;
+	if (sqlite3_step(s->min_retry) == SQLITE_ROW && sqlite3_column_type(s->min_retry, 0) != SQLITE_NULL)
+		s->next_retry_ms = sqlite3_column_int64(s->min_retry, 0);
+	sqlite3_reset(s->min_retry);
+}
+
+/* store_load_rcpts - a job for the given recipients of message msg_id (retries). */
+static struct delivery_job *store_load_rcpts(struct store *s, int64_t msg_id, const int64_t *rcpt_ids, size_t n)
+{
+	struct delivery_job *job = NULL;
+	sqlite3_bind_int64(s->message_row, 1, msg_id);
+	if (sqlite3_step(s->message_row) == SQLITE_ROW) {
+		job = xcalloc(1, sizeof *job);
+		job->msg_id = msg_id;
+		str_copy(job->qid, sizeof job->qid, (const char *)sqlite3_column_text(s->message_row, 0));
+		job->sender = str_dup((const char *)sqlite3_column_text(s->message_row, 1));
+		job->arrival_ms = sqlite3_column_int64(s->message_row, 2);
+		job->rcpts = xcalloc(n, sizeof *job->rcpts);
+	}
+	sqlite3_reset(s->message_row);
+	for (size_t i = 0; job && i < n; i++) {
+		sqlite3_bind_int64(s->rcpt_row, 1, rcpt_ids[i]);
+		if (sqlite3_step(s->rcpt_row) == SQLITE_ROW) {
+			struct delivery_rcpt *r = &job->rcpts[job->rcpt_count++];
+			r->id = rcpt_ids[i];
+			r->address = str_dup((const char *)sqlite3_column_text(s->rcpt_row, 0));
+			r->mailbox = str_dup((const char *)sqlite3_column_text(s->rcpt_row, 1));
+			r->attempts = sqlite3_column_int64(s->rcpt_row, 2);
+		}
+		sqlite3_reset(s->rcpt_row);
+	}
+	if (job && job->rcpt_count == 0) {
+		delivery_job_free(job);
+		job = NULL;
+	}
+	return job;
+}
+
+/*
+ * store_retry_due - deferred recipients whose time has come go back to
+ * 'queued' and out, at most STORE_RETRY_BATCH a turn (the next turn comes at
+ * once while more are due). Only the recipients picked here go into the
+ * jobs: others of the same message may be in flight already.
+ */
+#define STORE_RETRY_BATCH 256
+static void store_retry_due(struct store *s, int64_t now)
+{
+	if (now < s->next_retry_ms || !store_db_exec(s->db, "BEGIN IMMEDIATE"))
+		return;
+	int64_t rcpt_ids[STORE_RETRY_BATCH], msg_ids[STORE_RETRY_BATCH];
+	size_t n = 0;
+	sqlite3_bind_int64(s->due_rcpts, 1, now);
+	sqlite3_bind_int64(s->due_rcpts, 2, STORE_RETRY_BATCH);
+	while (n < STORE_RETRY_BATCH && sqlite3_step(s->due_rcpts) == SQLITE_ROW) {
+		rcpt_ids[n] = sqlite3_column_int64(s->due_rcpts, 0);
+		msg_ids[n] = sqlite3_column_int64(s->due_rcpts, 1);
+		n++;
+	}
+	sqlite3_reset(s->due_rcpts);
+	bool ok = true;
+	for (size_t i = 0; ok && i < n; i++) {
+		sqlite3_bind_int64(s->requeue_rcpt, 1, rcpt_ids[i]);
+		ok = store_step_done(s, s->requeue_rcpt);
+	}
+	if (!ok || !store_db_exec(s->db, "COMMIT")) {
+		store_db_exec(s->db, "ROLLBACK");
+		return;
+	}
+	/* Rows come ordered by message: one job per run of the same message.
+	 * Messages past the cursor are the backlog's to load. */
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && msg_ids[j] == msg_ids[i])
+			j++;
+		if (msg_ids[i] > s->cursor) {
+			s->backlog = true;
+		} else {
+			struct delivery_job *job = store_load_rcpts(s, msg_ids[i], rcpt_ids + i, j - i);
+			if (job)
+				store_hand_over(s, job);
+		}
+		i = j;
+	}
+	store_refresh_next_retry(s);
+}
+
+/* ---- One turn ---- */
+
+static void store_post_done(struct store *s, struct store_message *list)
+{
+	if (!list)
+		return;
+	struct store_message *last = list;
+	while (last->next)
+		last = last->next;
+	pthread_mutex_lock(&s->lock);
+	*s->done_tail = list;
+	s->done_tail = &last->next;
+	pthread_mutex_unlock(&s->lock);
+	event_active(s->done_event, EV_READ, 0);
+}
+
+/* store_dispatch_new - after COMMIT: hand new messages to delivery, or leave them to the backlog. */
+static void store_dispatch_new(struct store *s, struct store_message *msg, int64_t msg_id, const int64_t *ids)
+{
+	if (s->backlog || s->inflight >= s->settings.max_inflight) {
+		s->backlog = true;
+		return;
+	}
+	s->cursor = msg_id;
+	store_hand_over(s, store_job_from_message(msg, msg_id, ids));
+}
+
+static void store_write_turn(struct store *s, struct store_message *commits, struct delivery_job *results)
+{
+	int64_t now = time_wall_ms();
+	size_t count = 0;
+	for (struct store_message *m = commits; m; m = m->next)
+		count++;
+	int64_t *msg_ids = xcalloc(count ? count : 1, sizeof *msg_ids);
+	int64_t **rcpt_ids = xcalloc(count ? count : 1, sizeof *rcpt_ids);
+
+	bool ok = store_db_exec(s->db, "BEGIN IMMEDIATE");
+	size_t i = 0;
+	for (struct store_message *m = commits; ok && m; m = m->next, i++) {
+		rcpt_ids[i] = xcalloc(m->rcpt_count ? m->rcpt_count : 1, sizeof **rcpt_ids);
+		ok = store_insert_message(s, m, &msg_ids[i], rcpt_ids[i]);
+	}
+	for (struct delivery_job *j = results; ok && j; j = j->next)
+		ok = store_apply_job(s, j, now);
+	if (ok)
+		ok = store_db_exec(s->db, "COMMIT");
+	if (!ok) {
+		const char *why = sqlite3_errmsg(s->db);
+		store_db_exec(s->db, "ROLLBACK");
+		log_error("event=commit_failed messages=%zu error=\"%s\"", count, why);
+	}
+
+	i = 0;
+	for (struct store_message *m = commits; m; m = m->next, i++) {
+		m->committed = ok;
+		if (!ok)
+			str_copy(m->error, sizeof m->error, "queue database write failed");
+		else
+			store_dispatch_new(s, m, msg_ids[i], rcpt_ids[i]);
+		free(rcpt_ids[i]);
+	}
+	free(rcpt_ids);
+	free(msg_ids);
+	store_post_done(s, commits);
+
+	if (ok) {
+		while (results) {
+			struct delivery_job *next = results->next;
+			s->inflight--;
+			delivery_job_free(results);
+			results = next;
+		}
+	} else if (results) {
+		/* Keep the results for a later turn: the delivery already happened. */
+		pthread_mutex_lock(&s->lock);
+		struct delivery_job *last = results;
+		while (last->next)
+			last = last->next;
+		last->next = s->results;
+		s->results = results;
+		if (!last->next)
+			s->results_tail = &last->next;
+		pthread_mutex_unlock(&s->lock);
+		usleep(STORE_FAIL_PAUSE_MS * 1000);
+	}
+}
+
+static void store_wait(struct store *s)
+{
+	int64_t now = time_wall_ms();
+	int64_t until = now + STORE_IDLE_WAKE_MS;
+	if (s->next_retry_ms < until)
+		until = s->next_retry_ms;
+	if (until <= now || (s->backlog && s->inflight < s->settings.max_inflight))
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t wait_ms = until - now;
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (wait_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+}
+
+static void *store_main(void *arg)
+{
+	struct store *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		if (!s->commits && !s->results && !s->stopping)
+			store_wait(s);
+		struct store_message *commits = s->commits;
+		struct delivery_job *results = s->results;
+		bool stopping = s->stopping;
+		s->commits = NULL;
+		s->commits_tail = &s->commits;
+		s->results = NULL;
+		s->results_tail = &s->results;
+		pthread_mutex_unlock(&s->lock);
+
+		if (commits || results)
+			store_write_turn(s, commits, results);
+		else if (stopping)
+			break;
+		if (!stopping) {
+			store_retry_due(s, time_wall_ms());
+			store_load_backlog(s);
+		}
+	}
+	return NULL;
+}
+
+/* ---- Loop thread side ---- */
+
+static void store_done_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *s = arg;
+	pthread_mutex_lock(&s->lock);
+	struct store_message *list = s->done;
+	s->done = NULL;
+	s->done_tail = &s->done;
+	pthread_mutex_unlock(&s->lock);
+	while (list) {
+		struct store_message *next = list->next;
+		list->next = NULL;
+		s->done_cb(list, s->done_arg);
+		list = next;
+	}
+}
+
+void store_commit(struct store *s, struct store_message *msg)
+{
+	msg->next = NULL;
+	pthread_mutex_lock(&s->lock);
+	*s->commits_tail = msg;
+	s->commits_tail = &msg->next;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void store_delivery_done(struct store *s, struct delivery_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&s->lock);
+	*s->results_tail = job;
+	s->results_tail = &job->next;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct store *store_start(const struct store_settings *settings, struct event_base *base,
+			  store_commit_done *done, void *done_arg, store_dispatch *dispatch, void *dispatch_arg,
+			  char *err, size_t errlen)
+{
+	sqlite3 *db = store_db_open(settings->data_dir, true, err, errlen);
+	if (!db)
+		return NULL;
+	struct store *s = xcalloc(1, sizeof *s);
+	s->settings = *settings;
+	s->data_dir = str_dup(settings->data_dir);
+	s->settings.data_dir = s->data_dir;
+	if (s->settings.max_inflight == 0)
+		s->settings.max_inflight = 1;
+	s->db = db;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	s->commits_tail = &s->commits;
+	s->results_tail = &s->results;
+	s->done_tail = &s->done;
+	s->done_cb = done;
+	s->done_arg = done_arg;
+	s->dispatch = dispatch;
+	s->dispatch_arg = dispatch_arg;
+	s->done_event = event_new(base, -1, 0, store_done_event, s);
+	if (getrandom(&s->rng, sizeof s->rng, 0) != (ssize_t)sizeof s->rng || s->rng == 0)
+		s->rng = 0x9e3779b97f4a7c15ull;
+	store_prepare_all(s);
+	/* Recovery: nothing is in flight after a start, so every 'queued'
+	 * recipient is backlog from the start of the id range. */
+	s->cursor = 0;
+	s->backlog = true;
+	store_refresh_next_retry(s);
+	if (pthread_create(&s->thread, NULL, store_main, s) != 0) {
+		str_copy(err, errlen, "cannot start the store thread");
+		store_stop(s);
+		return NULL;
+	}
+	s->thread_started = true;
+	return s;
+}
+
+void store_stop(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->lock);
+		s->stopping = true;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->thread, NULL);
+	}
+	/* Completions the loop never ran (it has stopped): drop them. */
+	while (s->done) {
+		struct store_message *next = s->done->next;
+		store_message_free(s->done);
+		s->done = next;
+	}
+	store_finalize_all(s);
+	sqlite3_close(s->db);
+	event_free(s->done_event);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->wake);
+	free(s->data_dir);
+	free(s);
+}

@@ -1,0 +1,20 @@
+/*
+ * util_time.h - clocks. Timeouts and rate windows use the monotonic clock;
+ * wall time is only for logs, headers and the queue's retry schedule (which
+ * must survive a restart).
+ */
+#ifndef TERN_UTIL_TIME_H
+#define TERN_UTIL_TIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+uint64_t time_mono_ms(void);
+int64_t time_wall_ms(void);
+
+/* time_rfc5322 - "Mon, 23 Nov 2026 11:20:00 +0000" (RFC 5322 3.3). */
+bool time_rfc5322(char *buf, size_t size, time_t when);
+
+#endif
