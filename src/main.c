@@ -15,8 +15,7 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: tern [-c FILE] COMMAND [ARGS]\n\n"
-		     "  serve                      run the mail server in the foreground\n");
+	fprintf(out, "usage: tern [-c FILE] COMMAND [ARGS]\n\n");
 	cli_usage_all(out);
 	fprintf(out, "  version                    print the version\n");
 }

@@ -29,7 +29,7 @@ int cli_queue(int argc, char **argv, const char *config_path);
 /* cli_config - config check, defaults [--markdown]. */
 int cli_config(int argc, char **argv, const char *config_path);
 
-/* cli_usage_all - every subcommand's usage lines, for `tern --help`. */
+/* cli_usage_all - every subcommand's synopsis, one "  tern ..." line each, for `tern --help`. */
 void cli_usage_all(FILE *out);
 
 #endif

@@ -59,7 +59,6 @@ static void queue_safe(const char *s)
 
 static void queue_table_rcpt(const struct store_queue_rcpt *r)
 {
-	char when[QUEUE_TIME_MAX];
 	fputs("    ", stdout);
 	queue_safe(r->address);
 	if (strcmp(r->address, r->mailbox) != 0) {
@@ -67,8 +66,10 @@ static void queue_table_rcpt(const struct store_queue_rcpt *r)
 		queue_safe(r->mailbox);
 	}
 	printf("  %s, %" PRId64 " attempt%s", r->state, r->attempts, r->attempts == 1 ? "" : "s");
-	if (r->next_attempt_ms > 0)
+	if (r->next_attempt_ms > 0) {
+		char when[QUEUE_TIME_MAX];
 		printf(", next %s", queue_time(when, r->next_attempt_ms));
+	}
 	putchar('\n');
 	if (r->last_error) {
 		fputs("        (", stdout);
@@ -112,7 +113,6 @@ static void queue_json_string(const char *s)
 
 static void queue_json_rcpt(const struct store_queue_rcpt *r)
 {
-	char when[QUEUE_TIME_MAX];
 	fputs("{\"address\":", stdout);
 	queue_json_string(r->address);
 	fputs(",\"mailbox\":", stdout);
@@ -120,10 +120,12 @@ static void queue_json_rcpt(const struct store_queue_rcpt *r)
 	fputs(",\"state\":", stdout);
 	queue_json_string(r->state);
 	printf(",\"attempts\":%" PRId64 ",\"next_attempt\":", r->attempts);
-	if (r->next_attempt_ms > 0)
+	if (r->next_attempt_ms > 0) {
+		char when[QUEUE_TIME_MAX];
 		printf("\"%s\"", queue_time(when, r->next_attempt_ms));
-	else
+	} else {
 		fputs("null", stdout);
+	}
 	fputs(",\"last_error\":", stdout);
 	if (r->last_error)
 		queue_json_string(r->last_error);

@@ -43,36 +43,31 @@ static const struct {
 
 int cli_fail(const char *fmt, ...)
 {
+	fputs("tern: ", stderr);
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("tern: ", stderr);
 	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
 	va_end(ap);
+	fputc('\n', stderr);
 	return CLI_FAIL;
-}
-
-/* cli_usage_lines - the usage lines of command (NULL: all) on out. */
-static void cli_usage_lines(FILE *out, const char *command)
-{
-	const char *lead = "usage:";
-	for (size_t i = 0; i < CLI_USAGE_COUNT; i++) {
-		if (command && strcmp(cli_usages[i].command, command) != 0)
-			continue;
-		fprintf(out, "%s tern %s\n", lead, cli_usages[i].line);
-		lead = "      ";
-	}
 }
 
 int cli_usage(const char *command)
 {
-	cli_usage_lines(stderr, command);
+	const char *lead = "usage:";
+	for (size_t i = 0; i < CLI_USAGE_COUNT; i++) {
+		if (strcmp(cli_usages[i].command, command) != 0)
+			continue;
+		fprintf(stderr, "%s tern %s\n", lead, cli_usages[i].line);
+		lead = "      ";
+	}
 	return CLI_USAGE;
 }
 
 void cli_usage_all(FILE *out)
 {
-	cli_usage_lines(out, NULL);
+	for (size_t i = 0; i < CLI_USAGE_COUNT; i++)
+		fprintf(out, "  tern %s\n", cli_usages[i].line);
 }
 
 int cli_flush(int rc)

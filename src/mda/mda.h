@@ -33,14 +33,28 @@ void mda_stop(struct mda *mda);
 void mda_free(struct mda *mda);
 
 /*
- * maildir_deliver - write job's message for recipient r into its mailbox:
- * Return-Path and Delivered-To lines, then the content with CRLF turned into
- * LF. The file is written in tmp/, fsynced, linked into new/ under a name
- * derived from the queue id and recipient id (so a delivery repeated after a
- * crash finds the file there and does not duplicate it), and new/ is
- * fsynced. Sets r->status and r->error.
+ * Maildir delivery in three steps, so that a batch of messages shares its
+ * fsyncs (mda_pool.c):
+ *   maildir_write    the file for recipient r under tmp/: Return-Path and
+ *                    Delivered-To lines, then the content with CRLF as LF;
+ *   (the caller makes every tmp file of the batch durable: syncfs)
+ *   maildir_publish  link it into new/ under a name made of the queue id and
+ *                    recipient id, so a delivery repeated after a crash finds
+ *                    the name taken and does not duplicate the message;
+ *   maildir_sync_dir fsync new/ so the name survives a crash.
+ * Failures set r->status and r->error and return false.
  */
-void maildir_deliver(const char *data_dir, const char *host, const struct delivery_job *job, struct evbuffer *body,
-		     struct delivery_rcpt *r);
+#define MAILDIR_PATH_MAX 4096
+
+struct maildir_file {
+	char tmp_path[MAILDIR_PATH_MAX];
+	char new_path[MAILDIR_PATH_MAX];
+	char new_dir[MAILDIR_PATH_MAX];
+};
+
+bool maildir_write(const char *data_dir, const char *host, const struct delivery_job *job, struct evbuffer *body,
+		   struct delivery_rcpt *r, struct maildir_file *file);
+bool maildir_publish(const struct delivery_job *job, struct delivery_rcpt *r, const struct maildir_file *file);
+bool maildir_sync_dir(const char *dir);
 
 #endif

@@ -25,7 +25,6 @@
 #include "util/util_log.h"
 #include "util/util_str.h"
 
-#define MAILDIR_PATH_MAX 4096
 #define MAILDIR_WRITE_BUF 65536
 
 struct maildir_writer {
@@ -153,7 +152,7 @@ static void rcpt_fail(struct delivery_rcpt *r, enum delivery_status status, cons
 	str_format(r->error, sizeof r->error, "%s: %s", what, strerror(err));
 }
 
-/* maildir_write_tmp - the whole file under tmp/, fsynced. */
+/* maildir_write_tmp - the whole file under tmp/ (made durable later, by the batch). */
 static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *job, struct evbuffer *body,
 			      struct delivery_rcpt *r)
 {
@@ -169,8 +168,8 @@ static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *j
 	str_format(head, sizeof head, "Return-Path: <%s>\nDelivered-To: %s\n", job->sender, r->mailbox);
 	writer_put(w, head, strlen(head));
 	writer_put_lf(w, body);
-	bool ok = !w->failed && fsync(fd) == 0;
-	int saved = w->failed ? w->saved_errno : errno;
+	bool ok = !w->failed;
+	int saved = w->saved_errno;
 	free(w);
 	close(fd);
 	if (!ok) {
@@ -180,50 +179,56 @@ static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *j
 	return ok;
 }
 
-void maildir_deliver(const char *data_dir, const char *host, const struct delivery_job *job, struct evbuffer *body,
-		     struct delivery_rcpt *r)
+bool maildir_write(const char *data_dir, const char *host, const struct delivery_job *job, struct evbuffer *body,
+		   struct delivery_rcpt *r, struct maildir_file *f)
 {
-	char local[STORE_ADDRESS_MAX], domain[STORE_ADDRESS_MAX];
-	char root[MAILDIR_PATH_MAX], name[256], tmp_path[MAILDIR_PATH_MAX], new_path[MAILDIR_PATH_MAX];
+	char local[STORE_ADDRESS_MAX], domain[STORE_ADDRESS_MAX], root[MAILDIR_PATH_MAX], name[256];
 	r->status = DELIVERY_OK;
 	r->error[0] = '\0';
 	if (!mailbox_split(r->mailbox, local, sizeof local, domain, sizeof domain)) {
 		r->status = DELIVERY_PERMFAIL;
 		str_copy(r->error, sizeof r->error, "mailbox name is not usable as a directory");
-		return;
+		return false;
 	}
 	if (!str_format(root, sizeof root, "%s/mail/%s/%s", data_dir, domain, local) ||
 	    !str_format(name, sizeof name, "%lld.Q%sR%lld.%s", (long long)(job->arrival_ms / 1000), job->qid,
 			(long long)r->id, host) ||
-	    !str_format(tmp_path, sizeof tmp_path, "%s/tmp/%s", root, name) ||
-	    !str_format(new_path, sizeof new_path, "%s/new/%s", root, name)) {
+	    !str_format(f->tmp_path, sizeof f->tmp_path, "%s/tmp/%s", root, name) ||
+	    !str_format(f->new_path, sizeof f->new_path, "%s/new/%s", root, name) ||
+	    !str_format(f->new_dir, sizeof f->new_dir, "%s/new", root)) {
 		r->status = DELIVERY_PERMFAIL;
 		str_copy(r->error, sizeof r->error, "mailbox path too long");
-		return;
+		return false;
 	}
-	if (!maildir_write_tmp(tmp_path, job, body, r)) {
+	if (!maildir_write_tmp(f->tmp_path, job, body, r)) {
 		if (errno != ENOENT || !maildir_create(data_dir, domain, root) ||
-		    !maildir_write_tmp(tmp_path, job, body, r)) {
+		    !maildir_write_tmp(f->tmp_path, job, body, r)) {
 			rcpt_fail(r, DELIVERY_TEMPFAIL, "cannot write the message in tmp/", errno);
-			return;
+			return false;
 		}
 	}
+	return true;
+}
+
+bool maildir_publish(const struct delivery_job *job, struct delivery_rcpt *r, const struct maildir_file *f)
+{
 	bool already = false;
-	if (link(tmp_path, new_path) != 0) {
+	if (link(f->tmp_path, f->new_path) != 0) {
 		if (errno != EEXIST) {
 			rcpt_fail(r, DELIVERY_TEMPFAIL, "cannot link the message into new/", errno);
-			unlink(tmp_path);
-			return;
+			unlink(f->tmp_path);
+			return false;
 		}
 		already = true;
 	}
-	unlink(tmp_path);
-	char new_dir[MAILDIR_PATH_MAX];
-	str_format(new_dir, sizeof new_dir, "%s/new", root);
-	if (!fsync_path(new_dir)) {
-		rcpt_fail(r, DELIVERY_TEMPFAIL, "cannot fsync new/", errno);
-		return;
-	}
+	unlink(f->tmp_path);
 	if (already)
-		log_info("event=duplicate_avoided qid=%s rcpt_id=%lld file=%s", job->qid, (long long)r->id, name);
+		log_info("event=duplicate_avoided qid=%s rcpt_id=%lld file=%s", job->qid, (long long)r->id,
+			 strrchr(f->new_path, '/') + 1);
+	return true;
+}
+
+bool maildir_sync_dir(const char *dir)
+{
+	return fsync_path(dir);
 }

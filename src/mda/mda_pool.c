@@ -9,6 +9,8 @@
  * 'queued' in the database and go out after the next start.
  */
 #include <event2/buffer.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +20,11 @@
 #include "util/util_str.h"
 #include "util/util_time.h"
 
+#define MDA_BATCH 64
+
 struct mda {
 	char *data_dir;
+	int data_fd; /* for syncfs(2) */
 	char host[128]; /* the host name part of Maildir file names */
 	size_t worker_count;
 	pthread_t *workers;
@@ -46,6 +51,7 @@ struct mda *mda_create(const char *data_dir, const char *hostname, size_t worker
 {
 	struct mda *m = xcalloc(1, sizeof *m);
 	m->data_dir = str_dup(data_dir);
+	m->data_fd = -1;
 	maildir_host(m->host, sizeof m->host, hostname);
 	m->worker_count = workers ? workers : 1;
 	m->workers = xcalloc(m->worker_count, sizeof *m->workers);
@@ -66,21 +72,24 @@ void mda_dispatch(struct delivery_job *job, void *arg)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* mda_take - wait for work, then take up to MDA_BATCH jobs; NULL when stopping. */
 static struct delivery_job *mda_take(struct mda *m)
 {
 	pthread_mutex_lock(&m->lock);
 	while (!m->head && !m->stopping)
 		pthread_cond_wait(&m->wake, &m->lock);
-	struct delivery_job *job = NULL;
-	if (!m->stopping) {
-		job = m->head;
+	struct delivery_job *batch = NULL, **tail = &batch;
+	for (int n = 0; !m->stopping && m->head && n < MDA_BATCH; n++) {
+		struct delivery_job *job = m->head;
 		m->head = job->next;
-		if (!m->head)
-			m->tail = &m->head;
 		job->next = NULL;
+		*tail = job;
+		tail = &job->next;
 	}
+	if (!m->head)
+		m->tail = &m->head;
 	pthread_mutex_unlock(&m->lock);
-	return job;
+	return batch;
 }
 
 static void mda_fail_all(struct delivery_job *job, const char *why)
@@ -91,25 +100,111 @@ static void mda_fail_all(struct delivery_job *job, const char *why)
 	}
 }
 
-static void mda_run_job(struct mda *m, struct store_reader **reader, struct delivery_job *job)
+/* mda_load_body - a retried or recovered message has its content in the store. */
+static bool mda_load_body(struct mda *m, struct store_reader **reader, struct delivery_job *job)
 {
-	if (!job->body) {
-		char err[256];
-		if (!*reader)
-			*reader = store_reader_open(m->data_dir, err, sizeof err);
-		job->body = evbuffer_new();
-		if (!*reader || !store_reader_body(*reader, job->msg_id, job->body)) {
-			mda_fail_all(job, "cannot read the message from the queue");
-			return;
+	if (job->body)
+		return true;
+	char err[256];
+	if (!*reader)
+		*reader = store_reader_open(m->data_dir, err, sizeof err);
+	job->body = evbuffer_new();
+	if (!*reader || !store_reader_body(*reader, job->msg_id, job->body)) {
+		mda_fail_all(job, "cannot read the message from the queue");
+		return false;
+	}
+	return true;
+}
+
+/* mda_dir_synced - fsync dir unless this batch already did; false if it failed. */
+static bool mda_dir_synced(const char **done, bool *results, size_t *count, const char *dir)
+{
+	for (size_t i = 0; i < *count; i++)
+		if (strcmp(done[i], dir) == 0)
+			return results[i];
+	done[*count] = dir;
+	results[*count] = maildir_sync_dir(dir);
+	return results[(*count)++];
+}
+
+/* mda_sync_dirs - fsync each distinct new/ directory of the batch once. */
+static void mda_sync_dirs(struct delivery_job *batch, struct maildir_file **files, size_t files_total)
+{
+	const char **done = xcalloc(files_total ? files_total : 1, sizeof *done);
+	bool *results = xcalloc(files_total ? files_total : 1, sizeof *results);
+	size_t count = 0, j = 0;
+	for (struct delivery_job *job = batch; job; job = job->next, j++) {
+		for (size_t i = 0; files[j] && i < job->rcpt_count; i++) {
+			struct delivery_rcpt *r = &job->rcpts[i];
+			if (r->status == DELIVERY_OK && !mda_dir_synced(done, results, &count, files[j][i].new_dir)) {
+				r->status = DELIVERY_TEMPFAIL;
+				str_copy(r->error, sizeof r->error, "cannot fsync new/");
+			}
 		}
 	}
-	for (size_t i = 0; i < job->rcpt_count; i++) {
-		struct delivery_rcpt *r = &job->rcpts[i];
-		maildir_deliver(m->data_dir, m->host, job, job->body, r);
-		if (r->status == DELIVERY_OK)
-			log_info("event=delivered qid=%s rcpt_id=%lld to=\"%s\" mailbox=%s delay_ms=%lld", job->qid,
-				 (long long)r->id, r->address, r->mailbox,
-				 (long long)(time_wall_ms() - job->arrival_ms));
+	free(done);
+	free(results);
+}
+
+/*
+ * mda_run_batch - deliver a batch: write every file under tmp/, make them
+ * all durable with one syncfs(2), link each into new/, fsync each new/
+ * directory once. One flush for the batch instead of two per message.
+ */
+static void mda_run_batch(struct mda *m, struct store_reader **reader, struct delivery_job *batch, size_t count)
+{
+	struct maildir_file **files = xcalloc(count, sizeof *files);
+	size_t j = 0, files_total = 0;
+	bool any = false;
+	for (struct delivery_job *job = batch; job; job = job->next, j++) {
+		if (!mda_load_body(m, reader, job))
+			continue;
+		files[j] = xcalloc(job->rcpt_count ? job->rcpt_count : 1, sizeof **files);
+		files_total += job->rcpt_count;
+		for (size_t i = 0; i < job->rcpt_count; i++)
+			any |= maildir_write(m->data_dir, m->host, job, job->body, &job->rcpts[i], &files[j][i]);
+	}
+	bool synced = any && syncfs(m->data_fd) == 0;
+	j = 0;
+	for (struct delivery_job *job = batch; job; job = job->next, j++) {
+		for (size_t i = 0; files[j] && i < job->rcpt_count; i++) {
+			struct delivery_rcpt *r = &job->rcpts[i];
+			if (r->status != DELIVERY_OK)
+				continue;
+			if (!synced) {
+				unlink(files[j][i].tmp_path);
+				r->status = DELIVERY_TEMPFAIL;
+				str_copy(r->error, sizeof r->error, "cannot flush the mailbox files to disk");
+			} else {
+				maildir_publish(job, r, &files[j][i]);
+			}
+		}
+	}
+	mda_sync_dirs(batch, files, files_total);
+	for (j = 0; j < count; j++)
+		free(files[j]);
+	free(files);
+}
+
+static void mda_report(struct mda *m, struct delivery_job *batch)
+{
+	int64_t now = time_wall_ms();
+	while (batch) {
+		struct delivery_job *job = batch;
+		batch = job->next;
+		for (size_t i = 0; i < job->rcpt_count; i++) {
+			struct delivery_rcpt *r = &job->rcpts[i];
+			if (r->status == DELIVERY_OK)
+				log_info("event=delivered qid=%s rcpt_id=%lld to=\"%s\" mailbox=%s delay_ms=%lld",
+					 job->qid, (long long)r->id, r->address, r->mailbox,
+					 (long long)(now - job->arrival_ms));
+		}
+		/* The store does not need the content: free it before handing back. */
+		if (job->body) {
+			evbuffer_free(job->body);
+			job->body = NULL;
+		}
+		store_delivery_done(m->store, job);
 	}
 }
 
@@ -117,15 +212,13 @@ static void *mda_worker(void *arg)
 {
 	struct mda *m = arg;
 	struct store_reader *reader = NULL;
-	struct delivery_job *job;
-	while ((job = mda_take(m)) != NULL) {
-		mda_run_job(m, &reader, job);
-		/* The store does not need the content: free it before handing back. */
-		if (job->body) {
-			evbuffer_free(job->body);
-			job->body = NULL;
-		}
-		store_delivery_done(m->store, job);
+	struct delivery_job *batch;
+	while ((batch = mda_take(m)) != NULL) {
+		size_t count = 0;
+		for (struct delivery_job *job = batch; job; job = job->next)
+			count++;
+		mda_run_batch(m, &reader, batch, count);
+		mda_report(m, batch);
 	}
 	store_reader_close(reader);
 	return NULL;
@@ -134,6 +227,9 @@ static void *mda_worker(void *arg)
 bool mda_run(struct mda *m, struct store *store)
 {
 	m->store = store;
+	m->data_fd = open(m->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->data_fd < 0)
+		return false;
 	for (; m->started < m->worker_count; m->started++)
 		if (pthread_create(&m->workers[m->started], NULL, mda_worker, m) != 0)
 			return false;
@@ -164,6 +260,8 @@ void mda_free(struct mda *m)
 	}
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->wake);
+	if (m->data_fd >= 0)
+		close(m->data_fd);
 	free(m->workers);
 	free(m->data_dir);
 	free(m);
