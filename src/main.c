@@ -17,7 +17,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: tern [-c FILE] COMMAND [ARGS]\n\n");
 	cli_usage_all(out);
-	fprintf(out, "  version                    print the version\n");
+	fprintf(out, "  tern version\n");
 }
 
 /* take_config_option - remove "-c FILE" from argv; NULL if absent, "" on a dangling -c. */

@@ -74,7 +74,6 @@ struct config_load;
 
 struct config_param {
 	const char *name;
-	enum config_type type;
 	/* The default as a user would write it; with default_fn, only what the
 	 * listing shows, and default_fn makes the text at load time. */
 	const char *default_text;
@@ -82,11 +81,12 @@ struct config_param {
 	uint64_t min, max;     /* numbers: bounds in bytes/seconds; text: length */
 	const char *chars;     /* CONFIG_STRING: the bytes allowed */
 	const char *chars_doc; /* ... as said in an error message */
-	bool restart;          /* a change only takes effect at a restart */
-	bool repeats;          /* may be given more than once (a list) */
 	size_t offset;         /* of the field in struct config */
 	size_t count_offset;   /* lists: of the element count */
 	const char *doc;
+	enum config_type type;
+	bool restart; /* a change only takes effect at a restart */
+	bool repeats; /* may be given more than once (a list) */
 };
 
 /* One unit suffix of a number type; alt is the other case, if accepted. */
@@ -461,13 +461,14 @@ static bool parse_number(struct config_load *ld, const struct config_param *p, c
 	uint64_t factor = unit != NULL ? unit->factor : 1;
 	size_t digits = unit != NULL ? len - 1 : len;
 	uint64_t n;
-	char q[LOG_QUOTE_MAX], range[80];
+	char q[LOG_QUOTE_MAX];
 
 	if (!all_digits(v, digits)) {
 		load_error(ld, p->name, "%s is not %s", quote(q, v, len), types[p->type].hint);
 		return false;
 	}
 	if (!str_to_u64(v, digits, &n) || n > UINT64_MAX / factor || n * factor < p->min || n * factor > p->max) {
+		char range[80];
 		load_error(ld, p->name, "%s is out of range (%s)", quote(q, v, len),
 			   format_range(range, sizeof range, p));
 		return false;
@@ -484,10 +485,10 @@ static bool equal_number(const struct config_param *p, const struct config *a, c
 static bool parse_log_level(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
 {
 	char word[16];
-	char q[LOG_QUOTE_MAX];
 	enum log_level level;
 
 	if (!str_copy_n(word, sizeof word, v, len) || !log_level_parse(word, &level)) {
+		char q[LOG_QUOTE_MAX];
 		load_error(ld, p->name, "%s is not a log level (use debug, info, warning or error)",
 			   quote(q, v, len));
 		return false;
@@ -620,31 +621,36 @@ static bool domain_listed(char *const *list, size_t count, const char *domain)
 	return false;
 }
 
+/* domain_add - check one domain of a list and append it, lower-cased, unless already there. */
+static bool domain_add(struct config_load *ld, const struct config_param *p, char **list, size_t *count,
+		       const char *s, size_t len)
+{
+	char q[LOG_QUOTE_MAX];
+
+	if (!domain_valid(ld, p, s, len))
+		return false;
+	char *domain = str_dup_n(s, len);
+	str_lower(domain);
+	if (domain_listed(list, *count, domain)) {
+		load_error(ld, p->name, "%s is listed twice", quote(q, domain, len));
+		free(domain);
+		return false;
+	}
+	list[(*count)++] = domain;
+	return true;
+}
+
 /* parse_domains - every domain is checked, so one line reports all its bad ones. */
 static bool parse_domains(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
 {
-	char **list = xcalloc(len / 2 + 1, sizeof *list);
+	char **list = xcalloc(len / 2 + 1, sizeof *list); /* tokens are at least 2 bytes apart */
 	size_t count = 0;
 	const char *tok;
 	size_t tok_len;
 	bool ok = true;
-	char q[LOG_QUOTE_MAX];
 
-	while (next_token(&v, &len, ", \t", &tok, &tok_len)) {
-		if (!domain_valid(ld, p, tok, tok_len)) {
-			ok = false;
-			continue;
-		}
-		char *domain = str_dup_n(tok, tok_len);
-		str_lower(domain);
-		if (domain_listed(list, count, domain)) {
-			load_error(ld, p->name, "%s is listed twice", quote(q, domain, strlen(domain)));
-			free(domain);
-			ok = false;
-			continue;
-		}
-		list[count++] = domain;
-	}
+	while (next_token(&v, &len, ", \t", &tok, &tok_len))
+		ok = domain_add(ld, p, list, &count, tok, tok_len) && ok;
 	if (ok && count == 0) {
 		load_error(ld, p->name, "no domain given");
 		ok = false;
@@ -985,14 +991,13 @@ static void release_listeners(const struct config_param *p, struct config *confi
 
 static bool default_hostname(struct config_load *ld, char *buf, size_t size)
 {
-	char q[LOG_QUOTE_MAX];
-
 	if (gethostname(buf, size) != 0) {
 		load_error(ld, "hostname", "cannot read the system host name: %s; set hostname", strerror(errno));
 		return false;
 	}
 	buf[size - 1] = '\0';
 	if (!smtp_domain_check(buf, strlen(buf), false, false)) {
+		char q[LOG_QUOTE_MAX];
 		load_error(ld, "hostname", "the system host name %s is not a valid domain name; set hostname",
 			   quote(q, buf, strlen(buf)));
 		return false;

@@ -257,7 +257,6 @@ static void test_line_limits(void)
 	free(errors);
 
 	/* A 4096-byte value line, and the last line without its LF. */
-	n = 0;
 	memcpy(text, "data_dir = ", 11);
 	n = 11;
 	memset(text + n, 'd', 1024);
@@ -639,7 +638,13 @@ static char *read_all(const char *path)
 	char *buf = NULL;
 	size_t size = 0, n = 0;
 	for (;;) {
-		buf = realloc(buf, size + 4097);
+		char *more = realloc(buf, size + 4097);
+		if (more == NULL) {
+			free(buf);
+			fclose(f);
+			return NULL;
+		}
+		buf = more;
 		size_t got = fread(buf + n, 1, 4096, f);
 		n += got;
 		size += 4096;
