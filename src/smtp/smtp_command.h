@@ -73,8 +73,9 @@ enum smtp_parse_status {
  * Verbs are matched case-insensitively (RFC 5321 2.4). The verb must be
  * followed by the end of the line or one space. Per verb:
  *   HELO/EHLO  a non-empty argument is required (a domain or an address
- *              literal; checked with smtp_domain_check/literal rules: a
- *              syntactically bad EHLO argument is SMTP_PARSE_SYNTAX).
+ *              literal; checked with smtp_domain_check(arg, len, true,
+ *              true), so well-formed U-labels pass: a syntactically bad
+ *              EHLO argument is SMTP_PARSE_SYNTAX).
  *   MAIL       "FROM:" (case-insensitive), optional spaces are NOT allowed
  *              by RFC 5321 but real clients send "MAIL FROM: <a@b>"; accept
  *              that one form too. Then a reverse-path (<> allowed), then

@@ -15,7 +15,7 @@
  * many bytes a chunk has. Line endings are checked across chunk boundaries.
  *
  * Both modes flag: NUL bytes, lines longer than SMTP_TEXT_LINE_MAX octets
- * (with their CRLF). Content passed to the sink is canonical: every line
+ * (with their CRLF, without a stuffing dot: RFC 5321 4.5.3.1.6). Content passed to the sink is canonical: every line
  * ends in CRLF; the final "." CRLF of DATA is not passed. Bytes of a bad
  * message are still passed to the sink (the caller decides to drop them).
  */
@@ -59,10 +59,11 @@ struct smtp_data_reader {
 void smtp_data_init(struct smtp_data_reader *reader, enum smtp_data_mode mode);
 
 /*
- * smtp_data_feed - feed in[0..len). Calls sink for content. Returns the
- * number of bytes consumed: in DATA mode it stops right after the end marker
- * (done becomes true) and the rest belongs to the next command; in BDAT mode
- * it consumes everything. Feeding after done returns 0.
+ * smtp_data_feed - feed in[0..len). Calls sink for content (sink may be
+ * NULL to only count and check). Returns the number of bytes consumed: in
+ * DATA mode it stops right after the end marker (done becomes true) and the
+ * rest belongs to the next command; in BDAT mode it consumes everything.
+ * Feeding after done returns 0.
  */
 size_t smtp_data_feed(struct smtp_data_reader *reader, const char *in, size_t len, smtp_data_sink *sink,
 		      void *ctx);
@@ -70,8 +71,9 @@ size_t smtp_data_feed(struct smtp_data_reader *reader, const char *in, size_t le
 /*
  * smtp_data_finish - BDAT LAST: the content is complete. A held-back CR is
  * a bare CR. If the content does not end in CRLF, CRLF is passed to the sink
- * so the stored message is canonical (RFC 3030 leaves this to the server).
- * In DATA mode it does nothing. Returns the faults.
+ * so the stored message is canonical (RFC 3030 leaves this to the server);
+ * empty content stays empty. The reader is then done. In DATA mode it does
+ * nothing. Returns the faults.
  */
 unsigned smtp_data_finish(struct smtp_data_reader *reader, smtp_data_sink *sink, void *ctx);
 

@@ -271,9 +271,14 @@ static void session_process(struct smtpd_session *s)
 	while (!s->dead && s->state != SMTPD_CLOSING && s->state != SMTPD_COMMIT) {
 		if (session_over_time(s) || session_output_full(s) || session_maybe_shutdown(s))
 			break;
-		if (evbuffer_get_length(in) == 0)
-			break;
 		bool progress;
+		if (s->state == SMTPD_BDAT && s->txn->chunk_left == 0) {
+			/* BDAT 0 LAST: a chunk with nothing to read. */
+			session_chunk_done(s);
+			continue;
+		}
+		if (evbuffer_get_length(in) == 0 && !(s->discard_reply && s->discard_left == 0))
+			break;
 		if (s->discard_reply)
 			progress = session_discard_chunk(s, in);
 		else if (s->state == SMTPD_DATA || s->state == SMTPD_BDAT)
