@@ -13,9 +13,9 @@
  *     the same address.
  */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtp/smtp_command.h"
 

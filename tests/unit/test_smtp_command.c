@@ -41,10 +41,12 @@ static const struct command_case command_cases[] = {
 	{"HELO", SYNTAX, SMTP_VERB_HELO, NULL, NULL, 0},
 	{"EHLO exa mple.com", SYNTAX, SMTP_VERB_EHLO, NULL, NULL, 0},
 	{"EHLO  example.com", SYNTAX, SMTP_VERB_EHLO, NULL, NULL, 0},
-	{"EHLO my_host", SYNTAX, SMTP_VERB_EHLO, NULL, NULL, 0},
-	{"EHLO example.com.", SYNTAX, SMTP_VERB_EHLO, NULL, NULL, 0},
-	{"EHLO [192.0.2.999]", SYNTAX, SMTP_VERB_EHLO, NULL, NULL, 0},
-	{"EHLO 192.0.2.1]", SYNTAX, SMTP_VERB_EHLO, NULL, NULL, 0},
+	/* Lenient as RFC 5321 4.1.4 asks: one printable word is enough. */
+	{"EHLO my_host", OK, SMTP_VERB_EHLO, "my_host", NULL, 0},
+	{"EHLO example.com.", OK, SMTP_VERB_EHLO, "example.com.", NULL, 0},
+	{"EHLO [192.0.2.999]", OK, SMTP_VERB_EHLO, "[192.0.2.999]", NULL, 0},
+	{"EHLO a\tb", SYNTAX, SMTP_VERB_EHLO, NULL, NULL, 0},
+	{"EHLO a\x7f", SYNTAX, SMTP_VERB_EHLO, NULL, NULL, 0},
 	{"EHLO \xff", SYNTAX, SMTP_VERB_EHLO, NULL, NULL, 0},
 	/* verbs without arguments */
 	{"DATA", OK, SMTP_VERB_DATA, "", NULL, 0},
