@@ -64,6 +64,8 @@ static const struct smtp_reply replies[SMTP_R_COUNT] = {
 	[SMTP_R_NO_AUTH] = {503, "5.5.1", "Authentication not enabled", "RFC 4954 4"},
 	[SMTP_R_NO_EXPN] = {502, "5.5.1", "EXPN not available", "RFC 5321 3.5.2, 7.3"},
 	[SMTP_R_BDAT_EMPTY_NOT_LAST] = {501, "5.5.4", "BDAT 0 must be LAST", "RFC 3030 2"},
+	[SMTP_R_SHUTDOWN_PROTOCOL] = {421, "4.5.0", "Cannot tell where the chunk ends, closing connection",
+				      "RFC 5321 3.8"},
 };
 
 const struct smtp_reply *smtp_reply_get(enum smtp_reply_id id)

@@ -346,10 +346,13 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
 	const struct command_rule *rule = status == SMTP_PARSE_OK ? &command_rules[cmd.verb] : NULL;
 	if (status != SMTP_PARSE_OK) {
 		enum smtp_reply_id id = parse_refusal(status, cmd.verb);
-		/* BDAT with a bad size: we cannot know how much to skip. */
 		session_reply_text(s, id, status == SMTP_PARSE_UNKNOWN_VERB ? NULL : why);
-		if (cmd.verb == SMTP_VERB_BDAT)
+		if (cmd.verb == SMTP_VERB_BDAT) {
+			/* A chunk of unknown size may follow: reading it as commands
+			 * would run whatever it holds. Say so and close. */
+			session_reply_text(s, SMTP_R_SHUTDOWN_PROTOCOL, NULL);
 			session_close_after_reply(s);
+		}
 	} else if (!rule->handler) {
 		session_reply(s, SMTP_R_UNKNOWN_COMMAND);
 	} else if (!(rule->states & SMTPD_STATE_BIT(s->state))) {

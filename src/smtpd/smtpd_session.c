@@ -149,37 +149,42 @@ static bool session_over_time(struct smtpd_session *s)
 	return true;
 }
 
-/* session_read_line - take one command line if a whole one is there. */
+/*
+ * session_read_line - take one command line if a whole one is there.
+ *
+ * A line ends only at CRLF (RFC 5321 2.3.8), exactly as message content
+ * does: a bare CR or LF is part of the line, and makes it invalid. Reading
+ * "NOOP<LF>RSET<CRLF>" as two commands would be the kind of disagreement
+ * about line ends that SMTP smuggling lives on.
+ */
 static bool session_read_line(struct smtpd_session *s, struct evbuffer *in)
 {
-	size_t eol_len = 0;
-	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	struct evbuffer_ptr eol = evbuffer_search(in, "\r\n", 2, NULL);
 	if (eol.pos < 0) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail >= SMTP_COMMAND_LINE_MAX) {
-			/* Too long already: drop what we have and skip to the LF. */
-			evbuffer_drain(in, avail);
+			/* Too long already: drop what we have (keeping a CR that may
+			 * start the CRLF) and skip to the end of the line. */
+			evbuffer_drain(in, avail - 1);
 			s->discarding_line = true;
 		}
 		return false;
 	}
-	size_t line_len = (size_t)eol.pos; /* bytes before the LF */
-	if (s->discarding_line || line_len + 1 > SMTP_COMMAND_LINE_MAX) {
-		evbuffer_drain(in, line_len + 1);
+	size_t line_len = (size_t)eol.pos; /* bytes before the CRLF */
+	if (s->discarding_line || line_len + 2 > SMTP_COMMAND_LINE_MAX) {
+		evbuffer_drain(in, line_len + 2);
 		s->discarding_line = false;
 		session_reply(s, SMTP_R_LINE_TOO_LONG);
 		return true;
 	}
 	char line[SMTP_COMMAND_LINE_MAX];
-	evbuffer_remove(in, line, line_len + 1);
-	bool crlf = line_len > 0 && line[line_len - 1] == '\r';
-	size_t cmd_len = crlf ? line_len - 1 : line_len;
-	if (!crlf || memchr(line, '\r', cmd_len))
+	evbuffer_remove(in, line, line_len + 2);
+	if (memchr(line, '\r', line_len) || memchr(line, '\n', line_len))
 		session_reply(s, SMTP_R_BARE_EOL_COMMAND);
-	else if (memchr(line, '\0', cmd_len))
+	else if (memchr(line, '\0', line_len))
 		session_reply(s, SMTP_R_NUL_COMMAND);
 	else
-		command_dispatch(s, line, cmd_len);
+		command_dispatch(s, line, line_len);
 	return true;
 }
 
