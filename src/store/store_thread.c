@@ -122,7 +122,7 @@ static void store_prepare_all(struct store *s)
 	s->message_row = store_db_prepare(db, "SELECT qid, sender, arrival_ms FROM messages WHERE id=?");
 	s->queued_rcpts = store_db_prepare(
 		db, "SELECT id, address, mailbox, attempts FROM recipients WHERE msg_id=? AND state='queued'");
-	s->rcpt_row = store_db_prepare(db, "SELECT address, mailbox, attempts FROM recipients WHERE id=?");
+	s->rcpt_row = store_db_prepare(db, "SELECT id, address, mailbox, attempts FROM recipients WHERE id=?");
 	s->due_rcpts = store_db_prepare(db, "SELECT id, msg_id FROM recipients WHERE state='deferred'"
 					    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
 	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
@@ -284,8 +284,8 @@ static bool store_apply_job(struct store *s, const struct delivery_job *job, int
 
 /* ---- Loading jobs from the database (backlog, recovery, retries) ---- */
 
-/* store_load_job - message msg_id with its 'queued' recipients, or NULL if none. */
-static struct delivery_job *store_load_job(struct store *s, int64_t msg_id)
+/* store_load_message - a job for message msg_id with no recipients yet, or NULL. */
+static struct delivery_job *store_load_message(struct store *s, int64_t msg_id)
 {
 	struct delivery_job *job = NULL;
 	sqlite3_bind_int64(s->message_row, 1, msg_id);
@@ -297,28 +297,44 @@ static struct delivery_job *store_load_job(struct store *s, int64_t msg_id)
 		job->arrival_ms = sqlite3_column_int64(s->message_row, 2);
 	}
 	sqlite3_reset(s->message_row);
-	if (!job)
-		return NULL;
-	size_t cap = 0;
-	sqlite3_bind_int64(s->queued_rcpts, 1, msg_id);
-	while (sqlite3_step(s->queued_rcpts) == SQLITE_ROW) {
-		if (job->rcpt_count == cap) {
-			cap = cap ? cap * 2 : 4;
-			job->rcpts = xrealloc(job->rcpts, cap * sizeof *job->rcpts);
-		}
-		struct delivery_rcpt *r = &job->rcpts[job->rcpt_count++];
-		memset(r, 0, sizeof *r);
-		r->id = sqlite3_column_int64(s->queued_rcpts, 0);
-		r->address = str_dup((const char *)sqlite3_column_text(s->queued_rcpts, 1));
-		r->mailbox = str_dup((const char *)sqlite3_column_text(s->queued_rcpts, 2));
-		r->attempts = sqlite3_column_int64(s->queued_rcpts, 3);
+	return job;
+}
+
+/* store_add_rcpt - append the recipient in the current row of stmt (id, address, mailbox, attempts). */
+static void store_add_rcpt(struct delivery_job *job, size_t *cap, sqlite3_stmt *stmt)
+{
+	if (job->rcpt_count == *cap) {
+		*cap = *cap ? *cap * 2 : 4;
+		job->rcpts = xrealloc(job->rcpts, *cap * sizeof *job->rcpts);
 	}
-	sqlite3_reset(s->queued_rcpts);
-	if (job->rcpt_count == 0) {
+	struct delivery_rcpt *r = &job->rcpts[job->rcpt_count++];
+	memset(r, 0, sizeof *r);
+	r->id = sqlite3_column_int64(stmt, 0);
+	r->address = str_dup((const char *)sqlite3_column_text(stmt, 1));
+	r->mailbox = str_dup((const char *)sqlite3_column_text(stmt, 2));
+	r->attempts = sqlite3_column_int64(stmt, 3);
+}
+
+/* store_job_or_null - a job with no recipients left is no job. */
+static struct delivery_job *store_job_or_null(struct delivery_job *job)
+{
+	if (job && job->rcpt_count == 0) {
 		delivery_job_free(job);
 		return NULL;
 	}
 	return job;
+}
+
+/* store_load_job - message msg_id with its 'queued' recipients, or NULL if none. */
+static struct delivery_job *store_load_job(struct store *s, int64_t msg_id)
+{
+	struct delivery_job *job = store_load_message(s, msg_id);
+	size_t cap = 0;
+	sqlite3_bind_int64(s->queued_rcpts, 1, msg_id);
+	while (job && sqlite3_step(s->queued_rcpts) == SQLITE_ROW)
+		store_add_rcpt(job, &cap, s->queued_rcpts);
+	sqlite3_reset(s->queued_rcpts);
+	return store_job_or_null(job);
 }
 
 static void store_hand_over(struct store *s, struct delivery_job *job)
@@ -363,33 +379,15 @@ static void store_refresh_next_retry(struct store *s)
 /* store_load_rcpts - a job for the given recipients of message msg_id (retries). */
 static struct delivery_job *store_load_rcpts(struct store *s, int64_t msg_id, const int64_t *rcpt_ids, size_t n)
 {
-	struct delivery_job *job = NULL;
-	sqlite3_bind_int64(s->message_row, 1, msg_id);
-	if (sqlite3_step(s->message_row) == SQLITE_ROW) {
-		job = xcalloc(1, sizeof *job);
-		job->msg_id = msg_id;
-		str_copy(job->qid, sizeof job->qid, (const char *)sqlite3_column_text(s->message_row, 0));
-		job->sender = str_dup((const char *)sqlite3_column_text(s->message_row, 1));
-		job->arrival_ms = sqlite3_column_int64(s->message_row, 2);
-		job->rcpts = xcalloc(n, sizeof *job->rcpts);
-	}
-	sqlite3_reset(s->message_row);
+	struct delivery_job *job = store_load_message(s, msg_id);
+	size_t cap = 0;
 	for (size_t i = 0; job && i < n; i++) {
 		sqlite3_bind_int64(s->rcpt_row, 1, rcpt_ids[i]);
-		if (sqlite3_step(s->rcpt_row) == SQLITE_ROW) {
-			struct delivery_rcpt *r = &job->rcpts[job->rcpt_count++];
-			r->id = rcpt_ids[i];
-			r->address = str_dup((const char *)sqlite3_column_text(s->rcpt_row, 0));
-			r->mailbox = str_dup((const char *)sqlite3_column_text(s->rcpt_row, 1));
-			r->attempts = sqlite3_column_int64(s->rcpt_row, 2);
-		}
+		if (sqlite3_step(s->rcpt_row) == SQLITE_ROW)
+			store_add_rcpt(job, &cap, s->rcpt_row);
 		sqlite3_reset(s->rcpt_row);
 	}
-	if (job && job->rcpt_count == 0) {
-		delivery_job_free(job);
-		job = NULL;
-	}
-	return job;
+	return store_job_or_null(job);
 }
 
 /*
