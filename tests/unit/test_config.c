@@ -566,7 +566,7 @@ static void check_documented_defaults(const struct config *c)
 	CHECK_INT(c->max_hops, 50);
 	CHECK_INT(c->log_level, LOG_LEVEL_INFO);
 	CHECK_STR(c->user, "");
-	CHECK_INT(c->delivery_workers, 4);
+	CHECK_INT(c->delivery_workers, 2);
 	CHECK_INT(c->retry_initial, 5 * 60);
 	CHECK_INT(c->retry_max, 4 * 3600);
 	CHECK_INT(c->max_queue_lifetime, 5 * 86400);
@@ -690,7 +690,7 @@ static void test_listing_round_trip(void)
 	CHECK(strncmp(md, "# Configuration\n", 16) == 0);
 	CHECK(strstr(md, "| `max_recipients` | count | `1000` | 100..10000 | reload |") != NULL);
 	CHECK(strstr(md, "| `shutdown_timeout` | duration | `30s` | 0s..1h | reload |") != NULL);
-	CHECK(strstr(md, "| `delivery_workers` | count | `4` | 1..64 | restart |") != NULL);
+	CHECK(strstr(md, "| `delivery_workers` | count | `2` | 1..64 | restart |") != NULL);
 	CHECK(strstr(md, "| `hostname` | domain | (system host name) |") != NULL);
 	free(md);
 }
