@@ -1,0 +1,29 @@
+#!/bin/sh
+# run.sh - tern against Postfix and smtp-sink on this machine, in one run.
+#
+# Usage: bench/run.sh TERN_BINARY        (make bench builds tern and calls this)
+#
+# Environment (all optional):
+#   BENCH_OUT=FILE            also write the report here (default: a file in $TMPDIR or /tmp)
+#   BENCH_SECONDS=12          target length of each measured run (runs under
+#                             min(10, BENCH_SECONDS - 2) seconds are done again)
+#   BENCH_CONCURRENCY="1 10 50"  smtp-source session counts
+#   BENCH_IDLE_N=2000         idle connections held open against tern
+#   BENCH_IDLE_N_POSTFIX=N    the same against Postfix (default: BENCH_IDLE_N)
+#   BENCH_SERVERS="sink postfix tern"  which servers to run
+#   BENCH_KEEP=1              keep the temporary directory (logs, queues, mailboxes)
+#
+# Needs root (Postfix's master runs as root) and Postfix's smtp-source and smtp-sink
+# (scripts/install-deps.sh bench). See bench/README.md.
+set -eu
+
+if [ $# -ne 1 ]; then
+	echo "usage: $0 TERN_BINARY" >&2
+	exit 2
+fi
+
+# Room for the idle-connection test: descriptors in tern, in this driver and in Postfix.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+here=$(dirname "$0")
+exec /usr/bin/python3 "$here/bench.py" "$1"
