@@ -194,10 +194,11 @@ static void mda_report(struct mda *m, struct delivery_job *batch)
 		batch = job->next;
 		for (size_t i = 0; i < job->rcpt_count; i++) {
 			struct delivery_rcpt *r = &job->rcpts[i];
+			char to[LOG_QUOTE_MAX];
 			if (r->status == DELIVERY_OK)
-				log_info("event=delivered qid=%s rcpt_id=%lld to=\"%s\" mailbox=%s delay_ms=%lld",
-					 job->qid, (long long)r->id, r->address, r->mailbox,
-					 (long long)(now - job->arrival_ms));
+				log_info("event=delivered qid=%s rcpt_id=%lld to=%s mailbox=%s delay_ms=%lld", job->qid,
+					 (long long)r->id, log_quote(to, sizeof to, r->address, strlen(r->address)),
+					 r->mailbox, (long long)(now - job->arrival_ms));
 		}
 		/* The store does not need the content: free it before handing back. */
 		if (job->body) {
