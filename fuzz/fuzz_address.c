@@ -72,8 +72,7 @@ static void check_reparse(const struct smtp_path *p, enum smtp_path_kind kind)
 	memcpy(text + 1, p->addr, len);
 	text[len + 1] = '>';
 	if (!smtp_path_parse(text, len + 2, kind, &again, &used, NULL, NULL) || used != len + 2 ||
-	    strcmp(again.addr, p->addr) != 0 || again.local_len != p->local_len ||
-	    again.domain_len != p->domain_len)
+	    strcmp(again.addr, p->addr) != 0 || again.local_len != p->local_len || again.domain_len != p->domain_len)
 		abort();
 }
 
@@ -93,8 +92,8 @@ static void check_paths(const char *in, size_t size)
 	if (rev_ok) {
 		check_accepted(&rev, in, rev_used);
 		check_reparse(&rev, SMTP_PATH_REVERSE);
-		if (rev.is_bare_postmaster || (!rev.is_null && (!fwd_ok || fwd_used != rev_used ||
-								 strcmp(fwd.addr, rev.addr) != 0)))
+		if (rev.is_bare_postmaster ||
+		    (!rev.is_null && (!fwd_ok || fwd_used != rev_used || strcmp(fwd.addr, rev.addr) != 0)))
 			abort();
 	}
 	if (fwd_ok) {

@@ -72,7 +72,7 @@ static uint64_t next_random(uint64_t *state)
 
 /* read_pieces - read in pieces; piece 0 means random sizes from seed. */
 static void read_pieces(struct reading *r, enum smtp_data_mode mode, const char *in, size_t len, size_t piece,
-			uint64_t seed)
+                        uint64_t seed)
 {
 	struct smtp_data_reader reader;
 	size_t at = 0;
@@ -122,8 +122,7 @@ static size_t find_end(const char *in, size_t len)
 }
 
 /* oracle_content - the content the rules give for in[] (see the top). */
-static void oracle_content(struct output *out, enum smtp_data_mode mode, const char *in, size_t len,
-			   size_t end)
+static void oracle_content(struct output *out, enum smtp_data_mode mode, const char *in, size_t len, size_t end)
 {
 	size_t region = len, i;
 	bool at_line_start = true;
@@ -174,7 +173,7 @@ static unsigned oracle_faults(const char *c, size_t len)
 }
 
 static void check_oracle(const struct reading *r, enum smtp_data_mode mode, const char *in, size_t len,
-			 struct output *want)
+                         struct output *want)
 {
 	size_t end = mode == SMTP_DATA_DOT ? find_end(in, len) : 0;
 
@@ -190,8 +189,7 @@ static void check_oracle(const struct reading *r, enum smtp_data_mode mode, cons
 }
 
 /* check_round_trip - stuff in[], add the end marker, read it back: in[] again. */
-static void check_round_trip(const char *in, size_t len, uint64_t seed, struct output *wire,
-			     struct reading *back)
+static void check_round_trip(const char *in, size_t len, uint64_t seed, struct output *wire, struct reading *back)
 {
 	int state = 1;
 	size_t at = 0;

@@ -21,22 +21,6 @@ def pytest_report_header(config):
     return "tern binary: %s%s" % (th.TERN_BIN, " (sanitized)" if th.SANITIZED else "")
 
 
-def pytest_collection_modifyitems(session, config, items):
-    problem = th.binary_problem()
-    if problem:
-        # Fail every test loudly rather than skip: a missing binary is a build failure.
-        mark = pytest.mark.usefixtures("_tern_binary_present")
-        for item in items:
-            item.add_marker(mark)
-
-
-@pytest.fixture
-def _tern_binary_present():
-    problem = th.binary_problem()
-    if problem:
-        pytest.fail(problem)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -84,3 +68,5 @@ def tern_server(request, tmp_path):
             problems.append("%s log shows a sanitizer report or fatal error:\n%s" % (srv.name, report))
     if problems:
         pytest.fail("\n\n".join(problems))
+
+

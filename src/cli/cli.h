@@ -13,8 +13,8 @@
 
 #include <stdio.h>
 
-#define CLI_OK 0
-#define CLI_FAIL 1
+#define CLI_OK    0
+#define CLI_FAIL  1
 #define CLI_USAGE 2
 
 /* cli_user - user add EMAIL [--password-stdin], passwd EMAIL, del EMAIL, list. */

@@ -80,8 +80,8 @@ static void alias_warn_unknown(struct store_admin *admin, const char *targets)
 		char target[CLI_ADDRESS_MAX + 1];
 		str_copy_n(target, sizeof target, p, len);
 		struct alias_find find = {.address = target};
-		if (!store_user_exists(admin, target) && store_alias_each(admin, alias_find_fn, &find, err, sizeof err) &&
-		    !find.found)
+		if (!store_user_exists(admin, target) &&
+		    store_alias_each(admin, alias_find_fn, &find, err, sizeof err) && !find.found)
 			fprintf(stderr, "tern: warning: %s is neither a user nor an alias\n", target);
 		p += len + (p[len] == ',');
 	}

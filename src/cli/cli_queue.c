@@ -38,7 +38,7 @@ static const char *queue_time(char buf[QUEUE_TIME_MAX], int64_t ms)
 	struct tm tm;
 	if (!gmtime_r(&when, &tm) ||
 	    !str_format(buf, QUEUE_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-			tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec))
+	                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec))
 		str_copy(buf, QUEUE_TIME_MAX, "?");
 	return buf;
 }
@@ -141,8 +141,7 @@ static void queue_json_entry(const struct store_queue_entry *e)
 	queue_json_string(e->qid);
 	fputs(",\"sender\":", stdout);
 	queue_json_string(e->sender);
-	printf(",\"arrival\":\"%s\",\"size\":%" PRId64 ",\"recipients\":[", queue_time(when, e->arrival_ms),
-	       e->size);
+	printf(",\"arrival\":\"%s\",\"size\":%" PRId64 ",\"recipients\":[", queue_time(when, e->arrival_ms), e->size);
 	for (size_t i = 0; i < e->rcpt_count; i++) {
 		if (i > 0)
 			putchar(',');

@@ -79,8 +79,7 @@ static bool prepare_data_dir(const struct config *config)
 {
 	char path[4096];
 	if ((mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) ||
-	    !str_format(path, sizeof path, "%s/tmp", config->data_dir) ||
-	    (mkdir(path, 0700) != 0 && errno != EEXIST)) {
+	    !str_format(path, sizeof path, "%s/tmp", config->data_dir) || (mkdir(path, 0700) != 0 && errno != EEXIST)) {
 		log_error("event=startup_failed reason=\"cannot create %s: %s\"", config->data_dir, strerror(errno));
 		return false;
 	}
@@ -110,7 +109,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	struct config *fresh = config_load(sv->config->path, stderr);
 	if (!fresh) {
 		log_error("event=reload_failed path=%s reason=\"configuration has errors; keeping the old one\"",
-			  sv->config->path ? sv->config->path : "(defaults)");
+		          sv->config->path ? sv->config->path : "(defaults)");
 		return;
 	}
 	char names[256];
@@ -136,21 +135,29 @@ int cli_serve(const char *config_path)
 	sv.base = event_base_new();
 	if (!sv.base)
 		fatal("event_base_new failed");
+	/* Signals are taken from here on (a HUP or TERM during start-up must
+	 * not kill the process); they are acted on once the loop runs. */
+	struct event *term = evsignal_new(sv.base, SIGTERM, on_terminate, &sv);
+	struct event *intr = evsignal_new(sv.base, SIGINT, on_terminate, &sv);
+	struct event *hup = evsignal_new(sv.base, SIGHUP, on_reload, &sv);
+	event_add(term, NULL);
+	event_add(intr, NULL);
+	event_add(hup, NULL);
 	sv.smtpd = smtpd_create(sv.base, sv.config);
 	if (!sv.smtpd || !drop_privileges(sv.config) || !prepare_data_dir(sv.config))
 		return 1;
 
 	char err[256];
 	struct store_settings settings = {
-		.data_dir = sv.config->data_dir,
-		.retry_initial_ms = sv.config->retry_initial * 1000,
-		.retry_max_ms = sv.config->retry_max * 1000,
-		.max_queue_lifetime_ms = sv.config->max_queue_lifetime * 1000,
-		.max_inflight = SERVE_MAX_INFLIGHT,
+	        .data_dir = sv.config->data_dir,
+	        .retry_initial_ms = sv.config->retry_initial * 1000,
+	        .retry_max_ms = sv.config->retry_max * 1000,
+	        .max_queue_lifetime_ms = sv.config->max_queue_lifetime * 1000,
+	        .max_inflight = SERVE_MAX_INFLIGHT,
 	};
 	struct mda *mda = mda_create(sv.config->data_dir, sv.config->hostname, sv.config->delivery_workers);
-	struct store *store = store_start(&settings, sv.base, smtpd_commit_done, sv.smtpd, mda_dispatch, mda, err,
-					  sizeof err);
+	struct store *store =
+	        store_start(&settings, sv.base, smtpd_commit_done, sv.smtpd, mda_dispatch, mda, err, sizeof err);
 	struct store_reader *reader = store ? store_reader_open(sv.config->data_dir, err, sizeof err) : NULL;
 	if (!store || !reader || !mda_run(mda, store)) {
 		log_error("event=startup_failed reason=\"%s\"", err);
@@ -158,14 +165,7 @@ int cli_serve(const char *config_path)
 	}
 	smtpd_run(sv.smtpd, store, reader);
 
-	struct event *term = evsignal_new(sv.base, SIGTERM, on_terminate, &sv);
-	struct event *intr = evsignal_new(sv.base, SIGINT, on_terminate, &sv);
-	struct event *hup = evsignal_new(sv.base, SIGHUP, on_reload, &sv);
-	event_add(term, NULL);
-	event_add(intr, NULL);
-	event_add(hup, NULL);
-	log_info("event=ready pid=%d hostname=%s data_dir=%s", (int)getpid(), sv.config->hostname,
-		 sv.config->data_dir);
+	log_info("event=ready pid=%d hostname=%s data_dir=%s", (int)getpid(), sv.config->hostname, sv.config->data_dir);
 
 	event_base_dispatch(sv.base);
 

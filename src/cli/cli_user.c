@@ -191,9 +191,9 @@ int cli_user(int argc, char **argv, const char *config_path)
 	char address[CLI_ADDRESS_MAX + 1] = "";
 	struct store_admin *admin = NULL;
 	int rc = CLI_FAIL;
-	bool checked = argc < 2 || (strcmp(argv[0], "add") == 0
-					    ? cli_mailbox_parse(config, argv[1], address, sizeof address)
-					    : cli_address_copy(argv[1], address, sizeof address));
+	bool checked =
+	        argc < 2 || (strcmp(argv[0], "add") == 0 ? cli_mailbox_parse(config, argv[1], address, sizeof address)
+	                                                 : cli_address_copy(argv[1], address, sizeof address));
 	if (checked)
 		admin = cli_admin_open(config);
 	if (admin)

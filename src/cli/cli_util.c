@@ -25,18 +25,18 @@ static const struct {
 	const char *command;
 	const char *line;
 } cli_usages[] = {
-	{"serve", "serve [-c FILE]"},
-	{"config", "config check [-c FILE]"},
-	{"config", "config defaults [--markdown]"},
-	{"user", "[-c FILE] user add EMAIL [--password-stdin]"},
-	{"user", "[-c FILE] user passwd EMAIL"},
-	{"user", "[-c FILE] user del EMAIL"},
-	{"user", "[-c FILE] user list"},
-	{"alias", "[-c FILE] alias add ALIAS TARGET [TARGET...]"},
-	{"alias", "[-c FILE] alias del ALIAS"},
-	{"alias", "[-c FILE] alias list"},
-	{"queue", "[-c FILE] queue list [--json]"},
-	{"queue", "[-c FILE] queue show ID [--json]"},
+        {"serve", "serve [-c FILE]"},
+        {"config", "config check [-c FILE]"},
+        {"config", "config defaults [--markdown]"},
+        {"user", "[-c FILE] user add EMAIL [--password-stdin]"},
+        {"user", "[-c FILE] user passwd EMAIL"},
+        {"user", "[-c FILE] user del EMAIL"},
+        {"user", "[-c FILE] user list"},
+        {"alias", "[-c FILE] alias add ALIAS TARGET [TARGET...]"},
+        {"alias", "[-c FILE] alias del ALIAS"},
+        {"alias", "[-c FILE] alias list"},
+        {"queue", "[-c FILE] queue list [--json]"},
+        {"queue", "[-c FILE] queue show ID [--json]"},
 };
 
 #define CLI_USAGE_COUNT (sizeof cli_usages / sizeof cli_usages[0])
@@ -160,8 +160,8 @@ bool cli_mailbox_parse(const struct config *config, const char *arg, char *out, 
 	}
 	if (!cli_mailbox_local_ok(out, (size_t)(at - out))) {
 		cli_fail("%s: a user name may hold only a-z, 0-9, '.', '_' and '-' (1 to %d of them, "
-			 "no '.' first, last or twice in a row)",
-			 out, SMTP_LOCAL_PART_MAX);
+		         "no '.' first, last or twice in a row)",
+		         out, SMTP_LOCAL_PART_MAX);
 		return false;
 	}
 	return cli_local_domain(config, out, at + 1);

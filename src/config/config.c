@@ -46,16 +46,16 @@
 /* Longest name shown raw in a message or compared for a suggestion. */
 #define CONFIG_NAME_MAX 64
 
-#define KIB 1024ULL
-#define MIB (1024ULL * KIB)
-#define GIB (1024ULL * MIB)
+#define KIB    1024ULL
+#define MIB    (1024ULL * KIB)
+#define GIB    (1024ULL * MIB)
 #define MINUTE 60ULL
-#define HOUR (60ULL * MINUTE)
-#define DAY (24ULL * HOUR)
+#define HOUR   (60ULL * MINUTE)
+#define DAY    (24ULL * HOUR)
 
-#define FIELD(f) offsetof(struct config, f)
+#define FIELD(f)       offsetof(struct config, f)
 #define CONFIG_STR_(x) #x
-#define CONFIG_STR(x) CONFIG_STR_(x)
+#define CONFIG_STR(x)  CONFIG_STR_(x)
 
 enum config_type {
 	CONFIG_STRING,    /* char *: bytes from param.chars, length min..max */
@@ -102,8 +102,8 @@ typedef void config_release_fn(const struct config_param *p, struct config *conf
 
 struct config_type_info {
 	const char *name;
-	const char *doc;                /* what a value looks like (docs) */
-	const char *hint;               /* "a size (use ...)" for "is not" messages */
+	const char *doc;                 /* what a value looks like (docs) */
+	const char *hint;                /* "a size (use ...)" for "is not" messages */
 	const struct config_unit *units; /* number types, smallest first */
 	config_parse_fn *parse;
 	config_equal_fn *equal;
@@ -128,51 +128,47 @@ struct config_load {
 };
 
 static config_parse_fn parse_string, parse_path, parse_domain, parse_domains, parse_address, parse_listener,
-	parse_number, parse_log_level;
+        parse_number, parse_log_level;
 static config_equal_fn equal_string, equal_domains, equal_listeners, equal_number, equal_log_level;
 static config_release_fn release_string, release_domains, release_listeners;
 static bool default_hostname(struct config_load *ld, char *buf, size_t size);
 static bool default_postmaster(struct config_load *ld, char *buf, size_t size);
 
 static const struct config_unit size_units[] = {
-	{'k', 'K', KIB},
-	{'M', 'm', MIB},
-	{'G', 'g', GIB},
-	{0, 0, 0},
+        {'k', 'K', KIB},
+        {'M', 'm', MIB},
+        {'G', 'g', GIB},
+        {0, 0, 0},
 };
 
 static const struct config_unit duration_units[] = {
-	{'s', 0, 1},
-	{'m', 0, MINUTE},
-	{'h', 0, HOUR},
-	{'d', 0, DAY},
-	{0, 0, 0},
+        {'s', 0, 1}, {'m', 0, MINUTE}, {'h', 0, HOUR}, {'d', 0, DAY}, {0, 0, 0},
 };
 
 static const struct config_type_info types[] = {
-	[CONFIG_STRING] = {"string", "text from a fixed set of characters", NULL, NULL, parse_string, equal_string,
-			   release_string},
-	[CONFIG_PATH] = {"path", "a file system path, absolute or relative to the working directory", NULL, NULL,
-			 parse_path, equal_string, release_string},
-	[CONFIG_DOMAIN] = {"domain", "a domain name (international ones in A-label form, xn--...)", NULL, NULL,
-			   parse_domain, equal_string, release_string},
-	[CONFIG_DOMAINS] = {"domain list", "domain names separated by commas or spaces, no duplicates", NULL, NULL,
-			    parse_domains, equal_domains, release_domains},
-	[CONFIG_ADDRESS] = {"address", "a mail address, local@domain", NULL, NULL, parse_address, equal_string,
-			    release_string},
-	[CONFIG_LISTENER] = {"listener",
-			     "`ADDRESS:PORT KIND`: a numeric IPv4 address or an IPv6 one in brackets "
-			     "(`[::1]:25`), a port 1..65535, and `mx`, `submission` or `submissions`",
-			     NULL, NULL, parse_listener, equal_listeners, release_listeners},
-	[CONFIG_SIZE] = {"size", "bytes, or a number with k, M or G (1024-based): `25M`",
-			 "a size (use a number with k, M or G)", size_units, parse_number, equal_number, NULL},
-	[CONFIG_COUNT] = {"count", "a whole number", "a count (use a whole number)", NULL, parse_number,
-			  equal_number, NULL},
-	[CONFIG_DURATION] = {"duration", "seconds, or a number with s, m, h or d: `90s`, `5m`, `4h`, `5d`",
-			     "a duration (use a number with s, m, h or d)", duration_units, parse_number,
-			     equal_number, NULL},
-	[CONFIG_LOG_LEVEL] = {"log level", "`debug`, `info`, `warning` or `error`", NULL, NULL, parse_log_level,
-			      equal_log_level, NULL},
+        [CONFIG_STRING] = {"string", "text from a fixed set of characters", NULL, NULL, parse_string, equal_string,
+                           release_string},
+        [CONFIG_PATH] = {"path", "a file system path, absolute or relative to the working directory", NULL, NULL,
+                         parse_path, equal_string, release_string},
+        [CONFIG_DOMAIN] = {"domain", "a domain name (international ones in A-label form, xn--...)", NULL, NULL,
+                           parse_domain, equal_string, release_string},
+        [CONFIG_DOMAINS] = {"domain list", "domain names separated by commas or spaces, no duplicates", NULL, NULL,
+                            parse_domains, equal_domains, release_domains},
+        [CONFIG_ADDRESS] = {"address", "a mail address, local@domain", NULL, NULL, parse_address, equal_string,
+                            release_string},
+        [CONFIG_LISTENER] = {"listener",
+                             "`ADDRESS:PORT KIND`: a numeric IPv4 address or an IPv6 one in brackets "
+                             "(`[::1]:25`), a port 1..65535, and `mx`, `submission` or `submissions`",
+                             NULL, NULL, parse_listener, equal_listeners, release_listeners},
+        [CONFIG_SIZE] = {"size", "bytes, or a number with k, M or G (1024-based): `25M`",
+                         "a size (use a number with k, M or G)", size_units, parse_number, equal_number, NULL},
+        [CONFIG_COUNT] = {"count", "a whole number", "a count (use a whole number)", NULL, parse_number, equal_number,
+                          NULL},
+        [CONFIG_DURATION] = {"duration", "seconds, or a number with s, m, h or d: `90s`, `5m`, `4h`, `5d`",
+                             "a duration (use a number with s, m, h or d)", duration_units, parse_number, equal_number,
+                             NULL},
+        [CONFIG_LOG_LEVEL] = {"log level", "`debug`, `info`, `warning` or `error`", NULL, NULL, parse_log_level,
+                              equal_log_level, NULL},
 };
 
 /*
@@ -180,65 +176,163 @@ static const struct config_type_info types[] = {
  * before postmaster: postmaster's default is made from it.
  */
 static const struct config_param params[] = {
-	{.name = "hostname", .type = CONFIG_DOMAIN, .default_text = "(system host name)",
-	 .default_fn = default_hostname, .offset = FIELD(hostname),
-	 .doc = "name in the greeting, the EHLO reply and Received: headers"},
-	{.name = "data_dir", .type = CONFIG_PATH, .default_text = "./var", .min = 1, .max = 1024,
-	 .restart = true, .offset = FIELD(data_dir),
-	 .doc = "directory of the queue database (queue.db) and the mailboxes (mail/)"},
-	{.name = "listen", .type = CONFIG_LISTENER, .default_text = "127.0.0.1:2525 mx", .restart = true,
-	 .repeats = true, .offset = FIELD(listeners), .count_offset = FIELD(listener_count),
-	 .doc = "address, port and kind to accept connections on; repeat for more"},
-	{.name = "local_domains", .type = CONFIG_DOMAINS, .default_text = "localhost",
-	 .offset = FIELD(local_domains), .count_offset = FIELD(local_domain_count),
-	 .doc = "domains whose mail tern delivers to its own mailboxes"},
-	{.name = "postmaster", .type = CONFIG_ADDRESS, .default_text = "postmaster@<first local domain>",
-	 .default_fn = default_postmaster, .offset = FIELD(postmaster),
-	 .doc = "mailbox for postmaster@ any local domain without its own; created at start"},
-	{.name = "recipient_delimiter", .type = CONFIG_STRING, .default_text = "+", .min = 0, .max = 8,
-	 .chars = "+-_=!#$%&'*/?^`{|}~", .chars_doc = "characters from +-_=!#$%&'*/?^`{|}~",
-	 .offset = FIELD(recipient_delimiter),
-	 .doc = "user+tag@domain is delivered to user@domain; empty turns it off"},
-	{.name = "max_message_size", .type = CONFIG_SIZE, .default_text = "25M", .min = KIB, .max = 2 * GIB,
-	 .offset = FIELD(max_message_size),
-	 .doc = "largest message accepted, announced in SIZE (552 5.3.4 past it)"},
-	{.name = "max_recipients", .type = CONFIG_COUNT, .default_text = "1000", .min = SMTP_RECIPIENTS_MIN,
-	 .max = SMTP_RECIPIENTS_CEILING, .offset = FIELD(max_recipients),
-	 .doc = "recipients per transaction (452 4.5.3 past it); RFC 5321 4.5.3.1.8 asks for 100"},
-	{.name = "max_errors", .type = CONFIG_COUNT, .default_text = "10", .min = 1, .max = 1000,
-	 .offset = FIELD(max_errors), .doc = "errors in one session before 421 4.7.0 and disconnect"},
-	{.name = "max_connections", .type = CONFIG_COUNT, .default_text = "1000", .min = 1, .max = 1000000,
-	 .offset = FIELD(max_connections), .doc = "client connections in all (past it: 421 4.7.0, then close)"},
-	{.name = "max_connections_per_ip", .type = CONFIG_COUNT, .default_text = "50", .min = 1, .max = 1000000,
-	 .offset = FIELD(max_connections_per_ip),
-	 .doc = "client connections from one address (past it: 421 4.7.0, then close)"},
-	{.name = "command_timeout", .type = CONFIG_DURATION, .default_text = "5m", .min = 1, .max = DAY,
-	 .offset = FIELD(command_timeout), .doc = "idle time waiting for a command (421 4.4.2, then close)"},
-	{.name = "data_timeout", .type = CONFIG_DURATION, .default_text = "10m", .min = 1, .max = DAY,
-	 .offset = FIELD(data_timeout), .doc = "idle time inside DATA or BDAT content"},
-	{.name = "session_timeout", .type = CONFIG_DURATION, .default_text = "1h", .min = 1, .max = 7 * DAY,
-	 .offset = FIELD(session_timeout), .doc = "longest a whole session may last"},
-	{.name = "max_hops", .type = CONFIG_COUNT, .default_text = CONFIG_STR(SMTP_HOPS_MAX), .min = 1,
-	 .max = 500, .offset = FIELD(max_hops),
-	 .doc = "Received: headers a message may carry before 554 5.4.6 (mail loop)"},
-	{.name = "log_level", .type = CONFIG_LOG_LEVEL, .default_text = "info", .offset = FIELD(log_level),
-	 .doc = "least severe lines logged: debug, info, warning or error"},
-	{.name = "user", .type = CONFIG_STRING, .default_text = "", .min = 0, .max = 32,
-	 .chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
-	 .chars_doc = "letters, digits, \".\", \"_\" and \"-\"", .restart = true, .offset = FIELD(user),
-	 .doc = "when started as root: the user to run as after binding the listeners"},
-	{.name = "delivery_workers", .type = CONFIG_COUNT, .default_text = "2", .min = 1, .max = 64,
-	 .restart = true, .offset = FIELD(delivery_workers), .doc = "threads writing Maildir files (each writes batches of up to 64 messages with one flush)"},
-	{.name = "retry_initial", .type = CONFIG_DURATION, .default_text = "5m", .min = 1, .max = DAY,
-	 .offset = FIELD(retry_initial), .doc = "first wait before retrying a failed local delivery"},
-	{.name = "retry_max", .type = CONFIG_DURATION, .default_text = "4h", .min = 1, .max = 7 * DAY,
-	 .offset = FIELD(retry_max),
-	 .doc = "longest wait between local delivery retries; at least retry_initial"},
-	{.name = "max_queue_lifetime", .type = CONFIG_DURATION, .default_text = "5d", .min = MINUTE,
-	 .max = 60 * DAY, .offset = FIELD(max_queue_lifetime),
-	 .doc = "time after which an undelivered recipient is given up"},
-	{.name = "shutdown_timeout", .type = CONFIG_DURATION, .default_text = "30s", .min = 0, .max = HOUR,
-	 .offset = FIELD(shutdown_timeout), .doc = "on SIGTERM: time in-flight transactions get to finish"},
+        {.name = "hostname",
+         .type = CONFIG_DOMAIN,
+         .default_text = "(system host name)",
+         .default_fn = default_hostname,
+         .offset = FIELD(hostname),
+         .doc = "name in the greeting, the EHLO reply and Received: headers"},
+        {.name = "data_dir",
+         .type = CONFIG_PATH,
+         .default_text = "./var",
+         .min = 1,
+         .max = 1024,
+         .restart = true,
+         .offset = FIELD(data_dir),
+         .doc = "directory of the queue database (queue.db) and the mailboxes (mail/)"},
+        {.name = "listen",
+         .type = CONFIG_LISTENER,
+         .default_text = "127.0.0.1:2525 mx",
+         .restart = true,
+         .repeats = true,
+         .offset = FIELD(listeners),
+         .count_offset = FIELD(listener_count),
+         .doc = "address, port and kind to accept connections on; repeat for more"},
+        {.name = "local_domains",
+         .type = CONFIG_DOMAINS,
+         .default_text = "localhost",
+         .offset = FIELD(local_domains),
+         .count_offset = FIELD(local_domain_count),
+         .doc = "domains whose mail tern delivers to its own mailboxes"},
+        {.name = "postmaster",
+         .type = CONFIG_ADDRESS,
+         .default_text = "postmaster@<first local domain>",
+         .default_fn = default_postmaster,
+         .offset = FIELD(postmaster),
+         .doc = "mailbox for postmaster@ any local domain without its own; created at start"},
+        {.name = "recipient_delimiter",
+         .type = CONFIG_STRING,
+         .default_text = "+",
+         .min = 0,
+         .max = 8,
+         .chars = "+-_=!#$%&'*/?^`{|}~",
+         .chars_doc = "characters from +-_=!#$%&'*/?^`{|}~",
+         .offset = FIELD(recipient_delimiter),
+         .doc = "user+tag@domain is delivered to user@domain; empty turns it off"},
+        {.name = "max_message_size",
+         .type = CONFIG_SIZE,
+         .default_text = "25M",
+         .min = KIB,
+         .max = 2 * GIB,
+         .offset = FIELD(max_message_size),
+         .doc = "largest message accepted, announced in SIZE (552 5.3.4 past it)"},
+        {.name = "max_recipients",
+         .type = CONFIG_COUNT,
+         .default_text = "1000",
+         .min = SMTP_RECIPIENTS_MIN,
+         .max = SMTP_RECIPIENTS_CEILING,
+         .offset = FIELD(max_recipients),
+         .doc = "recipients per transaction (452 4.5.3 past it); RFC 5321 4.5.3.1.8 asks for 100"},
+        {.name = "max_errors",
+         .type = CONFIG_COUNT,
+         .default_text = "10",
+         .min = 1,
+         .max = 1000,
+         .offset = FIELD(max_errors),
+         .doc = "errors in one session before 421 4.7.0 and disconnect"},
+        {.name = "max_connections",
+         .type = CONFIG_COUNT,
+         .default_text = "1000",
+         .min = 1,
+         .max = 1000000,
+         .offset = FIELD(max_connections),
+         .doc = "client connections in all (past it: 421 4.7.0, then close)"},
+        {.name = "max_connections_per_ip",
+         .type = CONFIG_COUNT,
+         .default_text = "50",
+         .min = 1,
+         .max = 1000000,
+         .offset = FIELD(max_connections_per_ip),
+         .doc = "client connections from one address (past it: 421 4.7.0, then close)"},
+        {.name = "command_timeout",
+         .type = CONFIG_DURATION,
+         .default_text = "5m",
+         .min = 1,
+         .max = DAY,
+         .offset = FIELD(command_timeout),
+         .doc = "idle time waiting for a command (421 4.4.2, then close)"},
+        {.name = "data_timeout",
+         .type = CONFIG_DURATION,
+         .default_text = "10m",
+         .min = 1,
+         .max = DAY,
+         .offset = FIELD(data_timeout),
+         .doc = "idle time inside DATA or BDAT content"},
+        {.name = "session_timeout",
+         .type = CONFIG_DURATION,
+         .default_text = "1h",
+         .min = 1,
+         .max = 7 * DAY,
+         .offset = FIELD(session_timeout),
+         .doc = "longest a whole session may last"},
+        {.name = "max_hops",
+         .type = CONFIG_COUNT,
+         .default_text = CONFIG_STR(SMTP_HOPS_MAX),
+         .min = 1,
+         .max = 500,
+         .offset = FIELD(max_hops),
+         .doc = "Received: headers a message may carry before 554 5.4.6 (mail loop)"},
+        {.name = "log_level",
+         .type = CONFIG_LOG_LEVEL,
+         .default_text = "info",
+         .offset = FIELD(log_level),
+         .doc = "least severe lines logged: debug, info, warning or error"},
+        {.name = "user",
+         .type = CONFIG_STRING,
+         .default_text = "",
+         .min = 0,
+         .max = 32,
+         .chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+         .chars_doc = "letters, digits, \".\", \"_\" and \"-\"",
+         .restart = true,
+         .offset = FIELD(user),
+         .doc = "when started as root: the user to run as after binding the listeners"},
+        {.name = "delivery_workers",
+         .type = CONFIG_COUNT,
+         .default_text = "2",
+         .min = 1,
+         .max = 64,
+         .restart = true,
+         .offset = FIELD(delivery_workers),
+         .doc = "threads writing Maildir files (each writes batches of up to 64 messages with one flush)"},
+        {.name = "retry_initial",
+         .type = CONFIG_DURATION,
+         .default_text = "5m",
+         .min = 1,
+         .max = DAY,
+         .offset = FIELD(retry_initial),
+         .doc = "first wait before retrying a failed local delivery"},
+        {.name = "retry_max",
+         .type = CONFIG_DURATION,
+         .default_text = "4h",
+         .min = 1,
+         .max = 7 * DAY,
+         .offset = FIELD(retry_max),
+         .doc = "longest wait between local delivery retries; at least retry_initial"},
+        {.name = "max_queue_lifetime",
+         .type = CONFIG_DURATION,
+         .default_text = "5d",
+         .min = MINUTE,
+         .max = 60 * DAY,
+         .offset = FIELD(max_queue_lifetime),
+         .doc = "time after which an undelivered recipient is given up"},
+        {.name = "shutdown_timeout",
+         .type = CONFIG_DURATION,
+         .default_text = "30s",
+         .min = 0,
+         .max = HOUR,
+         .offset = FIELD(shutdown_timeout),
+         .doc = "on SIGTERM: time in-flight transactions get to finish"},
 };
 
 #define PARAM_COUNT (sizeof params / sizeof params[0])
@@ -325,7 +419,7 @@ static const char *name_shown(char buf[LOG_QUOTE_MAX], const char *s, size_t len
 }
 
 static void load_error(struct config_load *ld, const char *param, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /*
  * load_error - one problem, one line: "FILE:LINE: PARAM: message", the
@@ -450,7 +544,7 @@ static const char *format_range(char *buf, size_t size, const struct config_para
 {
 	char lo[32], hi[32];
 	str_format(buf, size, "%s..%s", format_number(lo, sizeof lo, p->type, p->min),
-		   format_number(hi, sizeof hi, p->type, p->max));
+	           format_number(hi, sizeof hi, p->type, p->max));
 	return buf;
 }
 
@@ -470,7 +564,7 @@ static bool parse_number(struct config_load *ld, const struct config_param *p, c
 	if (!str_to_u64(v, digits, &n) || n > UINT64_MAX / factor || n * factor < p->min || n * factor > p->max) {
 		char range[80];
 		load_error(ld, p->name, "%s is out of range (%s)", quote(q, v, len),
-			   format_range(range, sizeof range, p));
+		           format_range(range, sizeof range, p));
 		return false;
 	}
 	*(uint64_t *)field_at(ld->config, p->offset) = n * factor;
@@ -489,8 +583,7 @@ static bool parse_log_level(struct config_load *ld, const struct config_param *p
 
 	if (!str_copy_n(word, sizeof word, v, len) || !log_level_parse(word, &level)) {
 		char q[LOG_QUOTE_MAX];
-		load_error(ld, p->name, "%s is not a log level (use debug, info, warning or error)",
-			   quote(q, v, len));
+		load_error(ld, p->name, "%s is not a log level (use debug, info, warning or error)", quote(q, v, len));
 		return false;
 	}
 	*(enum log_level *)field_at(ld->config, p->offset) = level;
@@ -530,7 +623,7 @@ static bool parse_string(struct config_load *ld, const struct config_param *p, c
 	for (size_t i = 0; i < len; i++) {
 		if (v[i] == '\0' || strchr(p->chars, v[i]) == NULL) {
 			load_error(ld, p->name, "%s contains %s (use %s)", quote(q, v, len), quote(c, v + i, 1),
-				   p->chars_doc);
+			           p->chars_doc);
 			return false;
 		}
 	}
@@ -591,8 +684,7 @@ static bool domain_valid(struct config_load *ld, const struct config_param *p, c
 	if (smtp_domain_check(s, len, false, false))
 		return true;
 	if (has_high_bytes(s, len) && smtp_domain_check(s, len, false, true))
-		load_error(ld, p->name, "%s: write international domains in A-label form (xn--...)",
-			   quote(q, s, len));
+		load_error(ld, p->name, "%s: write international domains in A-label form (xn--...)", quote(q, s, len));
 	else
 		load_error(ld, p->name, "%s is not a valid domain name", quote(q, s, len));
 	return false;
@@ -622,8 +714,8 @@ static bool domain_listed(char *const *list, size_t count, const char *domain)
 }
 
 /* domain_add - check one domain of a list and append it, lower-cased, unless already there. */
-static bool domain_add(struct config_load *ld, const struct config_param *p, char **list, size_t *count,
-		       const char *s, size_t len)
+static bool domain_add(struct config_load *ld, const struct config_param *p, char **list, size_t *count, const char *s,
+                       size_t len)
 {
 	char q[LOG_QUOTE_MAX];
 
@@ -720,7 +812,7 @@ static bool parse_address(struct config_load *ld, const struct config_param *p, 
 	size_t local_len = (size_t)(at - v);
 	if (!local_part_valid(v, local_len)) {
 		load_error(ld, p->name, "%s: %s is not a valid local part", quote(q, v, len),
-			   local_len > 0 ? "the part before \"@\"" : "the empty string");
+		           local_len > 0 ? "the part before \"@\"" : "the empty string");
 		return false;
 	}
 	if (!domain_valid(ld, p, at + 1, len - local_len - 1))
@@ -739,9 +831,9 @@ static bool listener_kind_parse(const char *s, size_t len, enum listener_kind *k
 		const char *name;
 		enum listener_kind kind;
 	} kinds[] = {
-		{"mx", LISTENER_MX},
-		{"submission", LISTENER_SUBMISSION},
-		{"submissions", LISTENER_SUBMISSIONS},
+	        {"mx", LISTENER_MX},
+	        {"submission", LISTENER_SUBMISSION},
+	        {"submissions", LISTENER_SUBMISSIONS},
 	};
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
 		if (strlen(kinds[i].name) == len && memcmp(kinds[i].name, s, len) == 0) {
@@ -757,7 +849,7 @@ static bool listener_kind_parse(const char *s, size_t len, enum listener_kind *k
  * slices, and the address family the host must be.
  */
 static bool split_host_port(struct config_load *ld, const struct config_param *p, const char *s, size_t len,
-			    const char **host, size_t *host_len, const char **port, size_t *port_len, int *family)
+                            const char **host, size_t *host_len, const char **port, size_t *port_len, int *family)
 {
 	char q[LOG_QUOTE_MAX];
 	const char *colon;
@@ -779,7 +871,7 @@ static bool split_host_port(struct config_load *ld, const struct config_param *p
 		*family = AF_INET;
 		if (colon != NULL && memchr(s, ':', *host_len) != NULL) {
 			load_error(ld, p->name, "%s: put an IPv6 address in brackets, as in [::1]:25",
-				   quote(q, s, len));
+			           quote(q, s, len));
 			return false;
 		}
 	}
@@ -793,8 +885,7 @@ static bool split_host_port(struct config_load *ld, const struct config_param *p
 }
 
 /* parse_port - 1..65535; 0 means "any" to bind(2), which a listener cannot use. */
-static bool parse_port(struct config_load *ld, const struct config_param *p, const char *s, size_t len,
-		       unsigned *port)
+static bool parse_port(struct config_load *ld, const struct config_param *p, const char *s, size_t len, unsigned *port)
 {
 	char q[LOG_QUOTE_MAX];
 	uint64_t n;
@@ -843,7 +934,7 @@ static bool resolve_numeric(const char *host, unsigned port, int family, struct 
 
 /* listener_address - "ADDRESS:PORT" into out->addr and out->text. */
 static bool listener_address(struct config_load *ld, const struct config_param *p, const char *s, size_t len,
-			     struct config_listener *out)
+                             struct config_listener *out)
 {
 	const char *host, *port_text;
 	size_t host_len, port_len;
@@ -858,7 +949,7 @@ static bool listener_address(struct config_load *ld, const struct config_param *
 	if (!str_copy_n(host_buf, sizeof host_buf, host, host_len) || host_len == 0 ||
 	    !resolve_numeric(host_buf, port, family, out)) {
 		load_error(ld, p->name, "%s is not a numeric %s address", quote(q, host, host_len),
-			   family == AF_INET ? "IPv4" : "IPv6");
+		           family == AF_INET ? "IPv4" : "IPv6");
 		return false;
 	}
 	if (!str_copy_n(out->text, sizeof out->text, s, len)) {
@@ -926,7 +1017,7 @@ static bool listener_unique(struct config_load *ld, const struct config_param *p
 	const struct config_listener *other = &ld->config->listeners[at];
 	if (listener_same(other, l))
 		load_error(ld, p->name, "duplicate listen address %s (first on line %u)", l->text,
-			   ld->listener_lines[at]);
+		           ld->listener_lines[at]);
 	else
 		load_error(ld, p->name, "%s overlaps %s (line %u)", l->text, other->text, ld->listener_lines[at]);
 	return false;
@@ -945,12 +1036,12 @@ static bool parse_listener(struct config_load *ld, const struct config_param *p,
 	if (!next_token(&rest, &rest_len, " \t", &kind, &kind_len) ||
 	    next_token(&rest, &rest_len, " \t", &extra, &extra_len)) {
 		load_error(ld, p->name, "%s is not ADDRESS:PORT KIND (KIND: mx, submission or submissions)",
-			   quote(q, v, len));
+		           quote(q, v, len));
 		return false;
 	}
 	if (!listener_kind_parse(kind, kind_len, &l.kind)) {
 		load_error(ld, p->name, "unknown kind %s (use mx, submission or submissions)",
-			   quote(q, kind, kind_len));
+		           quote(q, kind, kind_len));
 		return false;
 	}
 	if (!listener_address(ld, p, addr, addr_len, &l) || !listener_unique(ld, p, &l))
@@ -999,7 +1090,7 @@ static bool default_hostname(struct config_load *ld, char *buf, size_t size)
 	if (!smtp_domain_check(buf, strlen(buf), false, false)) {
 		char q[LOG_QUOTE_MAX];
 		load_error(ld, "hostname", "the system host name %s is not a valid domain name; set hostname",
-			   quote(q, buf, strlen(buf)));
+		           quote(q, buf, strlen(buf)));
 		return false;
 	}
 	return true;
@@ -1219,19 +1310,19 @@ static void check_postmaster(struct config_load *ld)
 	if (config_is_local_domain(c, domain, strlen(domain)))
 		return;
 	ld->line = given_on(ld, "postmaster");
-	load_error(ld, "postmaster", "%s: %s is not one of local_domains", quote(q, c->postmaster, strlen(c->postmaster)),
-		   quote(d, domain, strlen(domain)));
+	load_error(ld, "postmaster", "%s: %s is not one of local_domains",
+	           quote(q, c->postmaster, strlen(c->postmaster)), quote(d, domain, strlen(domain)));
 	ld->line = 0;
 }
 
 struct config *config_load(const char *path, FILE *errors)
 {
 	struct config_load ld = {
-		.config = xcalloc(1, sizeof *ld.config),
-		.file = path,
-		.errors = errors,
-		.set_line = xcalloc(PARAM_COUNT, sizeof *ld.set_line),
-		.bad = xcalloc(PARAM_COUNT, sizeof *ld.bad),
+	        .config = xcalloc(1, sizeof *ld.config),
+	        .file = path,
+	        .errors = errors,
+	        .set_line = xcalloc(PARAM_COUNT, sizeof *ld.set_line),
+	        .bad = xcalloc(PARAM_COUNT, sizeof *ld.bad),
 	};
 
 	ld.config->refs = 1;
@@ -1283,8 +1374,7 @@ bool config_is_local_domain(const struct config *config, const char *domain, siz
 	return false;
 }
 
-bool config_needs_restart(const struct config *old_config, const struct config *new_config, char *buf,
-			  size_t size)
+bool config_needs_restart(const struct config *old_config, const struct config *new_config, char *buf, size_t size)
 {
 	size_t used = 0;
 	bool any = false;
@@ -1324,15 +1414,14 @@ static const char *param_limits(char *buf, size_t size, const struct config_para
 	}
 }
 
-static const char plain_intro[] =
-	"# tern configuration: every parameter with its built-in default, as\n"
-	"# `tern config defaults` prints it. Without -c, tern uses exactly these.\n"
-	"#\n"
-	"# One \"name = value\" per line; a line starting with # is a comment.\n"
-	"# Sizes take k, M or G (1024-based); durations s, m, h or d (bare: seconds).\n"
-	"# listen may repeat: the first listen in a file replaces the default list,\n"
-	"# later ones add to it. SIGHUP reloads the file; parameters marked\n"
-	"# \"restart\" only take effect when tern is restarted.\n";
+static const char plain_intro[] = "# tern configuration: every parameter with its built-in default, as\n"
+                                  "# `tern config defaults` prints it. Without -c, tern uses exactly these.\n"
+                                  "#\n"
+                                  "# One \"name = value\" per line; a line starting with # is a comment.\n"
+                                  "# Sizes take k, M or G (1024-based); durations s, m, h or d (bare: seconds).\n"
+                                  "# listen may repeat: the first listen in a file replaces the default list,\n"
+                                  "# later ones add to it. SIGHUP reloads the file; parameters marked\n"
+                                  "# \"restart\" only take effect when tern is restarted.\n";
 
 static void print_plain_param(FILE *out, const struct config_param *p)
 {
@@ -1340,7 +1429,7 @@ static void print_plain_param(FILE *out, const struct config_param *p)
 
 	param_limits(limits, sizeof limits, p);
 	fprintf(out, "\n# %s (%s%s%s%s%s)\n# %s\n", p->name, types[p->type].name, limits[0] ? ", " : "", limits,
-		p->repeats ? ", may repeat" : "", p->restart ? ", restart" : "", p->doc);
+	        p->repeats ? ", may repeat" : "", p->restart ? ", restart" : "", p->doc);
 	if (p->default_fn != NULL)
 		fprintf(out, "# %s = %s\n", p->name, p->default_text);
 	else if (p->default_text[0] == '\0')
@@ -1350,49 +1439,48 @@ static void print_plain_param(FILE *out, const struct config_param *p)
 }
 
 static const char markdown_intro[] =
-	"# Configuration\n"
-	"\n"
-	"<!-- Generated by `tern config defaults --markdown` from the parameter table\n"
-	"     in src/config/config.c (`make docs`). Do not edit by hand. -->\n"
-	"\n"
-	"tern reads one file, named with `-c FILE`. Without `-c` it runs on the\n"
-	"built-in defaults below, the development default: loopback only, data in\n"
-	"`./var`, local domain `localhost`. `tern config check -c FILE` checks a file\n"
-	"without starting the server; `tern config defaults` prints the defaults as a\n"
-	"commented file (etc/tern.conf.dev). etc/tern.conf.example is a production\n"
-	"example.\n"
-	"\n"
-	"## Syntax\n"
-	"\n"
-	"- One `name = value` per line. Blanks around the name and the value are ignored.\n"
-	"- A line whose first non-blank character is `#` is a comment; blank lines are\n"
-	"  ignored. There are no comments after a value.\n"
-	"- Lines end in LF. A carriage return anywhere, a NUL byte, or a line longer\n"
-	"  than 4096 bytes is an error.\n"
-	"- Each parameter may be given once, except `listen`: the first `listen` in a\n"
-	"  file replaces the default list and later ones add to it. Two listeners on the\n"
-	"  same address, or on the same port of the same family where one is the\n"
-	"  wildcard address, are an error.\n"
-	"- Values may not be empty, except `recipient_delimiter` and `user`.\n"
-	"- `local_domains` is a list separated by commas or spaces; domains are\n"
-	"  lower-cased, and `postmaster` must be in one of them.\n"
-	"- Every problem in the file is reported, one line each, as\n"
-	"  `FILE:LINE: PARAMETER: message`, for example\n"
-	"  `tern.conf:7: max_message_size: \"12Q\" is not a size (use a number with k, M or G)`;\n"
-	"  then tern exits 1. An unknown name close to a known one gets a suggestion.\n"
-	"\n"
-	"## Types and units\n"
-	"\n";
+        "# Configuration\n"
+        "\n"
+        "<!-- Generated by `tern config defaults --markdown` from the parameter table\n"
+        "     in src/config/config.c (`make docs`). Do not edit by hand. -->\n"
+        "\n"
+        "tern reads one file, named with `-c FILE`. Without `-c` it runs on the\n"
+        "built-in defaults below, the development default: loopback only, data in\n"
+        "`./var`, local domain `localhost`. `tern config check -c FILE` checks a file\n"
+        "without starting the server; `tern config defaults` prints the defaults as a\n"
+        "commented file (etc/tern.conf.dev). etc/tern.conf.example is a production\n"
+        "example.\n"
+        "\n"
+        "## Syntax\n"
+        "\n"
+        "- One `name = value` per line. Blanks around the name and the value are ignored.\n"
+        "- A line whose first non-blank character is `#` is a comment; blank lines are\n"
+        "  ignored. There are no comments after a value.\n"
+        "- Lines end in LF. A carriage return anywhere, a NUL byte, or a line longer\n"
+        "  than 4096 bytes is an error.\n"
+        "- Each parameter may be given once, except `listen`: the first `listen` in a\n"
+        "  file replaces the default list and later ones add to it. Two listeners on the\n"
+        "  same address, or on the same port of the same family where one is the\n"
+        "  wildcard address, are an error.\n"
+        "- Values may not be empty, except `recipient_delimiter` and `user`.\n"
+        "- `local_domains` is a list separated by commas or spaces; domains are\n"
+        "  lower-cased, and `postmaster` must be in one of them.\n"
+        "- Every problem in the file is reported, one line each, as\n"
+        "  `FILE:LINE: PARAMETER: message`, for example\n"
+        "  `tern.conf:7: max_message_size: \"12Q\" is not a size (use a number with k, M or G)`;\n"
+        "  then tern exits 1. An unknown name close to a known one gets a suggestion.\n"
+        "\n"
+        "## Types and units\n"
+        "\n";
 
-static const char markdown_reload[] =
-	"\n"
-	"## Reload\n"
-	"\n"
-	"SIGHUP makes tern read the file again. A file with errors is refused and the\n"
-	"running configuration stays. Sessions already open keep the configuration they\n"
-	"started with; new sessions get the new one. Parameters marked *restart* (the\n"
-	"listeners, the data directory, the user and the delivery threads) only change\n"
-	"when tern is restarted; tern logs which of them differ.\n";
+static const char markdown_reload[] = "\n"
+                                      "## Reload\n"
+                                      "\n"
+                                      "SIGHUP makes tern read the file again. A file with errors is refused and the\n"
+                                      "running configuration stays. Sessions already open keep the configuration they\n"
+                                      "started with; new sessions get the new one. Parameters marked *restart* (the\n"
+                                      "listeners, the data directory, the user and the delivery threads) only change\n"
+                                      "when tern is restarted; tern logs which of them differ.\n";
 
 /* md_text - text for a table cell: "|" would end the cell, "<" start a tag, "`*_" markup. */
 static void md_text(FILE *out, const char *s)

@@ -18,14 +18,14 @@
 #include "util/util_log.h"
 
 enum listener_kind {
-	LISTENER_MX,         /* port 25: mail for local domains, STARTTLS offered (later) */
-	LISTENER_SUBMISSION, /* port 587: STARTTLS then AUTH required (later issue) */
+	LISTENER_MX,          /* port 25: mail for local domains, STARTTLS offered (later) */
+	LISTENER_SUBMISSION,  /* port 587: STARTTLS then AUTH required (later issue) */
 	LISTENER_SUBMISSIONS, /* port 465: implicit TLS (later issue) */
 };
 
 struct config_listener {
-	char text[80];                  /* "127.0.0.1:2525", as written, for logs */
-	struct sockaddr_storage addr;   /* parsed with getaddrinfo(AI_NUMERICHOST) */
+	char text[80];                /* "127.0.0.1:2525", as written, for logs */
+	struct sockaddr_storage addr; /* parsed with getaddrinfo(AI_NUMERICHOST) */
 	socklen_t addr_len;
 	enum listener_kind kind;
 };
@@ -87,7 +87,6 @@ void config_print_defaults(FILE *out, bool markdown);
  * that differ between old and new but only take effect at a restart
  * (listen, data_dir, user, delivery_workers). Returns true if any.
  */
-bool config_needs_restart(const struct config *old_config, const struct config *new_config, char *buf,
-			  size_t size);
+bool config_needs_restart(const struct config *old_config, const struct config *new_config, char *buf, size_t size);
 
 #endif

@@ -53,7 +53,7 @@ struct maildir_file {
 };
 
 bool maildir_write(const char *data_dir, const char *host, const struct delivery_job *job, struct evbuffer *body,
-		   struct delivery_rcpt *r, struct maildir_file *file);
+                   struct delivery_rcpt *r, struct maildir_file *file);
 bool maildir_publish(const struct delivery_job *job, struct delivery_rcpt *r, const struct maildir_file *file);
 bool maildir_sync_dir(const char *dir);
 

@@ -2,8 +2,10 @@
  * mda_maildir.c - deliver one message to one Maildir mailbox.
  *
  * The Maildir rules (as Dovecot and other readers expect them): write the
- * whole file under tmp/, fsync it, then make it appear in new/ atomically;
- * fsync new/ so the name survives a crash. tern uses link(2) rather than
+ * whole file under tmp/, make it durable, then make it appear in new/
+ * atomically; fsync new/ so the name survives a crash. Making it durable is
+ * the caller's step (mda_pool.c flushes a whole batch at once), which is
+ * why writing and publishing are separate calls here. tern uses link(2) rather than
  * rename(2) because link refuses to replace an existing name: the file name
  * is fixed by queue id and recipient id, so if a crash came after the link
  * but before the queue heard of it, the retry finds the name taken and
@@ -154,7 +156,7 @@ static void rcpt_fail(struct delivery_rcpt *r, enum delivery_status status, cons
 
 /* maildir_write_tmp - the whole file under tmp/ (made durable later, by the batch). */
 static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *job, struct evbuffer *body,
-			      struct delivery_rcpt *r)
+                              struct delivery_rcpt *r)
 {
 	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
@@ -180,7 +182,7 @@ static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *j
 }
 
 bool maildir_write(const char *data_dir, const char *host, const struct delivery_job *job, struct evbuffer *body,
-		   struct delivery_rcpt *r, struct maildir_file *f)
+                   struct delivery_rcpt *r, struct maildir_file *f)
 {
 	char local[STORE_ADDRESS_MAX], domain[STORE_ADDRESS_MAX], root[MAILDIR_PATH_MAX], name[256];
 	r->status = DELIVERY_OK;
@@ -192,7 +194,7 @@ bool maildir_write(const char *data_dir, const char *host, const struct delivery
 	}
 	if (!str_format(root, sizeof root, "%s/mail/%s/%s", data_dir, domain, local) ||
 	    !str_format(name, sizeof name, "%lld.Q%sR%lld.%s", (long long)(job->arrival_ms / 1000), job->qid,
-			(long long)r->id, host) ||
+	                (long long)r->id, host) ||
 	    !str_format(f->tmp_path, sizeof f->tmp_path, "%s/tmp/%s", root, name) ||
 	    !str_format(f->new_path, sizeof f->new_path, "%s/new/%s", root, name) ||
 	    !str_format(f->new_dir, sizeof f->new_dir, "%s/new", root)) {
@@ -224,7 +226,7 @@ bool maildir_publish(const struct delivery_job *job, struct delivery_rcpt *r, co
 	unlink(f->tmp_path);
 	if (already)
 		log_info("event=duplicate_avoided qid=%s rcpt_id=%lld file=%s", job->qid, (long long)r->id,
-			 strrchr(f->new_path, '/') + 1);
+		         strrchr(f->new_path, '/') + 1);
 	return true;
 }
 

@@ -10,10 +10,10 @@
  */
 #include <event2/buffer.h>
 #include <fcntl.h>
-#include <unistd.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mda/mda.h"
 #include "util/util_log.h"
@@ -24,7 +24,7 @@
 
 struct mda {
 	char *data_dir;
-	int data_fd; /* for syncfs(2) */
+	int data_fd;    /* for syncfs(2) */
 	char host[128]; /* the host name part of Maildir file names */
 	size_t worker_count;
 	pthread_t *workers;
@@ -197,8 +197,8 @@ static void mda_report(struct mda *m, struct delivery_job *batch)
 			char to[LOG_QUOTE_MAX];
 			if (r->status == DELIVERY_OK)
 				log_info("event=delivered qid=%s rcpt_id=%lld to=%s mailbox=%s delay_ms=%lld", job->qid,
-					 (long long)r->id, log_quote(to, sizeof to, r->address, strlen(r->address)),
-					 r->mailbox, (long long)(now - job->arrival_ms));
+				         (long long)r->id, log_quote(to, sizeof to, r->address, strlen(r->address)),
+				         r->mailbox, (long long)(now - job->arrival_ms));
 		}
 		/* The store does not need the content: free it before handing back. */
 		if (job->body) {

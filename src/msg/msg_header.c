@@ -42,10 +42,10 @@ static const struct {
 	size_t len;
 	enum field_kind kind;
 } fields[] = {
-	{"received", 8, FIELD_RECEIVED},
-	{"date", 4, FIELD_DATE},
-	{"message-id", 10, FIELD_MESSAGE_ID},
-	{"from", 4, FIELD_FROM},
+        {"received", 8, FIELD_RECEIVED},
+        {"date", 4, FIELD_DATE},
+        {"message-id", 10, FIELD_MESSAGE_ID},
+        {"from", 4, FIELD_FROM},
 };
 
 #define FIELD_COUNT (sizeof fields / sizeof fields[0])

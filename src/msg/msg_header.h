@@ -13,13 +13,13 @@
 #include <stddef.h>
 
 struct msg_header_scan {
-	int state;             /* private */
-	size_t match;          /* private: bytes of a field name matched so far */
-	unsigned received;     /* Received: fields seen in the header section */
-	bool in_body;          /* the empty line ending the header was seen */
-	bool has_date;         /* a Date: field */
-	bool has_message_id;   /* a Message-ID: field */
-	bool has_from;         /* a From: field */
+	int state;           /* private */
+	size_t match;        /* private: bytes of a field name matched so far */
+	unsigned received;   /* Received: fields seen in the header section */
+	bool in_body;        /* the empty line ending the header was seen */
+	bool has_date;       /* a Date: field */
+	bool has_message_id; /* a Message-ID: field */
+	bool has_from;       /* a From: field */
 };
 
 void msg_header_scan_init(struct msg_header_scan *scan);

@@ -415,8 +415,8 @@ static void copy_mailbox(struct smtp_path *path, const unsigned char *local, con
  * parse_mailbox_end - after the local part: either "@" domain ">" or, in
  * RCPT only, the ">" of "<Postmaster>" (RFC 5321 4.1.1.3).
  */
-static bool parse_mailbox_end(struct cursor *c, enum smtp_path_kind kind, struct smtp_path *path,
-			      size_t local_start, struct parse_error *err)
+static bool parse_mailbox_end(struct cursor *c, enum smtp_path_kind kind, struct smtp_path *path, size_t local_start,
+                              struct parse_error *err)
 {
 	size_t domain_start;
 
@@ -443,8 +443,8 @@ static bool parse_mailbox_end(struct cursor *c, enum smtp_path_kind kind, struct
 }
 
 /* parse_path - the grammar of smtp_path_parse, filling path but addr. */
-static bool parse_path(struct cursor *c, enum smtp_path_kind kind, struct smtp_path *path,
-		       size_t *local_start, struct parse_error *err)
+static bool parse_path(struct cursor *c, enum smtp_path_kind kind, struct smtp_path *path, size_t *local_start,
+                       struct parse_error *err)
 {
 	if (!cursor_take(c, '<'))
 		return fail(err, "Address must be enclosed in <>");
@@ -473,8 +473,8 @@ static bool parse_path(struct cursor *c, enum smtp_path_kind kind, struct smtp_p
 	return parse_mailbox_end(c, kind, path, *local_start, err);
 }
 
-bool smtp_path_parse(const char *s, size_t len, enum smtp_path_kind kind, struct smtp_path *path,
-		     size_t *consumed, bool *too_long, const char **why)
+bool smtp_path_parse(const char *s, size_t len, enum smtp_path_kind kind, struct smtp_path *path, size_t *consumed,
+                     bool *too_long, const char **why)
 {
 	struct cursor c = {(const unsigned char *)s, len, 0};
 	struct parse_error err = {NULL, false};

@@ -18,14 +18,14 @@ struct smtp_path {
 	 * string for the null path "<>", and "Postmaster" (as sent) for the
 	 * bare "<Postmaster>" form of RCPT. Any source route is not part of it. */
 	char addr[SMTP_PATH_MAX + 1];
-	size_t local_len;  /* bytes of the local part at addr[0] */
-	size_t domain_len; /* bytes of the domain at addr[local_len + 1]; 0 if none */
-	bool is_null;           /* "<>" */
+	size_t local_len;        /* bytes of the local part at addr[0] */
+	size_t domain_len;       /* bytes of the domain at addr[local_len + 1]; 0 if none */
+	bool is_null;            /* "<>" */
 	bool is_bare_postmaster; /* "<Postmaster>" without a domain (RCPT only) */
-	bool has_source_route;  /* "<@a,@b:user@d>" was given (route dropped) */
-	bool local_quoted;      /* the local part is a quoted-string */
-	bool domain_literal;    /* the domain is an address literal "[...]" */
-	bool has_utf8;          /* bytes >= 0x80 appear (needs SMTPUTF8) */
+	bool has_source_route;   /* "<@a,@b:user@d>" was given (route dropped) */
+	bool local_quoted;       /* the local part is a quoted-string */
+	bool domain_literal;     /* the domain is an address literal "[...]" */
+	bool has_utf8;           /* bytes >= 0x80 appear (needs SMTPUTF8) */
 };
 
 enum smtp_path_kind {
@@ -52,8 +52,8 @@ enum smtp_path_kind {
  * outside quotes, and missing brackets fail. *why (if not NULL) gets a short
  * static phrase for the reply on failure.
  */
-bool smtp_path_parse(const char *s, size_t len, enum smtp_path_kind kind, struct smtp_path *path,
-		     size_t *consumed, bool *too_long, const char **why);
+bool smtp_path_parse(const char *s, size_t len, enum smtp_path_kind kind, struct smtp_path *path, size_t *consumed,
+                     bool *too_long, const char **why);
 
 /*
  * smtp_path_local / smtp_path_domain - pointers into path->addr. The local

@@ -37,13 +37,13 @@ struct verb_entry {
 };
 
 static const struct verb_entry verb_table[] = {
-	{"HELO", SMTP_VERB_HELO, ARG_DOMAIN},	  {"EHLO", SMTP_VERB_EHLO, ARG_DOMAIN},
-	{"MAIL", SMTP_VERB_MAIL, ARG_MAIL},	  {"RCPT", SMTP_VERB_RCPT, ARG_RCPT},
-	{"DATA", SMTP_VERB_DATA, ARG_NONE},	  {"BDAT", SMTP_VERB_BDAT, ARG_BDAT},
-	{"RSET", SMTP_VERB_RSET, ARG_NONE},	  {"NOOP", SMTP_VERB_NOOP, ARG_ANY},
-	{"VRFY", SMTP_VERB_VRFY, ARG_REQUIRED},	  {"EXPN", SMTP_VERB_EXPN, ARG_REQUIRED},
-	{"HELP", SMTP_VERB_HELP, ARG_ANY},	  {"QUIT", SMTP_VERB_QUIT, ARG_NONE},
-	{"STARTTLS", SMTP_VERB_STARTTLS, ARG_NONE}, {"AUTH", SMTP_VERB_AUTH, ARG_REQUIRED},
+        {"HELO", SMTP_VERB_HELO, ARG_DOMAIN},       {"EHLO", SMTP_VERB_EHLO, ARG_DOMAIN},
+        {"MAIL", SMTP_VERB_MAIL, ARG_MAIL},         {"RCPT", SMTP_VERB_RCPT, ARG_RCPT},
+        {"DATA", SMTP_VERB_DATA, ARG_NONE},         {"BDAT", SMTP_VERB_BDAT, ARG_BDAT},
+        {"RSET", SMTP_VERB_RSET, ARG_NONE},         {"NOOP", SMTP_VERB_NOOP, ARG_ANY},
+        {"VRFY", SMTP_VERB_VRFY, ARG_REQUIRED},     {"EXPN", SMTP_VERB_EXPN, ARG_REQUIRED},
+        {"HELP", SMTP_VERB_HELP, ARG_ANY},          {"QUIT", SMTP_VERB_QUIT, ARG_NONE},
+        {"STARTTLS", SMTP_VERB_STARTTLS, ARG_NONE}, {"AUTH", SMTP_VERB_AUTH, ARG_REQUIRED},
 };
 
 #define VERB_TABLE_LEN (sizeof verb_table / sizeof verb_table[0])
@@ -195,8 +195,7 @@ static enum smtp_parse_status add_param(struct smtp_command *cmd, const char *s,
  * 4.1.2 Mail-parameters, Rcpt-parameters): one space before each, so two
  * spaces in a row make an empty parameter, which is an error.
  */
-static enum smtp_parse_status parse_params(struct smtp_command *cmd, const char *s, size_t len,
-					   const char **why)
+static enum smtp_parse_status parse_params(struct smtp_command *cmd, const char *s, size_t len, const char **why)
 {
 	size_t i = 0;
 
@@ -224,8 +223,7 @@ static enum smtp_parse_status parse_params(struct smtp_command *cmd, const char 
  * clients send "MAIL FROM: <a@b>"; one space there is tolerated.
  */
 static enum smtp_parse_status parse_path_command(struct smtp_command *cmd, const char *keyword,
-						 enum smtp_path_kind kind, const char *usage,
-						 const char **why)
+                                                 enum smtp_path_kind kind, const char *usage, const char **why)
 {
 	size_t kw_len = strlen(keyword), used = 0;
 	const char *p = cmd->arg;
@@ -333,8 +331,7 @@ static size_t split_verb(const char *line, size_t len, struct smtp_command *cmd)
 	return verb_len;
 }
 
-enum smtp_parse_status smtp_command_parse(const char *line, size_t len, struct smtp_command *cmd,
-					  const char **why)
+enum smtp_parse_status smtp_command_parse(const char *line, size_t len, struct smtp_command *cmd, const char **why)
 {
 	const struct verb_entry *entry;
 	size_t verb_len;

@@ -98,8 +98,7 @@ enum smtp_parse_status {
  * On failure *why (if why is not NULL) is set to a short static English
  * phrase fit for the reply text, e.g. "Syntax error in parameters".
  */
-enum smtp_parse_status smtp_command_parse(const char *line, size_t len, struct smtp_command *cmd,
-					  const char **why);
+enum smtp_parse_status smtp_command_parse(const char *line, size_t len, struct smtp_command *cmd, const char **why);
 
 /* smtp_verb_name - the verb's canonical upper-case name ("MAIL"), or "UNKNOWN". */
 const char *smtp_verb_name(enum smtp_verb verb);

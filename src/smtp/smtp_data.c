@@ -49,8 +49,7 @@ enum data_state {
 static const char crlf[] = "\r\n";
 
 /* emit - pass content to the sink and count it. */
-static void emit(struct smtp_data_reader *reader, const char *bytes, size_t len, smtp_data_sink *sink,
-		 void *ctx)
+static void emit(struct smtp_data_reader *reader, const char *bytes, size_t len, smtp_data_sink *sink, void *ctx)
 {
 	if (len == 0)
 		return;
@@ -97,8 +96,8 @@ static void bare_cr(struct smtp_data_reader *reader, smtp_data_sink *sink, void 
 }
 
 /* scan_tail - the rest of the input holds no LF: pass it on, holding back a final CR. */
-static size_t scan_tail(struct smtp_data_reader *reader, const char *in, size_t run_start, size_t i,
-			size_t len, smtp_data_sink *sink, void *ctx)
+static size_t scan_tail(struct smtp_data_reader *reader, const char *in, size_t run_start, size_t i, size_t len,
+                        smtp_data_sink *sink, void *ctx)
 {
 	size_t end = len;
 
@@ -117,8 +116,8 @@ static size_t scan_tail(struct smtp_data_reader *reader, const char *in, size_t 
  * whole lines on as one run until a line starts with a dot (DATA), a CR
  * ends the input, or the input ends. Returns where the next step starts.
  */
-static size_t scan_lines(struct smtp_data_reader *reader, const char *in, size_t i, size_t len,
-			 smtp_data_sink *sink, void *ctx)
+static size_t scan_lines(struct smtp_data_reader *reader, const char *in, size_t i, size_t len, smtp_data_sink *sink,
+                         void *ctx)
 {
 	size_t run_start = i;
 
@@ -164,8 +163,7 @@ static size_t at_line_start(struct smtp_data_reader *reader, const char *in, siz
 }
 
 /* after_cr - resolve a held-back CR with the byte at in[i]. */
-static size_t after_cr(struct smtp_data_reader *reader, const char *in, size_t i, smtp_data_sink *sink,
-		       void *ctx)
+static size_t after_cr(struct smtp_data_reader *reader, const char *in, size_t i, smtp_data_sink *sink, void *ctx)
 {
 	if (in[i] != '\n') {
 		bare_cr(reader, sink, ctx);
@@ -189,8 +187,7 @@ static size_t after_dot(struct smtp_data_reader *reader, const char *in, size_t 
 }
 
 /* after_dot_cr - "." CR at the start of a line: LF completes CR LF "." CR LF. */
-static size_t after_dot_cr(struct smtp_data_reader *reader, const char *in, size_t i, smtp_data_sink *sink,
-			   void *ctx)
+static size_t after_dot_cr(struct smtp_data_reader *reader, const char *in, size_t i, smtp_data_sink *sink, void *ctx)
 {
 	if (in[i] != '\n') {
 		bare_cr(reader, sink, ctx);
@@ -208,8 +205,7 @@ void smtp_data_init(struct smtp_data_reader *reader, enum smtp_data_mode mode)
 	reader->state = DATA_BOL;
 }
 
-size_t smtp_data_feed(struct smtp_data_reader *reader, const char *in, size_t len, smtp_data_sink *sink,
-		      void *ctx)
+size_t smtp_data_feed(struct smtp_data_reader *reader, const char *in, size_t len, smtp_data_sink *sink, void *ctx)
 {
 	size_t i = 0;
 

@@ -48,11 +48,11 @@ typedef void smtp_data_sink(void *ctx, const char *bytes, size_t len);
 
 struct smtp_data_reader {
 	enum smtp_data_mode mode;
-	int state;          /* private: position in the CRLF.CRLF machine */
-	unsigned faults;    /* SMTP_DATA_* bits seen so far */
-	size_t line_len;    /* octets of the current line so far */
+	int state;              /* private: position in the CRLF.CRLF machine */
+	unsigned faults;        /* SMTP_DATA_* bits seen so far */
+	size_t line_len;        /* octets of the current line so far */
 	uint64_t content_bytes; /* bytes passed to the sink so far */
-	bool done;          /* DATA: the end marker was read */
+	bool done;              /* DATA: the end marker was read */
 };
 
 /* smtp_data_init - start a message in the given mode. */
@@ -65,8 +65,7 @@ void smtp_data_init(struct smtp_data_reader *reader, enum smtp_data_mode mode);
  * rest belongs to the next command; in BDAT mode it consumes everything.
  * Feeding after done returns 0.
  */
-size_t smtp_data_feed(struct smtp_data_reader *reader, const char *in, size_t len, smtp_data_sink *sink,
-		      void *ctx);
+size_t smtp_data_feed(struct smtp_data_reader *reader, const char *in, size_t len, smtp_data_sink *sink, void *ctx);
 
 /*
  * smtp_data_finish - BDAT LAST: the content is complete. A held-back CR is

@@ -29,7 +29,7 @@
 /* RFC 5321 4.5.3.1.8 asks servers to take at least 100 recipients per
  * transaction; the configurable maximum (max_recipients) may not go below
  * this floor nor above the ceiling, which bounds a transaction's memory. */
-#define SMTP_RECIPIENTS_MIN 100
+#define SMTP_RECIPIENTS_MIN     100
 #define SMTP_RECIPIENTS_CEILING 10000
 
 /* ESMTP parameters on one MAIL or RCPT command (RFC 5321 4.1.2 esmtp-param).

@@ -63,7 +63,7 @@ struct smtp_reply {
 	int code;
 	const char *status; /* enhanced status code, e.g. "5.1.1" */
 	const char *text;
-	const char *rfc;    /* where the reply comes from, for readers of the table */
+	const char *rfc; /* where the reply comes from, for readers of the table */
 };
 
 const struct smtp_reply *smtp_reply_get(enum smtp_reply_id id);

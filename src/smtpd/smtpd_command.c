@@ -25,14 +25,14 @@
 typedef void command_handler(struct smtpd_session *s, const struct smtp_command *cmd);
 
 struct command_rule {
-	unsigned states;                  /* SMTPD_STATE_BIT()s it is allowed in */
+	unsigned states;                    /* SMTPD_STATE_BIT()s it is allowed in */
 	enum smtp_reply_id out_of_sequence; /* reply in any other state */
-	bool ends_group;                  /* RFC 2920 3.1: nothing may follow it unseen */
+	bool ends_group;                    /* RFC 2920 3.1: nothing may follow it unseen */
 	command_handler *handler;
 };
 
-#define ANY_COMMAND_STATE                                                                               \
-	(SMTPD_STATE_BIT(SMTPD_CONNECTED) | SMTPD_STATE_BIT(SMTPD_READY) | SMTPD_STATE_BIT(SMTPD_MAIL) |   \
+#define ANY_COMMAND_STATE                                                                                \
+	(SMTPD_STATE_BIT(SMTPD_CONNECTED) | SMTPD_STATE_BIT(SMTPD_READY) | SMTPD_STATE_BIT(SMTPD_MAIL) | \
 	 SMTPD_STATE_BIT(SMTPD_RCPT))
 #define IN_TRANSACTION (SMTPD_STATE_BIT(SMTPD_MAIL) | SMTPD_STATE_BIT(SMTPD_RCPT))
 
@@ -45,7 +45,7 @@ static void greet(struct smtpd_session *s, const struct smtp_command *cmd, bool 
 	s->esmtp = esmtp;
 	session_enter_state(s, SMTPD_READY);
 	log_info("event=helo session=%s verb=%s helo=%s", s->sid, esmtp ? "EHLO" : "HELO",
-		 log_quote((char[LOG_QUOTE_MAX]){0}, LOG_QUOTE_MAX, cmd->arg, cmd->arg_len));
+	         log_quote((char[LOG_QUOTE_MAX]){0}, LOG_QUOTE_MAX, cmd->arg, cmd->arg_len));
 }
 
 static void handle_helo(struct smtpd_session *s, const struct smtp_command *cmd)
@@ -61,14 +61,14 @@ static void handle_ehlo(struct smtpd_session *s, const struct smtp_command *cmd)
 	greet(s, cmd, true);
 	char reply[1024];
 	str_format(reply, sizeof reply,
-		   "250-%s Hello [%s]\r\n"
-		   "250-PIPELINING\r\n"
-		   "250-SIZE %llu\r\n"
-		   "250-8BITMIME\r\n"
-		   "250-SMTPUTF8\r\n"
-		   "250-ENHANCEDSTATUSCODES\r\n"
-		   "250 CHUNKING\r\n",
-		   s->config->hostname, s->peer_ip, (unsigned long long)s->config->max_message_size);
+	           "250-%s Hello [%s]\r\n"
+	           "250-PIPELINING\r\n"
+	           "250-SIZE %llu\r\n"
+	           "250-8BITMIME\r\n"
+	           "250-SMTPUTF8\r\n"
+	           "250-ENHANCEDSTATUSCODES\r\n"
+	           "250 CHUNKING\r\n",
+	           s->config->hostname, s->peer_ip, (unsigned long long)s->config->max_message_size);
 	session_write(s, reply, strlen(reply));
 }
 
@@ -96,7 +96,7 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 			}
 		} else if (str_ieq(p->key, p->key_len, "BODY")) {
 			if (!p->value || (!str_ieq(p->value, p->value_len, "7BIT") &&
-					  !str_ieq(p->value, p->value_len, "8BITMIME"))) {
+			                  !str_ieq(p->value, p->value_len, "8BITMIME"))) {
 				session_reply_text(s, SMTP_R_PARAM_BAD, "BODY must be 7BIT or 8BITMIME");
 				return false;
 			}
@@ -131,15 +131,39 @@ static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 	session_enter_state(s, SMTPD_MAIL);
 	char q[LOG_QUOTE_MAX];
 	log_info("event=mail session=%s qid=%s from=%s", s->sid, txn->qid,
-		 log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)));
+	         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)));
 	session_reply(s, SMTP_R_MAIL_OK);
 }
 
 /* ---- RCPT ---- */
 
+/*
+ * lookup_address - the address as the directory knows it: lower-cased, and
+ * with a quoted local part unquoted ("alice"@dom and alice@dom are one
+ * address, RFC 5322 3.2.4). Directory names never need quoting, so an
+ * unquoted result that would need it simply matches nobody.
+ */
+static void lookup_address(const struct smtp_path *path, char *out, size_t size)
+{
+	if (!path->local_quoted) {
+		str_copy(out, size, path->addr);
+	} else {
+		size_t o = 0;
+		/* Skip the opening quote; stop at the closing one; drop backslashes. */
+		for (size_t i = 1; i + 1 < path->local_len && o + 1 < size; i++) {
+			if (path->addr[i] == '\\' && i + 2 < path->local_len)
+				i++;
+			out[o++] = path->addr[i];
+		}
+		out[o] = '\0';
+		str_format(out + o, size - o, "@%s", smtp_path_domain(path));
+	}
+	str_lower(out);
+}
+
 /* rcpt_resolve - the local mailboxes for a recipient; false after replying. */
 static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, char (*boxes)[STORE_ADDRESS_MAX],
-			 int *count)
+                         int *count)
 {
 	const struct config *c = s->config;
 	if (path->is_bare_postmaster) {
@@ -153,10 +177,9 @@ static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, 
 		return false;
 	}
 	char address[STORE_ADDRESS_MAX];
-	str_copy(address, sizeof address, path->addr);
-	str_lower(address);
+	lookup_address(path, address, sizeof address);
 	*count = store_dir_resolve(smtpd_reader(s->smtpd), address, c->recipient_delimiter, c->postmaster, boxes,
-				   SMTPD_RESOLVE_MAX);
+	                           SMTPD_RESOLVE_MAX);
 	if (*count < 0) {
 		session_reply(s, SMTP_R_LOCAL_ERROR);
 		return false;
@@ -196,10 +219,12 @@ static void handle_rcpt(struct smtpd_session *s, const struct smtp_command *cmd)
 			txn->first_rcpt = str_dup(cmd->path.addr);
 		txn->rcpts_accepted++;
 		log_info("event=rcpt session=%s qid=%s to=%s mailboxes=%d", s->sid, txn->qid,
-			 log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)), count);
+		         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)), count);
 		session_reply(s, SMTP_R_RCPT_OK);
 	} else {
 		txn->rcpts_refused++;
+		log_info("event=rcpt_refused session=%s qid=%s to=%s", s->sid, txn->qid,
+		         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)));
 	}
 	free(boxes);
 }
@@ -300,20 +325,20 @@ static void handle_auth(struct smtpd_session *s, const struct smtp_command *cmd)
 }
 
 static const struct command_rule command_rules[SMTP_VERB_COUNT] = {
-	[SMTP_VERB_HELO] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_helo},
-	[SMTP_VERB_EHLO] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_ehlo},
-	[SMTP_VERB_MAIL] = {SMTPD_STATE_BIT(SMTPD_READY), SMTP_R_NESTED_MAIL, false, handle_mail},
-	[SMTP_VERB_RCPT] = {IN_TRANSACTION, SMTP_R_NEED_MAIL, false, handle_rcpt},
-	[SMTP_VERB_DATA] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_data},
-	[SMTP_VERB_BDAT] = {ANY_COMMAND_STATE, SMTP_R_OK, false, handle_bdat},
-	[SMTP_VERB_RSET] = {ANY_COMMAND_STATE, SMTP_R_OK, false, handle_rset},
-	[SMTP_VERB_NOOP] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_noop},
-	[SMTP_VERB_VRFY] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_vrfy},
-	[SMTP_VERB_EXPN] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_expn},
-	[SMTP_VERB_HELP] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_help},
-	[SMTP_VERB_QUIT] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_quit},
-	[SMTP_VERB_STARTTLS] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_starttls},
-	[SMTP_VERB_AUTH] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_auth},
+        [SMTP_VERB_HELO] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_helo},
+        [SMTP_VERB_EHLO] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_ehlo},
+        [SMTP_VERB_MAIL] = {SMTPD_STATE_BIT(SMTPD_READY), SMTP_R_NESTED_MAIL, false, handle_mail},
+        [SMTP_VERB_RCPT] = {IN_TRANSACTION, SMTP_R_NEED_MAIL, false, handle_rcpt},
+        [SMTP_VERB_DATA] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_data},
+        [SMTP_VERB_BDAT] = {ANY_COMMAND_STATE, SMTP_R_OK, false, handle_bdat},
+        [SMTP_VERB_RSET] = {ANY_COMMAND_STATE, SMTP_R_OK, false, handle_rset},
+        [SMTP_VERB_NOOP] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_noop},
+        [SMTP_VERB_VRFY] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_vrfy},
+        [SMTP_VERB_EXPN] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_expn},
+        [SMTP_VERB_HELP] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_help},
+        [SMTP_VERB_QUIT] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_quit},
+        [SMTP_VERB_STARTTLS] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_starttls},
+        [SMTP_VERB_AUTH] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_auth},
 };
 
 static enum smtp_reply_id parse_refusal(enum smtp_parse_status status, enum smtp_verb verb)
@@ -364,8 +389,7 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
 	 * expect, anything already sent was sent blind. Postfix 3.9 and later
 	 * refuse this by default (smtpd_forbid_unauth_pipelining); so do we. */
 	bool ends_group = rule ? rule->ends_group : false;
-	if (ends_group && s->state != SMTPD_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+	if (ends_group && s->state != SMTPD_CLOSING && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
 		log_warning("event=pipelining_violation session=%s verb=%s", s->sid, smtp_verb_name(cmd.verb));
 		session_reply(s, SMTP_R_PIPELINING);
 		session_close_after_reply(s);

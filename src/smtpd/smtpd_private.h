@@ -75,7 +75,7 @@ struct smtpd_session {
 	bool discarding_line; /* inside an over-long command line */
 	bool dead;            /* free at the top of the callback */
 	bool in_callback;
-	bool output_blocked;  /* client not reading: stop reading commands */
+	bool output_blocked; /* client not reading: stop reading commands */
 	bool shutdown_pending;
 	uint64_t errors;
 	uint64_t messages;

@@ -28,8 +28,8 @@
 #include "util/util_log.h"
 #include "util/util_str.h"
 
-#define SMTPD_BACKLOG 1024
-#define SMTPD_PEER_BUCKETS 4096
+#define SMTPD_BACKLOG         1024
+#define SMTPD_PEER_BUCKETS    4096
 #define SMTPD_ACCEPT_PAUSE_MS 1000
 
 struct smtpd_peer_count {
@@ -190,7 +190,7 @@ static void refuse_connection(int fd, enum smtp_reply_id id)
 }
 
 static void smtpd_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *peer, int peer_len,
-			 void *arg)
+                         void *arg)
 {
 	struct smtpd_listener *l = arg;
 	struct smtpd *smtpd = l->smtpd;
@@ -203,13 +203,13 @@ static void smtpd_accept(struct evconnlistener *listener, evutil_socket_t fd, st
 	}
 	if (smtpd->session_count >= config->max_connections) {
 		log_warning("event=refused reason=max_connections limit=%llu",
-			    (unsigned long long)config->max_connections);
+		            (unsigned long long)config->max_connections);
 		refuse_connection(fd, SMTP_R_TOO_MANY_CONNECTIONS);
 		return;
 	}
 	if (peer_count(smtpd, key) >= config->max_connections_per_ip) {
 		log_warning("event=refused reason=max_connections_per_ip limit=%llu",
-			    (unsigned long long)config->max_connections_per_ip);
+		            (unsigned long long)config->max_connections_per_ip);
 		refuse_connection(fd, SMTP_R_TOO_MANY_FROM_ADDRESS);
 		return;
 	}
@@ -217,8 +217,7 @@ static void smtpd_accept(struct evconnlistener *listener, evutil_socket_t fd, st
 	smtpd->session_count++;
 	peer_add(smtpd, key, 1);
 	/* A new session only greets; it cannot end before it is in its slot. */
-	smtpd->slots[(uint32_t)id] =
-		smtpd_session_new(smtpd, id, config, fd, peer, (socklen_t)peer_len, l->kind);
+	smtpd->slots[(uint32_t)id] = smtpd_session_new(smtpd, id, config, fd, peer, (socklen_t)peer_len, l->kind);
 }
 
 static void smtpd_resume_accept(evutil_socket_t fd, short what, void *arg)
@@ -287,7 +286,7 @@ struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 		l->kind = cl->kind;
 		str_copy(l->text, sizeof l->text, cl->text);
 		l->listener = evconnlistener_new(base, smtpd_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED,
-						 SMTPD_BACKLOG, fd);
+		                                 SMTPD_BACKLOG, fd);
 		if (!l->listener)
 			fatal("evconnlistener_new failed for %s", cl->text);
 		evconnlistener_set_error_cb(l->listener, smtpd_accept_error);
@@ -302,7 +301,7 @@ void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *re
 	for (size_t i = 0; i < smtpd->listener_count; i++) {
 		evconnlistener_enable(smtpd->listeners[i].listener);
 		log_info("event=listening listener=%s kind=%s", smtpd->listeners[i].text,
-			 smtpd->listeners[i].kind == LISTENER_MX ? "mx" : "submission");
+		         smtpd->listeners[i].kind == LISTENER_MX ? "mx" : "submission");
 	}
 }
 
@@ -313,7 +312,7 @@ void smtpd_commit_done(struct store_message *msg, void *arg)
 	if (!s) {
 		/* The client left before the reply: the message is queued all the same. */
 		log_info("event=reply_dropped qid=%s committed=%s reason=session_gone", msg->qid,
-			 msg->committed ? "yes" : "no");
+		         msg->committed ? "yes" : "no");
 		store_message_free(msg);
 		return;
 	}

@@ -31,12 +31,12 @@
 #include "util/util_str.h"
 #include "util/util_time.h"
 
-#define SMTPD_READ_HIGH (64 * 1024)
-#define SMTPD_OUTPUT_HIGH (64 * 1024)
+#define SMTPD_READ_HIGH      (64 * 1024)
+#define SMTPD_OUTPUT_HIGH    (64 * 1024)
 #define SMTPD_CONTENT_IOVECS 8
 
 static const char *const state_names[SMTPD_STATE_COUNT] = {
-	"connected", "ready", "mail", "rcpt", "data", "bdat", "commit", "closing",
+        "connected", "ready", "mail", "rcpt", "data", "bdat", "commit", "closing",
 };
 
 static void session_process(struct smtpd_session *s);
@@ -74,8 +74,8 @@ void session_reply_text(struct smtpd_session *s, enum smtp_reply_id id, const ch
 	session_write(s, line, n);
 	if (smtp_reply_is_error(id)) {
 		const struct smtp_reply *r = smtp_reply_get(id);
-		log_info("event=reject session=%s%s%s code=%d status=%s reason=\"%s\"", s->sid,
-			 s->txn ? " qid=" : "", s->txn ? s->txn->qid : "", r->code, r->status, text ? text : r->text);
+		log_info("event=reject session=%s%s%s code=%d status=%s reason=\"%s\"", s->sid, s->txn ? " qid=" : "",
+		         s->txn ? s->txn->qid : "", r->code, r->status, text ? text : r->text);
 	}
 	session_count_error(s, id);
 }
@@ -117,9 +117,9 @@ void session_set_data_timeouts(struct smtpd_session *s, bool data)
 
 static void session_free(struct smtpd_session *s)
 {
-	log_info("event=disconnect session=%s client=%s duration_ms=%llu messages=%llu errors=%llu", s->sid,
-		 s->peer_ip, (unsigned long long)(time_mono_ms() - s->started_ms), (unsigned long long)s->messages,
-		 (unsigned long long)s->errors);
+	log_info("event=disconnect session=%s client=%s duration_ms=%llu messages=%llu errors=%llu", s->sid, s->peer_ip,
+	         (unsigned long long)(time_mono_ms() - s->started_ms), (unsigned long long)s->messages,
+	         (unsigned long long)s->errors);
 	txn_free(s->txn);
 	bufferevent_free(s->bev);
 	struct smtpd *smtpd = s->smtpd;
@@ -214,7 +214,7 @@ static void session_chunk_done(struct smtpd_session *s)
 	}
 	char line[SMTP_REPLY_LINE_MAX];
 	str_format(line, sizeof line, "250 2.0.0 %llu octets received\r\n",
-		   (unsigned long long)txn->reader.content_bytes);
+	           (unsigned long long)txn->reader.content_bytes);
 	session_write(s, line, strlen(line));
 	session_enter_state(s, SMTPD_RCPT);
 }
@@ -336,7 +336,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 /* ---- From the server ---- */
 
 struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct config *config, int fd,
-					const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind)
+                                        const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind)
 {
 	struct smtpd_session *s = xcalloc(1, sizeof *s);
 	s->id = id;
@@ -377,7 +377,7 @@ void smtpd_session_commit_done(struct smtpd_session *s, struct store_message *ms
 		session_write(s, line, strlen(line));
 		s->messages++;
 		log_info("event=queued session=%s qid=%s size=%llu rcpts=%zu", s->sid, msg->qid,
-			 (unsigned long long)msg->size, msg->rcpt_count);
+		         (unsigned long long)msg->size, msg->rcpt_count);
 	} else {
 		session_reply_text(s, SMTP_R_LOCAL_ERROR, "Local error writing the queue, try again later");
 	}

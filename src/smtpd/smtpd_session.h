@@ -33,7 +33,7 @@ void smtpd_session_gone(struct smtpd *smtpd, uint64_t id, const unsigned char pe
 
 /* What the server asks of a session. */
 struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct config *config, int fd,
-					const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind);
+                                        const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind);
 void smtpd_session_commit_done(struct smtpd_session *session, struct store_message *msg);
 /* smtpd_session_shutdown - close now if idle, else after the transaction;
  * force: close now whatever it is doing. */

@@ -177,11 +177,11 @@ static void txn_received(struct smtpd_session *s, struct smtpd_txn *txn)
 	str_copy(helo, sizeof helo, s->helo);
 	bool one = txn->rcpts_accepted == 1 && txn->first_rcpt;
 	if (!str_format(header, sizeof header,
-			"Received: from %s (unknown [%s])\r\n\tby %s (tern) with %s id %s%s%s%s;\r\n\t%s\r\n", helo,
-			s->peer_ip, s->config->hostname, proto, txn->qid, one ? "\r\n\tfor <" : "",
-			one ? txn->first_rcpt : "", one ? ">" : "", date))
+	                "Received: from %s (unknown [%s])\r\n\tby %s (tern) with %s id %s%s%s%s;\r\n\t%s\r\n", helo,
+	                s->peer_ip, s->config->hostname, proto, txn->qid, one ? "\r\n\tfor <" : "",
+	                one ? txn->first_rcpt : "", one ? ">" : "", date))
 		str_format(header, sizeof header, "Received: from [%s]\r\n\tby %s (tern) with %s id %s;\r\n\t%s\r\n",
-			   s->peer_ip, s->config->hostname, proto, txn->qid, date);
+		           s->peer_ip, s->config->hostname, proto, txn->qid, date);
 	txn_keep(s, txn, header, strlen(header));
 }
 

@@ -103,9 +103,8 @@ struct store;
  * crash left behind, start the store thread. Completions run on base.
  * Returns NULL with a message in err on failure.
  */
-struct store *store_start(const struct store_settings *settings, struct event_base *base,
-			  store_commit_done *done, void *done_arg, store_dispatch *dispatch, void *dispatch_arg,
-			  char *err, size_t errlen);
+struct store *store_start(const struct store_settings *settings, struct event_base *base, store_commit_done *done,
+                          void *done_arg, store_dispatch *dispatch, void *dispatch_arg, char *err, size_t errlen);
 
 /* store_commit - queue msg for the next group commit; done runs later. */
 void store_commit(struct store *store, struct store_message *msg);
@@ -137,6 +136,6 @@ bool store_reader_body(struct store_reader *reader, int64_t msg_id, struct evbuf
 #define STORE_ALIAS_DEPTH 8
 #define STORE_ADDRESS_MAX 320
 int store_dir_resolve(struct store_reader *reader, const char *address, const char *delimiter,
-		      const char *postmaster_mailbox, char (*out)[STORE_ADDRESS_MAX], int max);
+                      const char *postmaster_mailbox, char (*out)[STORE_ADDRESS_MAX], int max);
 
 #endif

@@ -102,7 +102,7 @@ static int admin_finish(struct store_admin *admin, sqlite3_stmt *stmt)
 
 /* admin_change_one - run stmt, which must change exactly one row of "what". */
 static bool admin_change_one(struct store_admin *admin, sqlite3_stmt *stmt, const char *what, const char *address,
-			     char *err, size_t errlen)
+                             char *err, size_t errlen)
 {
 	int changed = admin_finish(admin, stmt);
 	if (changed < 0)
@@ -115,8 +115,7 @@ static bool admin_change_one(struct store_admin *admin, sqlite3_stmt *stmt, cons
 }
 
 /* admin_check_absent - address is neither a user nor (unless alias_ok) an alias. */
-static bool admin_check_absent(struct store_admin *admin, const char *address, bool alias_ok, char *err,
-			       size_t errlen)
+static bool admin_check_absent(struct store_admin *admin, const char *address, bool alias_ok, char *err, size_t errlen)
 {
 	int user = admin_lookup(admin, "SELECT 1 FROM users WHERE address=?", address);
 	int alias = alias_ok ? 0 : admin_lookup(admin, "SELECT 1 FROM aliases WHERE address=?", address);
@@ -135,11 +134,11 @@ static bool admin_check_absent(struct store_admin *admin, const char *address, b
 
 /* ---- Users ---- */
 
-static bool admin_user_insert(struct store_admin *admin, const char *address, const char *password_hash,
-			      char *err, size_t errlen)
+static bool admin_user_insert(struct store_admin *admin, const char *address, const char *password_hash, char *err,
+                              size_t errlen)
 {
 	sqlite3_stmt *stmt =
-		store_db_prepare(admin->db, "INSERT INTO users(address, password, created_ms) VALUES(?,?,?)");
+	        store_db_prepare(admin->db, "INSERT INTO users(address, password, created_ms) VALUES(?,?,?)");
 	sqlite3_bind_text(stmt, 1, address, -1, SQLITE_STATIC);
 	if (password_hash)
 		sqlite3_bind_text(stmt, 2, password_hash, -1, SQLITE_STATIC);
@@ -149,18 +148,17 @@ static bool admin_user_insert(struct store_admin *admin, const char *address, co
 	return true;
 }
 
-bool store_user_add(struct store_admin *admin, const char *address, const char *password_hash, char *err,
-		    size_t errlen)
+bool store_user_add(struct store_admin *admin, const char *address, const char *password_hash, char *err, size_t errlen)
 {
 	if (!admin_exec(admin, "BEGIN IMMEDIATE", err, errlen))
 		return false;
 	bool ok = admin_check_absent(admin, address, false, err, errlen) &&
-		  admin_user_insert(admin, address, password_hash, err, errlen);
+	          admin_user_insert(admin, address, password_hash, err, errlen);
 	return admin_end(admin, ok, err, errlen);
 }
 
-bool store_user_set_password(struct store_admin *admin, const char *address, const char *password_hash,
-			     char *err, size_t errlen)
+bool store_user_set_password(struct store_admin *admin, const char *address, const char *password_hash, char *err,
+                             size_t errlen)
 {
 	sqlite3_stmt *stmt = store_db_prepare(admin->db, "UPDATE users SET password=? WHERE address=?");
 	if (password_hash)
@@ -184,7 +182,7 @@ bool store_user_exists(struct store_admin *admin, const char *address)
 bool store_user_each(struct store_admin *admin, store_user_fn *fn, void *ctx, char *err, size_t errlen)
 {
 	sqlite3_stmt *stmt = store_db_prepare(admin->db, "SELECT address, coalesce(password, '') <> '', created_ms"
-							 " FROM users ORDER BY address");
+	                                                 " FROM users ORDER BY address");
 	int rc;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
 		fn(ctx, (const char *)sqlite3_column_text(stmt, 0), sqlite3_column_int(stmt, 1) != 0,
@@ -196,11 +194,11 @@ bool store_user_each(struct store_admin *admin, store_user_fn *fn, void *ctx, ch
 /* ---- Aliases ---- */
 
 static bool admin_alias_upsert(struct store_admin *admin, const char *address, const char *targets, char *err,
-			       size_t errlen)
+                               size_t errlen)
 {
 	sqlite3_stmt *stmt = store_db_prepare(admin->db, "INSERT INTO aliases(address, targets, created_ms)"
-							 " VALUES(?,?,?) ON CONFLICT(address)"
-							 " DO UPDATE SET targets=excluded.targets");
+	                                                 " VALUES(?,?,?) ON CONFLICT(address)"
+	                                                 " DO UPDATE SET targets=excluded.targets");
 	sqlite3_bind_text(stmt, 1, address, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, targets, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 3, time_wall_ms());
@@ -209,13 +207,12 @@ static bool admin_alias_upsert(struct store_admin *admin, const char *address, c
 	return true;
 }
 
-bool store_alias_set(struct store_admin *admin, const char *address, const char *targets, char *err,
-		     size_t errlen)
+bool store_alias_set(struct store_admin *admin, const char *address, const char *targets, char *err, size_t errlen)
 {
 	if (!admin_exec(admin, "BEGIN IMMEDIATE", err, errlen))
 		return false;
 	bool ok = admin_check_absent(admin, address, true, err, errlen) &&
-		  admin_alias_upsert(admin, address, targets, err, errlen);
+	          admin_alias_upsert(admin, address, targets, err, errlen);
 	return admin_end(admin, ok, err, errlen);
 }
 
@@ -277,13 +274,13 @@ static void admin_rcpts_push(struct admin_rcpts *list, sqlite3_stmt *stmt)
 	s->state = admin_column_dup(stmt, 3);
 	s->last_error = admin_column_dup(stmt, 6);
 	list->rcpts[list->count] = (struct store_queue_rcpt){
-		.id = sqlite3_column_int64(stmt, 0),
-		.address = s->address ? s->address : "",
-		.mailbox = s->mailbox ? s->mailbox : "",
-		.state = s->state ? s->state : "",
-		.attempts = sqlite3_column_int64(stmt, 4),
-		.next_attempt_ms = sqlite3_column_int64(stmt, 5),
-		.last_error = s->last_error,
+	        .id = sqlite3_column_int64(stmt, 0),
+	        .address = s->address ? s->address : "",
+	        .mailbox = s->mailbox ? s->mailbox : "",
+	        .state = s->state ? s->state : "",
+	        .attempts = sqlite3_column_int64(stmt, 4),
+	        .next_attempt_ms = sqlite3_column_int64(stmt, 5),
+	        .last_error = s->last_error,
 	};
 	list->count++;
 }
@@ -304,16 +301,15 @@ static bool admin_rcpts_load(sqlite3_stmt *stmt, int64_t msg_id, struct admin_rc
  * admin_queue_walk - call fn for each row of messages (bound to qid when it
  * is not NULL) with its recipients; *found counts the messages.
  */
-static bool admin_queue_walk(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx,
-			     size_t *found)
+static bool admin_queue_walk(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx, size_t *found)
 {
 	sqlite3_stmt *msgs = store_db_prepare(admin->db, qid ? "SELECT id, qid, sender, arrival_ms, size"
-							       " FROM messages WHERE qid=?"
-							     : "SELECT id, qid, sender, arrival_ms, size"
-							       " FROM messages ORDER BY arrival_ms, id");
+	                                                       " FROM messages WHERE qid=?"
+	                                                     : "SELECT id, qid, sender, arrival_ms, size"
+	                                                       " FROM messages ORDER BY arrival_ms, id");
 	sqlite3_stmt *rcpts = store_db_prepare(admin->db, "SELECT id, address, mailbox, state, attempts,"
-							  " next_attempt_ms, last_error FROM recipients"
-							  " WHERE msg_id=? ORDER BY id");
+	                                                  " next_attempt_ms, last_error FROM recipients"
+	                                                  " WHERE msg_id=? ORDER BY id");
 	if (qid)
 		sqlite3_bind_text(msgs, 1, qid, -1, SQLITE_STATIC);
 	struct admin_rcpts list = {0};
@@ -324,12 +320,12 @@ static bool admin_queue_walk(struct store_admin *admin, const char *qid, store_q
 		const char *id = (const char *)sqlite3_column_text(msgs, 1);
 		const char *sender = (const char *)sqlite3_column_text(msgs, 2);
 		struct store_queue_entry entry = {
-			.qid = id ? id : "",
-			.sender = sender ? sender : "",
-			.arrival_ms = sqlite3_column_int64(msgs, 3),
-			.size = sqlite3_column_int64(msgs, 4),
-			.rcpts = list.rcpts,
-			.rcpt_count = list.count,
+		        .qid = id ? id : "",
+		        .sender = sender ? sender : "",
+		        .arrival_ms = sqlite3_column_int64(msgs, 3),
+		        .size = sqlite3_column_int64(msgs, 4),
+		        .rcpts = list.rcpts,
+		        .rcpt_count = list.count,
 		};
 		if (ok) {
 			fn(ctx, &entry);
@@ -344,8 +340,8 @@ static bool admin_queue_walk(struct store_admin *admin, const char *qid, store_q
 }
 
 /* admin_queue_read - admin_queue_walk inside one read transaction. */
-static bool admin_queue_read(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx,
-			     size_t *found, char *err, size_t errlen)
+static bool admin_queue_read(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx, size_t *found,
+                             char *err, size_t errlen)
 {
 	if (!admin_exec(admin, "BEGIN", err, errlen))
 		return false;
@@ -362,7 +358,7 @@ bool store_queue_each(struct store_admin *admin, store_queue_fn *fn, void *ctx, 
 }
 
 bool store_queue_show(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	size_t found = 0;
 	if (!admin_queue_read(admin, qid, fn, ctx, &found, err, errlen))

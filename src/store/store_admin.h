@@ -21,9 +21,9 @@ void store_admin_close(struct store_admin *admin);
 /* Users. password_hash may be NULL (no password yet: no AUTH). add fails if
  * the user or an alias of that address exists; del fails if it does not. */
 bool store_user_add(struct store_admin *admin, const char *address, const char *password_hash, char *err,
-		    size_t errlen);
-bool store_user_set_password(struct store_admin *admin, const char *address, const char *password_hash,
-			     char *err, size_t errlen);
+                    size_t errlen);
+bool store_user_set_password(struct store_admin *admin, const char *address, const char *password_hash, char *err,
+                             size_t errlen);
 bool store_user_del(struct store_admin *admin, const char *address, char *err, size_t errlen);
 bool store_user_exists(struct store_admin *admin, const char *address);
 
@@ -33,8 +33,7 @@ bool store_user_each(struct store_admin *admin, store_user_fn *fn, void *ctx, ch
 
 /* Aliases: targets is a comma-separated list of addresses. add replaces an
  * existing alias of the same address; fails if a user has that address. */
-bool store_alias_set(struct store_admin *admin, const char *address, const char *targets, char *err,
-		     size_t errlen);
+bool store_alias_set(struct store_admin *admin, const char *address, const char *targets, char *err, size_t errlen);
 bool store_alias_del(struct store_admin *admin, const char *address, char *err, size_t errlen);
 typedef void store_alias_fn(void *ctx, const char *address, const char *targets);
 bool store_alias_each(struct store_admin *admin, store_alias_fn *fn, void *ctx, char *err, size_t errlen);
@@ -66,6 +65,6 @@ bool store_queue_each(struct store_admin *admin, store_queue_fn *fn, void *ctx, 
 
 /* store_queue_show - one message by queue id; false with err "no message X". */
 bool store_queue_show(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx, char *err,
-		      size_t errlen);
+                      size_t errlen);
 
 #endif

@@ -22,33 +22,32 @@
 #define STORE_BUSY_MS 10000
 
 /* Version 1: the queue and the directory. */
-static const char schema_v1[] =
-	"CREATE TABLE messages ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" qid TEXT NOT NULL UNIQUE,"
-	" sender TEXT NOT NULL,"
-	" arrival_ms INTEGER NOT NULL,"
-	" size INTEGER NOT NULL,"
-	" body BLOB NOT NULL);"
-	"CREATE TABLE recipients ("
-	" id INTEGER PRIMARY KEY,"
-	" msg_id INTEGER NOT NULL REFERENCES messages(id),"
-	" address TEXT NOT NULL,"
-	" mailbox TEXT NOT NULL,"
-	" state TEXT NOT NULL DEFAULT 'queued',"
-	" attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
-	" last_error TEXT);"
-	"CREATE INDEX recipients_msg ON recipients(msg_id);"
-	"CREATE INDEX recipients_due ON recipients(state, next_attempt_ms);"
-	"CREATE TABLE users ("
-	" address TEXT PRIMARY KEY,"
-	" password TEXT,"
-	" created_ms INTEGER NOT NULL);"
-	"CREATE TABLE aliases ("
-	" address TEXT PRIMARY KEY,"
-	" targets TEXT NOT NULL,"
-	" created_ms INTEGER NOT NULL);";
+static const char schema_v1[] = "CREATE TABLE messages ("
+                                " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                " qid TEXT NOT NULL UNIQUE,"
+                                " sender TEXT NOT NULL,"
+                                " arrival_ms INTEGER NOT NULL,"
+                                " size INTEGER NOT NULL,"
+                                " body BLOB NOT NULL);"
+                                "CREATE TABLE recipients ("
+                                " id INTEGER PRIMARY KEY,"
+                                " msg_id INTEGER NOT NULL REFERENCES messages(id),"
+                                " address TEXT NOT NULL,"
+                                " mailbox TEXT NOT NULL,"
+                                " state TEXT NOT NULL DEFAULT 'queued',"
+                                " attempts INTEGER NOT NULL DEFAULT 0,"
+                                " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+                                " last_error TEXT);"
+                                "CREATE INDEX recipients_msg ON recipients(msg_id);"
+                                "CREATE INDEX recipients_due ON recipients(state, next_attempt_ms);"
+                                "CREATE TABLE users ("
+                                " address TEXT PRIMARY KEY,"
+                                " password TEXT,"
+                                " created_ms INTEGER NOT NULL);"
+                                "CREATE TABLE aliases ("
+                                " address TEXT PRIMARY KEY,"
+                                " targets TEXT NOT NULL,"
+                                " created_ms INTEGER NOT NULL);";
 
 bool store_db_exec(sqlite3 *db, const char *sql)
 {
@@ -89,7 +88,7 @@ static bool store_db_migrate(sqlite3 *db, char *err, size_t errlen)
 	bool ok = true;
 	if (version > STORE_SCHEMA_VERSION) {
 		str_format(err, errlen, "database schema version %d is newer than this tern (%d)", version,
-			   STORE_SCHEMA_VERSION);
+		           STORE_SCHEMA_VERSION);
 		ok = false;
 	}
 	if (ok && version < 1)
@@ -126,12 +125,12 @@ sqlite3 *store_db_open(const char *data_dir, bool writer, char *err, size_t errl
 	}
 	sqlite3_busy_timeout(db, STORE_BUSY_MS);
 	bool ok = store_db_exec(db, "PRAGMA journal_mode=WAL") && store_db_exec(db, "PRAGMA synchronous=FULL") &&
-		  store_db_exec(db, "PRAGMA foreign_keys=OFF");
+	          store_db_exec(db, "PRAGMA foreign_keys=OFF");
 	if (ok && writer)
 		ok = store_db_migrate(db, err, errlen);
 	else if (ok && store_db_version(db) != STORE_SCHEMA_VERSION) {
 		str_format(err, errlen, "%s has schema version %d, this tern needs %d (start the server once)", path,
-			   store_db_version(db), STORE_SCHEMA_VERSION);
+		           store_db_version(db), STORE_SCHEMA_VERSION);
 		ok = false;
 	}
 	if (!ok) {

@@ -165,7 +165,7 @@ static bool dir_strip_tag(const char *address, const char *delimiter, char *buf,
 }
 
 int store_dir_resolve(struct store_reader *reader, const char *address, const char *delimiter,
-		      const char *postmaster_mailbox, char (*out)[STORE_ADDRESS_MAX], int max)
+                      const char *postmaster_mailbox, char (*out)[STORE_ADDRESS_MAX], int max)
 {
 	struct dir_walk w = {.reader = reader, .out = out, .max = max};
 	char stripped[STORE_ADDRESS_MAX];

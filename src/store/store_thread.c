@@ -34,8 +34,8 @@
 #include "util/util_str.h"
 #include "util/util_time.h"
 
-#define STORE_SPILL_CHUNK 65536
-#define STORE_IDLE_WAKE_MS 1000
+#define STORE_SPILL_CHUNK   65536
+#define STORE_IDLE_WAKE_MS  1000
 #define STORE_FAIL_PAUSE_MS 1000
 
 struct store {
@@ -67,7 +67,7 @@ struct store {
 	int64_t next_retry_ms;
 	uint64_t rng;
 	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
-		*backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry;
+	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry;
 };
 
 void store_message_free(struct store_message *msg)
@@ -108,32 +108,32 @@ static void store_prepare_all(struct store *s)
 {
 	sqlite3 *db = s->db;
 	s->insert_message =
-		store_db_prepare(db, "INSERT INTO messages(qid, sender, arrival_ms, size, body) VALUES(?,?,?,?,?)");
+	        store_db_prepare(db, "INSERT INTO messages(qid, sender, arrival_ms, size, body) VALUES(?,?,?,?,?)");
 	s->insert_rcpt = store_db_prepare(db, "INSERT INTO recipients(msg_id, address, mailbox) VALUES(?,?,?)");
 	s->delete_rcpt = store_db_prepare(db, "DELETE FROM recipients WHERE id=?");
 	s->defer_rcpt = store_db_prepare(db, "UPDATE recipients SET state='deferred', attempts=attempts+1,"
-					     " next_attempt_ms=?, last_error=? WHERE id=?");
+	                                     " next_attempt_ms=?, last_error=? WHERE id=?");
 	s->fail_rcpt = store_db_prepare(db, "UPDATE recipients SET state='bounced', attempts=attempts+1,"
-					    " last_error=? WHERE id=?");
+	                                    " last_error=? WHERE id=?");
 	s->delete_message = store_db_prepare(
-		db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=?1)");
+	        db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=?1)");
 	s->backlog_messages = store_db_prepare(db, "SELECT DISTINCT msg_id FROM recipients WHERE state='queued'"
-						   " AND msg_id>? ORDER BY msg_id LIMIT ?");
+	                                           " AND msg_id>? ORDER BY msg_id LIMIT ?");
 	s->message_row = store_db_prepare(db, "SELECT qid, sender, arrival_ms FROM messages WHERE id=?");
 	s->queued_rcpts = store_db_prepare(
-		db, "SELECT id, address, mailbox, attempts FROM recipients WHERE msg_id=? AND state='queued'");
+	        db, "SELECT id, address, mailbox, attempts FROM recipients WHERE msg_id=? AND state='queued'");
 	s->rcpt_row = store_db_prepare(db, "SELECT id, address, mailbox, attempts FROM recipients WHERE id=?");
 	s->due_rcpts = store_db_prepare(db, "SELECT id, msg_id FROM recipients WHERE state='deferred'"
-					    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
+	                                    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
 	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
 	s->min_retry = store_db_prepare(db, "SELECT MIN(next_attempt_ms) FROM recipients WHERE state='deferred'");
 }
 
 static void store_finalize_all(struct store *s)
 {
-	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,   s->delete_rcpt,  s->defer_rcpt,
-			       s->fail_rcpt,      s->delete_message, s->backlog_messages, s->message_row,
-			       s->queued_rcpts,   s->rcpt_row, s->due_rcpts,     s->requeue_rcpt, s->min_retry};
+	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,      s->delete_rcpt, s->defer_rcpt,   s->fail_rcpt,
+	                       s->delete_message, s->backlog_messages, s->message_row, s->queued_rcpts, s->rcpt_row,
+	                       s->due_rcpts,      s->requeue_rcpt,     s->min_retry};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 }
@@ -149,6 +149,14 @@ static bool store_step_done(struct store *s, sqlite3_stmt *stmt)
 		return false;
 	}
 	return true;
+}
+
+/* store_rollback - end a failed transaction, unless SQLite already did
+ * (it rolls back by itself on some errors, such as a full disk). */
+static void store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		store_db_exec(s->db, "ROLLBACK");
 }
 
 /* ---- Committing messages ---- */
@@ -248,7 +256,7 @@ static int64_t store_backoff_ms(struct store *s, int64_t attempts)
 }
 
 static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, const struct delivery_rcpt *r,
-			     int64_t now)
+                             int64_t now)
 {
 	if (r->status == DELIVERY_OK) {
 		sqlite3_bind_int64(s->delete_rcpt, 1, r->id);
@@ -259,7 +267,7 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 		sqlite3_bind_text(s->fail_rcpt, 1, r->error, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s->fail_rcpt, 2, r->id);
 		log_warning("event=%s qid=%s rcpt_id=%lld error=\"%s\"", expired ? "expired" : "failed", job->qid,
-			    (long long)r->id, r->error);
+		            (long long)r->id, r->error);
 		return store_step_done(s, s->fail_rcpt);
 	}
 	int64_t next = now + store_backoff_ms(s, r->attempts + 1);
@@ -269,7 +277,7 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 	sqlite3_bind_text(s->defer_rcpt, 2, r->error, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s->defer_rcpt, 3, r->id);
 	log_info("event=deferred qid=%s rcpt_id=%lld attempts=%lld retry_in_s=%lld error=\"%s\"", job->qid,
-		 (long long)r->id, (long long)r->attempts + 1, (long long)(next - now) / 1000, r->error);
+	         (long long)r->id, (long long)r->attempts + 1, (long long)(next - now) / 1000, r->error);
 	return store_step_done(s, s->defer_rcpt);
 }
 
@@ -417,7 +425,10 @@ static void store_retry_due(struct store *s, int64_t now)
 		ok = store_step_done(s, s->requeue_rcpt);
 	}
 	if (!ok || !store_db_exec(s->db, "COMMIT")) {
-		store_db_exec(s->db, "ROLLBACK");
+		store_rollback(s);
+		/* Try again later, not on every turn: the cause (a full disk,
+		 * say) will not have gone in a millisecond. */
+		s->next_retry_ms = now + STORE_FAIL_PAUSE_MS;
 		return;
 	}
 	/* Rows come ordered by message: one job per run of the same message.
@@ -465,7 +476,8 @@ static void store_dispatch_new(struct store *s, struct store_message *msg, int64
 	store_hand_over(s, store_job_from_message(msg, msg_id, ids));
 }
 
-static void store_write_turn(struct store *s, struct store_message *commits, struct delivery_job *results)
+static void store_write_turn(struct store *s, struct store_message *commits, struct delivery_job *results,
+                             bool stopping)
 {
 	int64_t now = time_wall_ms();
 	size_t count = 0;
@@ -485,8 +497,9 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 	if (ok)
 		ok = store_db_exec(s->db, "COMMIT");
 	if (!ok) {
-		const char *why = sqlite3_errmsg(s->db);
-		store_db_exec(s->db, "ROLLBACK");
+		char why[256];
+		str_copy(why, sizeof why, sqlite3_errmsg(s->db));
+		store_rollback(s);
 		log_error("event=commit_failed messages=%zu error=\"%s\"", count, why);
 	}
 
@@ -507,6 +520,15 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 		while (results) {
 			struct delivery_job *next = results->next;
 			s->inflight--;
+			delivery_job_free(results);
+			results = next;
+		}
+	} else if (results && stopping) {
+		/* No later turn: the recipients stay 'queued' and go out again after
+		 * the next start, where the Maildir link finds the files already there. */
+		log_warning("event=results_dropped reason=\"queue database write failed at shutdown\"");
+		while (results) {
+			struct delivery_job *next = results->next;
 			delivery_job_free(results);
 			results = next;
 		}
@@ -562,7 +584,7 @@ static void *store_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 
 		if (commits || results)
-			store_write_turn(s, commits, results);
+			store_write_turn(s, commits, results, stopping);
 		else if (stopping)
 			break;
 		if (!stopping) {
@@ -611,9 +633,8 @@ void store_delivery_done(struct store *s, struct delivery_job *job)
 	pthread_mutex_unlock(&s->lock);
 }
 
-struct store *store_start(const struct store_settings *settings, struct event_base *base,
-			  store_commit_done *done, void *done_arg, store_dispatch *dispatch, void *dispatch_arg,
-			  char *err, size_t errlen)
+struct store *store_start(const struct store_settings *settings, struct event_base *base, store_commit_done *done,
+                          void *done_arg, store_dispatch *dispatch, void *dispatch_arg, char *err, size_t errlen)
 {
 	sqlite3 *db = store_db_open(settings->data_dir, true, err, errlen);
 	if (!db)

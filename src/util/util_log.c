@@ -58,8 +58,8 @@ static size_t log_timestamp(char *buf, size_t size)
 	return n + (size_t)(m > 0 ? m : 0);
 }
 
-__attribute__((format(printf, 3, 0))) static void log_vwrite(const char *prefix, enum log_level level,
-								     const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_vwrite(const char *prefix, enum log_level level, const char *fmt,
+                                                             va_list ap)
 {
 	char line[LOG_LINE_MAX];
 	size_t n = log_timestamp(line, sizeof line);

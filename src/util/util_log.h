@@ -27,14 +27,14 @@ const char *log_level_name(enum log_level level);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_debug(...)                                                                                  \
-	do {                                                                                            \
-		if (log_level_enabled(LOG_LEVEL_DEBUG))                                                 \
-			log_write(LOG_LEVEL_DEBUG, __VA_ARGS__);                                        \
+#define log_debug(...)                                           \
+	do {                                                     \
+		if (log_level_enabled(LOG_LEVEL_DEBUG))          \
+			log_write(LOG_LEVEL_DEBUG, __VA_ARGS__); \
 	} while (0)
-#define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_info(...)    log_write(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_LEVEL_WARNING, __VA_ARGS__)
-#define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_error(...)   log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 
 /*
  * log_quote - s[0..len) as a double-quoted value with '"', '\\' and every

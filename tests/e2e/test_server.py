@@ -25,6 +25,17 @@ def ehlo_size(srv):
     return None
 
 
+def open_data_to_alice(srv):
+    """A session inside DATA for alice@localhost, ready for content."""
+    c = srv.connect()
+    c.expect(220)
+    c.cmd("EHLO client.test")
+    assert c.cmd("MAIL FROM:<sender@localhost>").code == 250
+    assert c.cmd("RCPT TO:<alice@localhost>").code == 250
+    assert c.cmd("DATA").code == 354
+    return c
+
+
 def test_sighup_reloads_configuration(tern_server):
     srv = tern_server(config={"max_message_size": "1M"})
     assert ehlo_size(srv) == str(1024 * 1024)
@@ -45,10 +56,10 @@ def test_sighup_reloads_configuration(tern_server):
 def test_sighup_with_broken_file_keeps_old_settings(tern_server):
     srv = tern_server(config={"max_message_size": "1M"})
     srv.write_config(extra_lines=["max_message_size = 5M", "max_recipients = 5"])
-    before = len(srv.log_text())
+    before = srv.log_size()
     srv.signal(signal.SIGHUP)
     # The reload is refused and the reason logged, naming the bad parameter.
-    th.wait_until(lambda: "max_recipients" in srv.log_text()[before:], 20 * th.SLOW,
+    th.wait_until(lambda: "max_recipients" in srv.log_since(before), 20 * th.SLOW,
                   "a log line naming max_recipients after the bad reload", srv.log_tail)
     assert srv.running(), "a bad file on SIGHUP took the server down" + srv.log_tail()
     assert ehlo_size(srv) == str(1024 * 1024), "a rejected file must not be applied, even in part"
@@ -61,12 +72,7 @@ def test_sighup_with_broken_file_keeps_old_settings(tern_server):
 
 def test_sigterm_lets_inflight_data_finish(tern_server):
     srv = tern_server(users=["alice@localhost"], config={"shutdown_timeout": "60s"})
-    c = srv.connect()
-    c.expect(220)
-    c.cmd("EHLO client.test")
-    assert c.cmd("MAIL FROM:<sender@localhost>").code == 250
-    assert c.cmd("RCPT TO:<alice@localhost>").code == 250
-    assert c.cmd("DATA").code == 354
+    c = open_data_to_alice(srv)
     c.send(b"Subject: in flight\r\n\r\nfirst half\r\n")
     srv.signal(signal.SIGTERM)
 
@@ -291,3 +297,24 @@ def test_delivery_retried_after_failure(tern_server):
     _, rest = th.split_trace(stored[0])
     assert rest == b"Subject: retry\n\nbody\n"
     assert srv.queue() == []
+
+
+def test_sigterm_cuts_transactions_after_shutdown_timeout(tern_server):
+    """A client that does not finish its DATA within shutdown_timeout is cut
+    off (421 or a close, never 250), the half message is not queued, and the
+    server exits 0."""
+    srv = tern_server(users=["alice@localhost"], config={"shutdown_timeout": "2s"})
+    c = open_data_to_alice(srv)
+    c.send(b"Subject: never finished\r\n\r\nhalf\r\n")
+    srv.signal(signal.SIGTERM)
+    code = srv.wait_exit(30 * th.SLOW)
+    assert code == 0, "exit %r%s" % (code, srv.log_tail())
+    try:
+        r = c.reply(timeout=5)
+        assert r.code == 421, r
+    except th.Closed:
+        pass
+    c.close()
+    srv.start()
+    srv.wait_queue_empty()
+    assert srv.new_files("alice@localhost") == []

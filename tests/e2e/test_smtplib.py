@@ -9,7 +9,6 @@ import smtplib
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 
-import pytest
 
 import tern_harness as th
 
@@ -220,3 +219,62 @@ def test_plus_address_and_alias_delivery(tern_server):
     for stored in alice + bob:
         _, rest = th.split_trace(stored)
         assert rest == th.as_stored(RAW)
+
+
+def raw_session(srv):
+    c = srv.connect()
+    c.expect(220)
+    assert c.cmd("EHLO client.test").code == 250
+    return c
+
+
+def test_data_dot_unstuffing_stored(tern_server):
+    """DATA content is unstuffed (RFC 5321 4.5.2): a leading '..' is stored
+    as '.', and a line that is only '..' as '.'."""
+    srv = tern_server(users=["alice@localhost"])
+    with raw_session(srv) as c:
+        assert c.cmd("MAIL FROM:<sender@localhost>").code == 250
+        assert c.cmd("RCPT TO:<alice@localhost>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: dots\r\n\r\n..\r\n..x\r\n...y\r\nz.\r\n.\r\n")
+        assert c.reply().code == 250
+    _, rest = th.split_trace(srv.expect_mail("alice@localhost", 1)[0])
+    assert rest == b"Subject: dots\n\n.\n.x\n..y\nz.\n", rest
+
+
+def test_bdat_content_stored_verbatim(tern_server):
+    """BDAT content is not unstuffed (RFC 3030): dots stay as sent; chunks
+    are joined exactly; content not ending in CRLF gets a line end."""
+    srv = tern_server(users=["alice@localhost"])
+    chunks = [b"Subject: bdat\r\n\r\n..two dots\r", b"\n.\r\n", b"last line without end"]
+    with raw_session(srv) as c:
+        assert c.cmd("MAIL FROM:<sender@localhost>").code == 250
+        assert c.cmd("RCPT TO:<alice@localhost>").code == 250
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            c.send(b"BDAT %d%s\r\n" % (len(chunk), b" LAST" if last else b"") + chunk)
+            r = c.reply()
+            assert r.code == 250, r
+    _, rest = th.split_trace(srv.expect_mail("alice@localhost", 1)[0])
+    assert rest == b"Subject: bdat\n\n..two dots\n.\nlast line without end\n", rest
+
+
+def test_many_idle_connections(tern_server):
+    """Hundreds of open sessions do not stop the server from serving."""
+    srv = tern_server(users=["alice@localhost"], config={"max_connections_per_ip": "1000"})
+    held = []
+    try:
+        for i in range(300):
+            held.append(srv.connect())
+        for i, c in enumerate(held):
+            assert c.reply().code == 220
+            c.send(b"EHLO idle%d.test\r\n" % i)
+        for c in held:
+            assert c.reply().code == 250
+        c = held[-1]
+        r = th.send_message(c, "sender@localhost", ["alice@localhost"], b"Subject: busy\r\n\r\nbody\r\n")
+        assert r.code == 250, r
+    finally:
+        for c in held:
+            c.close()
+    srv.expect_mail("alice@localhost", 1)

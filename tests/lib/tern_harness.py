@@ -87,6 +87,9 @@ def wait_until(predicate, timeout, what, on_fail=None, interval=POLL):
 
 def run_cli(args, input_bytes=None, timeout=30 * SLOW, cwd=None):
     """Run the tern binary with args; returns CompletedProcess (bytes)."""
+    problem = binary_problem()
+    if problem:
+        raise HarnessError(problem)
     return subprocess.run([TERN_BIN] + list(args), input=input_bytes, capture_output=True,
                           timeout=timeout, cwd=cwd)
 
@@ -160,6 +163,7 @@ class Server:
         self.killed = False
         self.starts = 0
         self.log_offset = 0
+        self.rlimit_nofile = None  # (soft, hard) for the server process, or None
         self.settings = {
             "hostname": HOSTNAME,
             "data_dir": self.data_dir,
@@ -169,6 +173,7 @@ class Server:
         }
         if config:
             self.settings.update(config)
+        self.data_dir = self.settings["data_dir"]
         if "listen" in (config or {}):
             m = re.search(r":(\d+)", self.settings["listen"])
             if m:
@@ -194,14 +199,24 @@ class Server:
     # ---- process ----
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None, "server already running"
+        problem = binary_problem()
+        if problem:
+            raise HarnessError(problem)
         os.makedirs(self.root, exist_ok=True)
         self.starts += 1
         log = open(self.log_path, "ab")
         log.write(b"==== harness: start #%d ====\n" % self.starts)
         log.flush()
         self.log_offset = log.tell()
+        preexec = None
+        if self.rlimit_nofile:
+            limits = self.rlimit_nofile
+
+            def preexec():
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         self.proc = subprocess.Popen([TERN_BIN, "serve", "-c", self.conf_path], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log, cwd=self.root)
+                                     stdout=log, stderr=log, cwd=self.root, preexec_fn=preexec)
         log.close()
         self.exit_code = None
         self.killed = False
@@ -271,8 +286,29 @@ class Server:
         except FileNotFoundError:
             return ""
 
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset, limit=1 << 20):
+        """Up to limit bytes of the log written after offset, as text."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read(limit).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
     def log_tail(self, lines=60):
-        text = self.log_text().splitlines()
+        size = self.log_size()
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, size - 200 * lines))
+                text = f.read().decode("utf-8", "replace").splitlines()
+        except FileNotFoundError:
+            text = []
         return "\n---- %s log (%s, last %d lines) ----\n%s" % (
             self.name, self.log_path, min(lines, len(text)), "\n".join(text[-lines:]))
 

@@ -85,132 +85,139 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-	/* syntax */
-	{"max_message_size = 12Q\n",
-	 "tern.conf:1: max_message_size: \"12Q\" is not a size (use a number with k, M or G)\n"},
-	{"hostname mail.example.com\n", "tern.conf:1: hostname: missing \"=\" (write name = value)\n"},
-	{"= 5\n", "tern.conf:1: no parameter name before \"=\"\n"},
-	{"max_mesage_size = 1M\n", "tern.conf:1: max_mesage_size: unknown parameter (did you mean max_message_size?)\n"},
-	{"Hostname = a.example\n", "tern.conf:1: Hostname: unknown parameter (did you mean hostname?)\n"},
-	{"max_erors = 5\n", "tern.conf:1: max_erors: unknown parameter (did you mean max_errors?)\n"},
-	{"frobnicate = 1\n", "tern.conf:1: frobnicate: unknown parameter\n"},
-	{"max errors = 5\n", "tern.conf:1: \"max errors\": unknown parameter (did you mean max_errors?)\n"},
-	{"max_errors = 5\r\n", "tern.conf:1: carriage return in line (write the file with LF line endings)\n"},
-	{"# fine\nmax_errors = 5\nmax_errors = 6\n", "tern.conf:3: max_errors: given twice (first on line 2)\n"},
-	{"data_dir =\n", "tern.conf:1: data_dir: no value (write data_dir = VALUE)\n"},
-	{"hostname = \t \n", "tern.conf:1: hostname: no value (write hostname = VALUE)\n"},
-	{"max_errors = 5 # five\n", "tern.conf:1: max_errors: \"5 # five\" is not a count (use a whole number)\n"},
-	{"hostname = a=b\n", "tern.conf:1: hostname: \"a=b\" is not a valid domain name\n"},
-	/* sizes */
-	{"max_message_size = 1023\n", "tern.conf:1: max_message_size: \"1023\" is out of range (1k..2G)\n"},
-	{"max_message_size = 3G\n", "tern.conf:1: max_message_size: \"3G\" is out of range (1k..2G)\n"},
-	{"max_message_size = k\n", "tern.conf:1: max_message_size: \"k\" is not a size (use a number with k, M or G)\n"},
-	{"max_message_size = 1.5M\n",
-	 "tern.conf:1: max_message_size: \"1.5M\" is not a size (use a number with k, M or G)\n"},
-	{"max_message_size = -1\n", "tern.conf:1: max_message_size: \"-1\" is not a size (use a number with k, M or G)\n"},
-	{"max_message_size = 25 M\n",
-	 "tern.conf:1: max_message_size: \"25 M\" is not a size (use a number with k, M or G)\n"},
-	{"max_message_size = 25MB\n",
-	 "tern.conf:1: max_message_size: \"25MB\" is not a size (use a number with k, M or G)\n"},
-	{"max_message_size = 18446744073709551616\n",
-	 "tern.conf:1: max_message_size: \"18446744073709551616\" is out of range (1k..2G)\n"},
-	{"max_message_size = 18446744073709551615G\n",
-	 "tern.conf:1: max_message_size: \"18446744073709551615G\" is out of range (1k..2G)\n"},
-	{"max_message_size = 123456789012345678901234567890\n",
-	 "tern.conf:1: max_message_size: \"123456789012345678901234567890\" is out of range (1k..2G)\n"},
-	/* counts */
-	{"max_errors = 1e3\n", "tern.conf:1: max_errors: \"1e3\" is not a count (use a whole number)\n"},
-	{"max_connections = 10k\n", "tern.conf:1: max_connections: \"10k\" is not a count (use a whole number)\n"},
-	{"max_recipients = +200\n", "tern.conf:1: max_recipients: \"+200\" is not a count (use a whole number)\n"},
-	/* durations */
-	{"command_timeout = 5x\n",
-	 "tern.conf:1: command_timeout: \"5x\" is not a duration (use a number with s, m, h or d)\n"},
-	{"command_timeout = 5M\n",
-	 "tern.conf:1: command_timeout: \"5M\" is not a duration (use a number with s, m, h or d)\n"},
-	{"data_timeout = 25h\n", "tern.conf:1: data_timeout: \"25h\" is out of range (1s..1d)\n"},
-	{"retry_max = 1m\n", "tern.conf:1: retry_max: 1m is less than retry_initial (5m)\n"},
-	{"retry_initial = 1d\n", "tern.conf:1: retry_initial: 1d is more than retry_max (4h)\n"},
-	{"retry_initial = 2h\nretry_max = 1h\n", "tern.conf:2: retry_max: 1h is less than retry_initial (2h)\n"},
-	/* log level */
-	{"log_level = verbose\n",
-	 "tern.conf:1: log_level: \"verbose\" is not a log level (use debug, info, warning or error)\n"},
-	{"log_level = INFO\n", "tern.conf:1: log_level: \"INFO\" is not a log level (use debug, info, warning or error)\n"},
-	/* text */
-	{"hostname = bad_host\n", "tern.conf:1: hostname: \"bad_host\" is not a valid domain name\n"},
-	{"hostname = b\xc3\xbc" "cher.example\n",
-	 "tern.conf:1: hostname: \"b\\xc3\\xbccher.example\": write international domains in A-label form (xn--...)\n"},
-	{"hostname = [127.0.0.1]\n", "tern.conf:1: hostname: \"[127.0.0.1]\" is not a valid domain name\n"},
-	{"data_dir = a\tb\n", "tern.conf:1: data_dir: \"a\\tb\" contains a control character\n"},
-	{"recipient_delimiter = a\n",
-	 "tern.conf:1: recipient_delimiter: \"a\" contains \"a\" (use characters from +-_=!#$%&'*/?^`{|}~)\n"},
-	{"recipient_delimiter = +-+-+-+-+\n",
-	 "tern.conf:1: recipient_delimiter: \"+-+-+-+-+\" is longer than 8 bytes\n"},
-	{"user = ro ot\n", "tern.conf:1: user: \"ro ot\" contains \" \" (use letters, digits, \".\", \"_\" and \"-\")\n"},
-	{"user = abcdefghijabcdefghijabcdefghijabc\n",
-	 "tern.conf:1: user: \"abcdefghijabcdefghijabcdefghijabc\" is longer than 32 bytes\n"},
-	/* local_domains and postmaster */
-	{"local_domains = a.example, A.EXAMPLE\n", "tern.conf:1: local_domains: \"a.example\" is listed twice\n"},
-	{"local_domains = bad_one, ok.example, bad!two\n",
-	 "tern.conf:1: local_domains: \"bad_one\" is not a valid domain name\n"
-	 "tern.conf:1: local_domains: \"bad!two\" is not a valid domain name\n"},
-	{"local_domains = , ,\n", "tern.conf:1: local_domains: no domain given\n"},
-	{"postmaster = root\n", "tern.conf:1: postmaster: \"root\" is not an address (write local@domain)\n"},
-	{"postmaster = pm@other.example\n",
-	 "tern.conf:1: postmaster: \"pm@other.example\": \"other.example\" is not one of local_domains\n"},
-	{"postmaster = .pm@localhost\n",
-	 "tern.conf:1: postmaster: \".pm@localhost\": the part before \"@\" is not a valid local part\n"},
-	{"postmaster = @localhost\n",
-	 "tern.conf:1: postmaster: \"@localhost\": the empty string is not a valid local part\n"},
-	{"postmaster = pm@\n", "tern.conf:1: postmaster: \"\" is not a valid domain name\n"},
-	/* listen */
-	{"listen = 127.0.0.1:25\n",
-	 "tern.conf:1: listen: \"127.0.0.1:25\" is not ADDRESS:PORT KIND (KIND: mx, submission or submissions)\n"},
-	{"listen = 127.0.0.1:25 mx extra\n",
-	 "tern.conf:1: listen: \"127.0.0.1:25 mx extra\" is not ADDRESS:PORT KIND (KIND: mx, submission or "
-	 "submissions)\n"},
-	{"listen = 127.0.0.1:25 smtp\n", "tern.conf:1: listen: unknown kind \"smtp\" (use mx, submission or submissions)\n"},
-	{"listen = 127.0.0.1 mx\n", "tern.conf:1: listen: \"127.0.0.1\" has no port (write ADDRESS:PORT KIND)\n"},
-	{"listen = [::1] mx\n", "tern.conf:1: listen: \"[::1]\" has no port (write ADDRESS:PORT KIND)\n"},
-	{"listen = [::1:25 mx\n", "tern.conf:1: listen: \"[::1:25\" has no closing \"]\"\n"},
-	{"listen = ::1:25 mx\n", "tern.conf:1: listen: \"::1:25\": put an IPv6 address in brackets, as in [::1]:25\n"},
-	{"listen = localhost:25 mx\n", "tern.conf:1: listen: \"localhost\" is not a numeric IPv4 address\n"},
-	{"listen = *:25 mx\n", "tern.conf:1: listen: \"*\" is not a numeric IPv4 address\n"},
-	{"listen = 127.1:25 mx\n", "tern.conf:1: listen: \"127.1\" is not a numeric IPv4 address\n"},
-	{"listen = :25 mx\n", "tern.conf:1: listen: \"\" is not a numeric IPv4 address\n"},
-	{"listen = [127.0.0.1]:25 mx\n", "tern.conf:1: listen: \"127.0.0.1\" is not a numeric IPv6 address\n"},
-	{"listen = 127.0.0.1:0 mx\n", "tern.conf:1: listen: port \"0\" is out of range (1..65535)\n"},
-	{"listen = 127.0.0.1:65536 mx\n", "tern.conf:1: listen: port \"65536\" is out of range (1..65535)\n"},
-	{"listen = 127.0.0.1:smtp mx\n", "tern.conf:1: listen: port \"smtp\" is not a number\n"},
-	{"listen = 127.0.0.1: mx\n", "tern.conf:1: listen: port \"\" is not a number\n"},
-	{"listen = 127.0.0.1:25 mx\nlisten = 127.0.0.1:25 submission\n",
-	 "tern.conf:2: listen: duplicate listen address 127.0.0.1:25 (first on line 1)\n"},
-	{"listen = [::1]:25 mx\n# x\nlisten = [0:0::1]:25 mx\n",
-	 "tern.conf:3: listen: duplicate listen address [0:0::1]:25 (first on line 1)\n"},
-	{"listen = 127.0.0.1:25 mx\nlisten = 0.0.0.0:25 mx\n",
-	 "tern.conf:2: listen: 0.0.0.0:25 overlaps 127.0.0.1:25 (line 1)\n"},
-	{"listen = [::]:587 submission\nlisten = [::1]:587 submission\n",
-	 "tern.conf:2: listen: [::1]:587 overlaps [::]:587 (line 1)\n"},
-	/* several problems in one file: all reported, in order, cross-checks last */
-	{"# a config with mistakes\n"
-	 "hostname = mail.example\n"
-	 "max_message_size = 12Q\n"
-	 "\n"
-	 "max_errrors = 5\n"
-	 "retry_max = 1m\n"
-	 "listen = 127.0.0.1:25 mx\n"
-	 "listen = 127.0.0.1:25 mx\n"
-	 "hostname = other.example\n"
-	 "log_level = loud\n",
-	 "tern.conf:3: max_message_size: \"12Q\" is not a size (use a number with k, M or G)\n"
-	 "tern.conf:5: max_errrors: unknown parameter (did you mean max_errors?)\n"
-	 "tern.conf:8: listen: duplicate listen address 127.0.0.1:25 (first on line 7)\n"
-	 "tern.conf:9: hostname: given twice (first on line 2)\n"
-	 "tern.conf:10: log_level: \"loud\" is not a log level (use debug, info, warning or error)\n"
-	 "tern.conf:6: retry_max: 1m is less than retry_initial (5m)\n"},
-	/* a refused local_domains does not also complain about postmaster */
-	{"local_domains = bad_one\npostmaster = pm@bad_one\n",
-	 "tern.conf:1: local_domains: \"bad_one\" is not a valid domain name\n"
-	 "tern.conf:2: postmaster: \"bad_one\" is not a valid domain name\n"},
+        /* syntax */
+        {"max_message_size = 12Q\n",
+         "tern.conf:1: max_message_size: \"12Q\" is not a size (use a number with k, M or G)\n"},
+        {"hostname mail.example.com\n", "tern.conf:1: hostname: missing \"=\" (write name = value)\n"},
+        {"= 5\n", "tern.conf:1: no parameter name before \"=\"\n"},
+        {"max_mesage_size = 1M\n",
+         "tern.conf:1: max_mesage_size: unknown parameter (did you mean max_message_size?)\n"},
+        {"Hostname = a.example\n", "tern.conf:1: Hostname: unknown parameter (did you mean hostname?)\n"},
+        {"max_erors = 5\n", "tern.conf:1: max_erors: unknown parameter (did you mean max_errors?)\n"},
+        {"frobnicate = 1\n", "tern.conf:1: frobnicate: unknown parameter\n"},
+        {"max errors = 5\n", "tern.conf:1: \"max errors\": unknown parameter (did you mean max_errors?)\n"},
+        {"max_errors = 5\r\n", "tern.conf:1: carriage return in line (write the file with LF line endings)\n"},
+        {"# fine\nmax_errors = 5\nmax_errors = 6\n", "tern.conf:3: max_errors: given twice (first on line 2)\n"},
+        {"data_dir =\n", "tern.conf:1: data_dir: no value (write data_dir = VALUE)\n"},
+        {"hostname = \t \n", "tern.conf:1: hostname: no value (write hostname = VALUE)\n"},
+        {"max_errors = 5 # five\n", "tern.conf:1: max_errors: \"5 # five\" is not a count (use a whole number)\n"},
+        {"hostname = a=b\n", "tern.conf:1: hostname: \"a=b\" is not a valid domain name\n"},
+        /* sizes */
+        {"max_message_size = 1023\n", "tern.conf:1: max_message_size: \"1023\" is out of range (1k..2G)\n"},
+        {"max_message_size = 3G\n", "tern.conf:1: max_message_size: \"3G\" is out of range (1k..2G)\n"},
+        {"max_message_size = k\n",
+         "tern.conf:1: max_message_size: \"k\" is not a size (use a number with k, M or G)\n"},
+        {"max_message_size = 1.5M\n",
+         "tern.conf:1: max_message_size: \"1.5M\" is not a size (use a number with k, M or G)\n"},
+        {"max_message_size = -1\n",
+         "tern.conf:1: max_message_size: \"-1\" is not a size (use a number with k, M or G)\n"},
+        {"max_message_size = 25 M\n",
+         "tern.conf:1: max_message_size: \"25 M\" is not a size (use a number with k, M or G)\n"},
+        {"max_message_size = 25MB\n",
+         "tern.conf:1: max_message_size: \"25MB\" is not a size (use a number with k, M or G)\n"},
+        {"max_message_size = 18446744073709551616\n",
+         "tern.conf:1: max_message_size: \"18446744073709551616\" is out of range (1k..2G)\n"},
+        {"max_message_size = 18446744073709551615G\n",
+         "tern.conf:1: max_message_size: \"18446744073709551615G\" is out of range (1k..2G)\n"},
+        {"max_message_size = 123456789012345678901234567890\n",
+         "tern.conf:1: max_message_size: \"123456789012345678901234567890\" is out of range (1k..2G)\n"},
+        /* counts */
+        {"max_errors = 1e3\n", "tern.conf:1: max_errors: \"1e3\" is not a count (use a whole number)\n"},
+        {"max_connections = 10k\n", "tern.conf:1: max_connections: \"10k\" is not a count (use a whole number)\n"},
+        {"max_recipients = +200\n", "tern.conf:1: max_recipients: \"+200\" is not a count (use a whole number)\n"},
+        /* durations */
+        {"command_timeout = 5x\n",
+         "tern.conf:1: command_timeout: \"5x\" is not a duration (use a number with s, m, h or d)\n"},
+        {"command_timeout = 5M\n",
+         "tern.conf:1: command_timeout: \"5M\" is not a duration (use a number with s, m, h or d)\n"},
+        {"data_timeout = 25h\n", "tern.conf:1: data_timeout: \"25h\" is out of range (1s..1d)\n"},
+        {"retry_max = 1m\n", "tern.conf:1: retry_max: 1m is less than retry_initial (5m)\n"},
+        {"retry_initial = 1d\n", "tern.conf:1: retry_initial: 1d is more than retry_max (4h)\n"},
+        {"retry_initial = 2h\nretry_max = 1h\n", "tern.conf:2: retry_max: 1h is less than retry_initial (2h)\n"},
+        /* log level */
+        {"log_level = verbose\n",
+         "tern.conf:1: log_level: \"verbose\" is not a log level (use debug, info, warning or error)\n"},
+        {"log_level = INFO\n",
+         "tern.conf:1: log_level: \"INFO\" is not a log level (use debug, info, warning or error)\n"},
+        /* text */
+        {"hostname = bad_host\n", "tern.conf:1: hostname: \"bad_host\" is not a valid domain name\n"},
+        {"hostname = b\xc3\xbc"
+         "cher.example\n",
+         "tern.conf:1: hostname: \"b\\xc3\\xbccher.example\": write international domains in A-label form (xn--...)\n"},
+        {"hostname = [127.0.0.1]\n", "tern.conf:1: hostname: \"[127.0.0.1]\" is not a valid domain name\n"},
+        {"data_dir = a\tb\n", "tern.conf:1: data_dir: \"a\\tb\" contains a control character\n"},
+        {"recipient_delimiter = a\n",
+         "tern.conf:1: recipient_delimiter: \"a\" contains \"a\" (use characters from +-_=!#$%&'*/?^`{|}~)\n"},
+        {"recipient_delimiter = +-+-+-+-+\n",
+         "tern.conf:1: recipient_delimiter: \"+-+-+-+-+\" is longer than 8 bytes\n"},
+        {"user = ro ot\n",
+         "tern.conf:1: user: \"ro ot\" contains \" \" (use letters, digits, \".\", \"_\" and \"-\")\n"},
+        {"user = abcdefghijabcdefghijabcdefghijabc\n",
+         "tern.conf:1: user: \"abcdefghijabcdefghijabcdefghijabc\" is longer than 32 bytes\n"},
+        /* local_domains and postmaster */
+        {"local_domains = a.example, A.EXAMPLE\n", "tern.conf:1: local_domains: \"a.example\" is listed twice\n"},
+        {"local_domains = bad_one, ok.example, bad!two\n",
+         "tern.conf:1: local_domains: \"bad_one\" is not a valid domain name\n"
+         "tern.conf:1: local_domains: \"bad!two\" is not a valid domain name\n"},
+        {"local_domains = , ,\n", "tern.conf:1: local_domains: no domain given\n"},
+        {"postmaster = root\n", "tern.conf:1: postmaster: \"root\" is not an address (write local@domain)\n"},
+        {"postmaster = pm@other.example\n",
+         "tern.conf:1: postmaster: \"pm@other.example\": \"other.example\" is not one of local_domains\n"},
+        {"postmaster = .pm@localhost\n",
+         "tern.conf:1: postmaster: \".pm@localhost\": the part before \"@\" is not a valid local part\n"},
+        {"postmaster = @localhost\n",
+         "tern.conf:1: postmaster: \"@localhost\": the empty string is not a valid local part\n"},
+        {"postmaster = pm@\n", "tern.conf:1: postmaster: \"\" is not a valid domain name\n"},
+        /* listen */
+        {"listen = 127.0.0.1:25\n",
+         "tern.conf:1: listen: \"127.0.0.1:25\" is not ADDRESS:PORT KIND (KIND: mx, submission or submissions)\n"},
+        {"listen = 127.0.0.1:25 mx extra\n",
+         "tern.conf:1: listen: \"127.0.0.1:25 mx extra\" is not ADDRESS:PORT KIND (KIND: mx, submission or "
+         "submissions)\n"},
+        {"listen = 127.0.0.1:25 smtp\n",
+         "tern.conf:1: listen: unknown kind \"smtp\" (use mx, submission or submissions)\n"},
+        {"listen = 127.0.0.1 mx\n", "tern.conf:1: listen: \"127.0.0.1\" has no port (write ADDRESS:PORT KIND)\n"},
+        {"listen = [::1] mx\n", "tern.conf:1: listen: \"[::1]\" has no port (write ADDRESS:PORT KIND)\n"},
+        {"listen = [::1:25 mx\n", "tern.conf:1: listen: \"[::1:25\" has no closing \"]\"\n"},
+        {"listen = ::1:25 mx\n", "tern.conf:1: listen: \"::1:25\": put an IPv6 address in brackets, as in [::1]:25\n"},
+        {"listen = localhost:25 mx\n", "tern.conf:1: listen: \"localhost\" is not a numeric IPv4 address\n"},
+        {"listen = *:25 mx\n", "tern.conf:1: listen: \"*\" is not a numeric IPv4 address\n"},
+        {"listen = 127.1:25 mx\n", "tern.conf:1: listen: \"127.1\" is not a numeric IPv4 address\n"},
+        {"listen = :25 mx\n", "tern.conf:1: listen: \"\" is not a numeric IPv4 address\n"},
+        {"listen = [127.0.0.1]:25 mx\n", "tern.conf:1: listen: \"127.0.0.1\" is not a numeric IPv6 address\n"},
+        {"listen = 127.0.0.1:0 mx\n", "tern.conf:1: listen: port \"0\" is out of range (1..65535)\n"},
+        {"listen = 127.0.0.1:65536 mx\n", "tern.conf:1: listen: port \"65536\" is out of range (1..65535)\n"},
+        {"listen = 127.0.0.1:smtp mx\n", "tern.conf:1: listen: port \"smtp\" is not a number\n"},
+        {"listen = 127.0.0.1: mx\n", "tern.conf:1: listen: port \"\" is not a number\n"},
+        {"listen = 127.0.0.1:25 mx\nlisten = 127.0.0.1:25 submission\n",
+         "tern.conf:2: listen: duplicate listen address 127.0.0.1:25 (first on line 1)\n"},
+        {"listen = [::1]:25 mx\n# x\nlisten = [0:0::1]:25 mx\n",
+         "tern.conf:3: listen: duplicate listen address [0:0::1]:25 (first on line 1)\n"},
+        {"listen = 127.0.0.1:25 mx\nlisten = 0.0.0.0:25 mx\n",
+         "tern.conf:2: listen: 0.0.0.0:25 overlaps 127.0.0.1:25 (line 1)\n"},
+        {"listen = [::]:587 submission\nlisten = [::1]:587 submission\n",
+         "tern.conf:2: listen: [::1]:587 overlaps [::]:587 (line 1)\n"},
+        /* several problems in one file: all reported, in order, cross-checks last */
+        {"# a config with mistakes\n"
+         "hostname = mail.example\n"
+         "max_message_size = 12Q\n"
+         "\n"
+         "max_errrors = 5\n"
+         "retry_max = 1m\n"
+         "listen = 127.0.0.1:25 mx\n"
+         "listen = 127.0.0.1:25 mx\n"
+         "hostname = other.example\n"
+         "log_level = loud\n",
+         "tern.conf:3: max_message_size: \"12Q\" is not a size (use a number with k, M or G)\n"
+         "tern.conf:5: max_errrors: unknown parameter (did you mean max_errors?)\n"
+         "tern.conf:8: listen: duplicate listen address 127.0.0.1:25 (first on line 7)\n"
+         "tern.conf:9: hostname: given twice (first on line 2)\n"
+         "tern.conf:10: log_level: \"loud\" is not a log level (use debug, info, warning or error)\n"
+         "tern.conf:6: retry_max: 1m is less than retry_initial (5m)\n"},
+        /* a refused local_domains does not also complain about postmaster */
+        {"local_domains = bad_one\npostmaster = pm@bad_one\n",
+         "tern.conf:1: local_domains: \"bad_one\" is not a valid domain name\n"
+         "tern.conf:2: postmaster: \"bad_one\" is not a valid domain name\n"},
 };
 
 static void test_bad_cases(void)
@@ -253,7 +260,7 @@ static void test_line_limits(void)
 	c = load_bytes(text, n, &errors);
 	CHECK(c == NULL);
 	CHECK_STR(errors, "tern.conf:2: line longer than 4096 bytes\n"
-			  "tern.conf:3: max_errors: \"0\" is out of range (1..1000)\n");
+	                  "tern.conf:3: max_errors: \"0\" is out of range (1..1000)\n");
 	free(errors);
 
 	/* A 4096-byte value line, and the last line without its LF. */
@@ -326,27 +333,27 @@ struct bound_case {
 #define OFF(f) offsetof(struct config, f)
 
 static const struct bound_case bound_cases[] = {
-	{"max_message_size", OFF(max_message_size), "1k..2G", "1k", "2G", 1024, 2147483648ULL, "1023", "2147483649",
-	 ""},
-	{"max_message_size", OFF(max_message_size), "1k..2G", "1024", "2048M", 1024, 2147483648ULL, "0", "2097153k",
-	 ""},
-	{"max_recipients", OFF(max_recipients), "100..10000", "100", "10000", 100, 10000, "99", "10001", ""},
-	{"max_errors", OFF(max_errors), "1..1000", "1", "1000", 1, 1000, "0", "1001", ""},
-	{"max_connections", OFF(max_connections), "1..1000000", "1", "1000000", 1, 1000000, "0", "1000001", ""},
-	{"max_connections_per_ip", OFF(max_connections_per_ip), "1..1000000", "1", "1000000", 1, 1000000, "0",
-	 "1000001", ""},
-	{"command_timeout", OFF(command_timeout), "1s..1d", "1s", "1d", 1, 86400, "0s", "86401", ""},
-	{"command_timeout", OFF(command_timeout), "1s..1d", "1", "24h", 1, 86400, "0", "1441m", ""},
-	{"data_timeout", OFF(data_timeout), "1s..1d", "1", "86400s", 1, 86400, "0", "2d", ""},
-	{"session_timeout", OFF(session_timeout), "1s..7d", "1s", "7d", 1, 604800, "0", "604801", ""},
-	{"max_hops", OFF(max_hops), "1..500", "1", "500", 1, 500, "0", "501", ""},
-	{"delivery_workers", OFF(delivery_workers), "1..64", "1", "64", 1, 64, "0", "65", ""},
-	{"retry_initial", OFF(retry_initial), "1s..1d", "1s", "1d", 1, 86400, "0", "86401", "retry_max = 7d\n"},
-	{"retry_max", OFF(retry_max), "1s..7d", "1s", "7d", 1, 604800, "0", "169h", "retry_initial = 1s\n"},
-	{"max_queue_lifetime", OFF(max_queue_lifetime), "1m..60d", "1m", "60d", 60, 5184000, "59s", "61d", ""},
-	{"max_queue_lifetime", OFF(max_queue_lifetime), "1m..60d", "60", "1440h", 60, 5184000, "59", "5184001", ""},
-	{"shutdown_timeout", OFF(shutdown_timeout), "0s..1h", "0", "1h", 0, 3600, NULL, "3601", ""},
-	{"shutdown_timeout", OFF(shutdown_timeout), "0s..1h", "0s", "60m", 0, 3600, NULL, "2h", ""},
+        {"max_message_size", OFF(max_message_size), "1k..2G", "1k", "2G", 1024, 2147483648ULL, "1023", "2147483649",
+         ""},
+        {"max_message_size", OFF(max_message_size), "1k..2G", "1024", "2048M", 1024, 2147483648ULL, "0", "2097153k",
+         ""},
+        {"max_recipients", OFF(max_recipients), "100..10000", "100", "10000", 100, 10000, "99", "10001", ""},
+        {"max_errors", OFF(max_errors), "1..1000", "1", "1000", 1, 1000, "0", "1001", ""},
+        {"max_connections", OFF(max_connections), "1..1000000", "1", "1000000", 1, 1000000, "0", "1000001", ""},
+        {"max_connections_per_ip", OFF(max_connections_per_ip), "1..1000000", "1", "1000000", 1, 1000000, "0",
+         "1000001", ""},
+        {"command_timeout", OFF(command_timeout), "1s..1d", "1s", "1d", 1, 86400, "0s", "86401", ""},
+        {"command_timeout", OFF(command_timeout), "1s..1d", "1", "24h", 1, 86400, "0", "1441m", ""},
+        {"data_timeout", OFF(data_timeout), "1s..1d", "1", "86400s", 1, 86400, "0", "2d", ""},
+        {"session_timeout", OFF(session_timeout), "1s..7d", "1s", "7d", 1, 604800, "0", "604801", ""},
+        {"max_hops", OFF(max_hops), "1..500", "1", "500", 1, 500, "0", "501", ""},
+        {"delivery_workers", OFF(delivery_workers), "1..64", "1", "64", 1, 64, "0", "65", ""},
+        {"retry_initial", OFF(retry_initial), "1s..1d", "1s", "1d", 1, 86400, "0", "86401", "retry_max = 7d\n"},
+        {"retry_max", OFF(retry_max), "1s..7d", "1s", "7d", 1, 604800, "0", "169h", "retry_initial = 1s\n"},
+        {"max_queue_lifetime", OFF(max_queue_lifetime), "1m..60d", "1m", "60d", 60, 5184000, "59s", "61d", ""},
+        {"max_queue_lifetime", OFF(max_queue_lifetime), "1m..60d", "60", "1440h", 60, 5184000, "59", "5184001", ""},
+        {"shutdown_timeout", OFF(shutdown_timeout), "0s..1h", "0", "1h", 0, 3600, NULL, "3601", ""},
+        {"shutdown_timeout", OFF(shutdown_timeout), "0s..1h", "0s", "60m", 0, 3600, NULL, "2h", ""},
 };
 
 static uint64_t field_u64(const struct config *c, size_t offset)
@@ -405,20 +412,20 @@ struct good_case {
 };
 
 static const struct good_case good_cases[] = {
-	{"max_message_size = 10k\n", OFF(max_message_size), 10240},
-	{"max_message_size = 10K\n", OFF(max_message_size), 10240},
-	{"max_message_size = 3m\n", OFF(max_message_size), 3145728},
-	{"max_message_size = 1g\n", OFF(max_message_size), 1073741824},
-	{"max_message_size = 0025M\n", OFF(max_message_size), 26214400},
-	{"command_timeout = 90\n", OFF(command_timeout), 90},
-	{"command_timeout = 90s\n", OFF(command_timeout), 90},
-	{"command_timeout = 2m\n", OFF(command_timeout), 120},
-	{"command_timeout = 3h\n", OFF(command_timeout), 10800},
-	{"  max_errors\t=\t 7  \n", OFF(max_errors), 7},
-	{"max_errors=8", OFF(max_errors), 8},
-	{"\n   # indented comment\n#max_errors = 3\n\t\nmax_errors = 9\n", OFF(max_errors), 9},
-	{"", OFF(max_errors), 10},
-	{"# only a comment", OFF(max_hops), 50},
+        {"max_message_size = 10k\n", OFF(max_message_size), 10240},
+        {"max_message_size = 10K\n", OFF(max_message_size), 10240},
+        {"max_message_size = 3m\n", OFF(max_message_size), 3145728},
+        {"max_message_size = 1g\n", OFF(max_message_size), 1073741824},
+        {"max_message_size = 0025M\n", OFF(max_message_size), 26214400},
+        {"command_timeout = 90\n", OFF(command_timeout), 90},
+        {"command_timeout = 90s\n", OFF(command_timeout), 90},
+        {"command_timeout = 2m\n", OFF(command_timeout), 120},
+        {"command_timeout = 3h\n", OFF(command_timeout), 10800},
+        {"  max_errors\t=\t 7  \n", OFF(max_errors), 7},
+        {"max_errors=8", OFF(max_errors), 8},
+        {"\n   # indented comment\n#max_errors = 3\n\t\nmax_errors = 9\n", OFF(max_errors), 9},
+        {"", OFF(max_errors), 10},
+        {"# only a comment", OFF(max_hops), 50},
 };
 
 static void test_good_cases(void)
@@ -442,12 +449,12 @@ static void test_text_values(void)
 {
 	char *errors;
 	struct config *c = load_text("hostname = Mail.Example.COM\n"
-				     "local_domains = Example.COM, b.example  c.example\t,d.example\n"
-				     "recipient_delimiter =\n"
-				     "user = tern\n"
-				     "data_dir = /srv/tern data\n"
-				     "log_level = debug\n",
-				     &errors);
+	                             "local_domains = Example.COM, b.example  c.example\t,d.example\n"
+	                             "recipient_delimiter =\n"
+	                             "user = tern\n"
+	                             "data_dir = /srv/tern data\n"
+	                             "log_level = debug\n",
+	                             &errors);
 	CHECK_STR(errors, "");
 	CHECK(c != NULL);
 	if (c == NULL)
@@ -477,7 +484,7 @@ out:
 	free(errors);
 
 	c = load_text("local_domains = example.com\npostmaster = Hostmaster@EXAMPLE.com\nrecipient_delimiter = -+\n",
-		      &errors);
+	              &errors);
 	CHECK_STR(errors, "");
 	CHECK(c != NULL);
 	if (c != NULL) {
@@ -489,7 +496,7 @@ out:
 }
 
 static void check_listener(const struct config_listener *l, const char *text, int family, unsigned port,
-			   enum listener_kind kind)
+                           enum listener_kind kind)
 {
 	CHECK_STR(l->text, text);
 	CHECK_INT(l->addr.ss_family, family);
@@ -510,11 +517,11 @@ static void test_listen(void)
 	char *errors;
 	/* The first listen replaces the default 127.0.0.1:2525; later ones append. */
 	struct config *c = load_text("listen = [::1]:2526 mx\n"
-				     "max_errors = 5\n"
-				     "listen =   0.0.0.0:587\tsubmission \n"
-				     "listen = [::]:465 submissions\n"
-				     "listen = 127.0.0.1:2525 mx\n",
-				     &errors);
+	                             "max_errors = 5\n"
+	                             "listen =   0.0.0.0:587\tsubmission \n"
+	                             "listen = [::]:465 submissions\n"
+	                             "listen = 127.0.0.1:2525 mx\n",
+	                             &errors);
 	CHECK_STR(errors, "");
 	CHECK(c != NULL);
 	if (c != NULL) {
@@ -524,7 +531,8 @@ static void test_listen(void)
 			check_listener(&c->listeners[1], "0.0.0.0:587", AF_INET, 587, LISTENER_SUBMISSION);
 			check_listener(&c->listeners[2], "[::]:465", AF_INET6, 465, LISTENER_SUBMISSIONS);
 			check_listener(&c->listeners[3], "127.0.0.1:2525", AF_INET, 2525, LISTENER_MX);
-			const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)&c->listeners[0].addr;
+			const struct sockaddr_in6 *sin6 =
+			        (const struct sockaddr_in6 *)(const void *)&c->listeners[0].addr;
 			CHECK(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
 		}
 	}
@@ -763,12 +771,12 @@ static void test_needs_restart(void)
 	char buf[128];
 	struct config *base = config_load(NULL, stderr);
 	struct config *reloadable = load_quiet("max_errors = 3\nhostname = other.example\nlocal_domains = a.example\n"
-					       "log_level = error\nretry_initial = 1m\nmax_message_size = 1M\n");
+	                                       "log_level = error\nretry_initial = 1m\nmax_message_size = 1M\n");
 	struct config *restart = load_quiet("data_dir = /srv/tern\nmax_errors = 3\ndelivery_workers = 8\n");
 	struct config *relisten = load_quiet("listen = 127.0.0.1:2526 mx\n");
 	struct config *rekind = load_quiet("listen = 127.0.0.1:2525 submission\n");
 	struct config *all = load_quiet("listen = 127.0.0.1:2525 mx\nlisten = [::1]:2525 mx\n"
-					"data_dir = x\nuser = nobody\ndelivery_workers = 1\n");
+	                                "data_dir = x\nuser = nobody\ndelivery_workers = 1\n");
 	struct config *same = load_quiet("listen = 127.0.0.1:2525 mx\ndata_dir = ./var\n");
 
 	if (!base || !reloadable || !restart || !relisten || !rekind || !all || !same) {
@@ -804,10 +812,33 @@ out:
 /* ---- random texts: load or fail cleanly, never both or neither ---- */
 
 static const char *const pieces[] = {
-	"hostname",  "listen",	   "local_domains", "postmaster", "max_message_size", "retry_max", "user",
-	"max_errrs", "=",	   " ",		    "\t",	  "\n",		      "#",	   ",",
-	"25M",	     "1k",	   "99999999999999999999999G", "[::1]:25 mx", "127.0.0.1:25 mx", "a.example",
-	"pm@a.example", "\r",	   "x@",	    "[",	  "]:",		      "0",	   "\xff",
+        "hostname",
+        "listen",
+        "local_domains",
+        "postmaster",
+        "max_message_size",
+        "retry_max",
+        "user",
+        "max_errrs",
+        "=",
+        " ",
+        "\t",
+        "\n",
+        "#",
+        ",",
+        "25M",
+        "1k",
+        "99999999999999999999999G",
+        "[::1]:25 mx",
+        "127.0.0.1:25 mx",
+        "a.example",
+        "pm@a.example",
+        "\r",
+        "x@",
+        "[",
+        "]:",
+        "0",
+        "\xff",
 };
 
 static void test_random_texts(void)
@@ -831,7 +862,7 @@ static void test_random_texts(void)
 		struct config *c = load_text(text, &errors);
 		if ((c == NULL) == (errors[0] == '\0'))
 			UNIT_FAIL("round %d: config %p with errors \"%s\" for text \"%s\"", round, (void *)c, errors,
-				  text);
+			          text);
 		else
 			unit_passed++;
 		config_unref(c);

@@ -18,36 +18,34 @@ struct header_case {
 };
 
 static const struct header_case header_cases[] = {
-	{"two received", "Received: a\r\nReceived: b\r\n\r\nbody\r\n", 2, true, false, false, false},
-	{"no header", "\r\nReceived: x\r\n", 0, true, false, false, false},
-	{"empty input", "", 0, false, false, false, false},
-	{"header not ended", "Received: a\r\n", 1, false, false, false, false},
-	{"line not ended", "Received: a", 1, false, false, false, false},
-	{"name only so far", "Received", 0, false, false, false, false},
-	{"case", "RECEIVED: x\r\nreceived: y\r\nReCeIvEd: z\r\n\r\n", 3, true, false, false, false},
-	{"no space after colon", "Received:x\r\n\r\n", 1, true, false, false, false},
-	{"folded", "Received: from a\r\n by b\r\n\tReceived: c\r\n  Received: d\r\n\r\n", 1, true, false, false,
-	 false},
-	{"continuation first", " Received: x\r\n\r\n", 0, true, false, false, false},
-	{"white space line is not the end", "Received: a\r\n \r\nReceived: b\r\n\r\n", 2, true, false, false,
-	 false},
-	{"obsolete space before colon", "Received : x\r\nReceived\t: y\r\nReceived \t : z\r\n\r\n", 3, true, false,
-	 false, false},
-	{"other names", "X-Received: x\r\nReceived-SPF: pass\r\nReceivedx: y\r\nReceive: z\r\n\r\n", 0, true, false,
-	 false, false},
-	{"space inside name", "Received x: y\r\nRe ceived: y\r\n\r\n", 0, true, false, false, false},
-	{"received in value", "Subject: Received: x\r\n\r\n", 0, true, false, false, false},
-	{"body ignored", "Subject: x\r\n\r\nReceived: y\r\nFrom: z\r\nDate: w\r\n", 0, true, false, false, false},
-	{"date, id, from", "From: a@b\r\nDate: Mon, 1 Jan 2024\r\nMessage-ID: <x@y>\r\n\r\n", 0, true, true, true,
-	 true},
-	{"lower case names", "from: a\r\ndate: b\r\nmessage-id: c\r\n\r\n", 0, true, true, true, true},
-	{"near misses", "From a@b Mon Jan 1\r\nFromage: x\r\nDates: y\r\nMessage-IDs: z\r\nMessage: w\r\n\r\n", 0, true,
-	 false, false, false},
-	{"bare CR at line start", "\rX\r\nReceived: a\r\n\r\n", 1, true, false, false, false},
-	{"CR CR LF line", "\r\r\nReceived: a\r\n\r\n", 1, true, false, false, false},
-	{"empty name", ": x\r\nReceived: a\r\n\r\n", 1, true, false, false, false},
-	{"all", "Received: a\r\nReceived: b\r\nFrom: c\r\n\tfolded\r\nDate: d\r\nMessage-Id: e\r\n\r\nFrom: x\r\n", 2, true,
-	 true, true, true},
+        {"two received", "Received: a\r\nReceived: b\r\n\r\nbody\r\n", 2, true, false, false, false},
+        {"no header", "\r\nReceived: x\r\n", 0, true, false, false, false},
+        {"empty input", "", 0, false, false, false, false},
+        {"header not ended", "Received: a\r\n", 1, false, false, false, false},
+        {"line not ended", "Received: a", 1, false, false, false, false},
+        {"name only so far", "Received", 0, false, false, false, false},
+        {"case", "RECEIVED: x\r\nreceived: y\r\nReCeIvEd: z\r\n\r\n", 3, true, false, false, false},
+        {"no space after colon", "Received:x\r\n\r\n", 1, true, false, false, false},
+        {"folded", "Received: from a\r\n by b\r\n\tReceived: c\r\n  Received: d\r\n\r\n", 1, true, false, false, false},
+        {"continuation first", " Received: x\r\n\r\n", 0, true, false, false, false},
+        {"white space line is not the end", "Received: a\r\n \r\nReceived: b\r\n\r\n", 2, true, false, false, false},
+        {"obsolete space before colon", "Received : x\r\nReceived\t: y\r\nReceived \t : z\r\n\r\n", 3, true, false,
+         false, false},
+        {"other names", "X-Received: x\r\nReceived-SPF: pass\r\nReceivedx: y\r\nReceive: z\r\n\r\n", 0, true, false,
+         false, false},
+        {"space inside name", "Received x: y\r\nRe ceived: y\r\n\r\n", 0, true, false, false, false},
+        {"received in value", "Subject: Received: x\r\n\r\n", 0, true, false, false, false},
+        {"body ignored", "Subject: x\r\n\r\nReceived: y\r\nFrom: z\r\nDate: w\r\n", 0, true, false, false, false},
+        {"date, id, from", "From: a@b\r\nDate: Mon, 1 Jan 2024\r\nMessage-ID: <x@y>\r\n\r\n", 0, true, true, true,
+         true},
+        {"lower case names", "from: a\r\ndate: b\r\nmessage-id: c\r\n\r\n", 0, true, true, true, true},
+        {"near misses", "From a@b Mon Jan 1\r\nFromage: x\r\nDates: y\r\nMessage-IDs: z\r\nMessage: w\r\n\r\n", 0, true,
+         false, false, false},
+        {"bare CR at line start", "\rX\r\nReceived: a\r\n\r\n", 1, true, false, false, false},
+        {"CR CR LF line", "\r\r\nReceived: a\r\n\r\n", 1, true, false, false, false},
+        {"empty name", ": x\r\nReceived: a\r\n\r\n", 1, true, false, false, false},
+        {"all", "Received: a\r\nReceived: b\r\nFrom: c\r\n\tfolded\r\nDate: d\r\nMessage-Id: e\r\n\r\nFrom: x\r\n", 2,
+         true, true, true, true},
 };
 
 /* scan_split - scan in pieces: a first piece of first bytes (0: none), then pieces of piece. */
@@ -80,8 +78,8 @@ static void run_header_case(const struct header_case *c)
 	scan_split(&whole, c->in, len, 0, len ? len : 1);
 	if (whole.received != c->received || whole.in_body != c->in_body || whole.has_date != c->date ||
 	    whole.has_message_id != c->message_id || whole.has_from != c->from)
-		UNIT_FAIL("%s: got received=%u body=%d date=%d id=%d from=%d", c->name, whole.received,
-			  whole.in_body, whole.has_date, whole.has_message_id, whole.has_from);
+		UNIT_FAIL("%s: got received=%u body=%d date=%d id=%d from=%d", c->name, whole.received, whole.in_body,
+		          whole.has_date, whole.has_message_id, whole.has_from);
 	else
 		unit_passed++;
 	scan_split(&other, c->in, len, 0, 1);

@@ -19,155 +19,155 @@ enum {
 	F_UTF8 = 1 << 5,
 };
 
-#define REV SMTP_PATH_REVERSE
-#define FWD SMTP_PATH_FORWARD
-#define BAD 0
-#define OK 1
+#define REV  SMTP_PATH_REVERSE
+#define FWD  SMTP_PATH_FORWARD
+#define BAD  0
+#define OK   1
 #define LONG 2
 
 struct path_case {
 	const char *in;
 	size_t in_len; /* 0: strlen(in) */
 	enum smtp_path_kind kind;
-	int result;      /* BAD, OK, or LONG (false with *too_long) */
+	int result;       /* BAD, OK, or LONG (false with *too_long) */
 	const char *addr; /* on OK */
-	size_t consumed; /* on OK; 0: the whole input */
+	size_t consumed;  /* on OK; 0: the whole input */
 	unsigned flags;
 };
 
 static const struct path_case path_cases[] = {
-	/* plain mailboxes */
-	{"<a@b>", 0, REV, OK, "a@b", 0, 0},
-	{"<user@example.com>", 0, FWD, OK, "user@example.com", 0, 0},
-	{"<User.Name+tag@Example.COM>", 0, REV, OK, "User.Name+tag@Example.COM", 0, 0},
-	{"<!#$%&'*+-/=?^_`{|}~@x>", 0, REV, OK, "!#$%&'*+-/=?^_`{|}~@x", 0, 0},
-	{"<a@b> SIZE=10", 0, REV, OK, "a@b", 5, 0},
-	{"<a@b>>", 0, REV, OK, "a@b", 5, 0},
-	/* null path and postmaster (RFC 5321 4.1.1.2, 4.1.1.3) */
-	{"<>", 0, REV, OK, "", 0, F_NULL},
-	{"<> BODY=8BITMIME", 0, REV, OK, "", 2, F_NULL},
-	{"<>", 0, FWD, BAD, NULL, 0, 0},
-	{"<Postmaster>", 0, FWD, OK, "Postmaster", 0, F_POSTMASTER},
-	{"<postMASTER>", 0, FWD, OK, "postMASTER", 0, F_POSTMASTER},
-	{"<Postmaster>", 0, REV, BAD, NULL, 0, 0},
-	{"<postmaster@example.com>", 0, FWD, OK, "postmaster@example.com", 0, 0},
-	{"<\"Postmaster\">", 0, FWD, BAD, NULL, 0, 0},
-	{"<@a:Postmaster>", 0, FWD, BAD, NULL, 0, 0},
-	{"<Postmaste>", 0, FWD, BAD, NULL, 0, 0},
-	{"<user>", 0, FWD, BAD, NULL, 0, 0},
-	/* source routes (RFC 5321 4.1.2 A-d-l; ignored, 3.3 and C.) */
-	{"<@a:user@d>", 0, REV, OK, "user@d", 0, F_ROUTE},
-	{"<@a.example,@b.example:user@d>", 0, FWD, OK, "user@d", 0, F_ROUTE},
-	{"<@a,b:user@d>", 0, REV, BAD, NULL, 0, 0},
-	{"<@:user@d>", 0, REV, BAD, NULL, 0, 0},
-	{"<@a user@d>", 0, REV, BAD, NULL, 0, 0},
-	{"<@a,@b user@d>", 0, REV, BAD, NULL, 0, 0},
-	{"<@a:>", 0, REV, BAD, NULL, 0, 0},
-	{"<@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<@[1.2.3.4]:u@d>", 0, REV, BAD, NULL, 0, 0},
-	/* quoted local parts (RFC 5321 4.1.2 Quoted-string) */
-	{"<\"a b\"@x.org>", 0, REV, OK, "\"a b\"@x.org", 0, F_QUOTED},
-	{"<\"a@b\"@x.org>", 0, REV, OK, "\"a@b\"@x.org", 0, F_QUOTED},
-	{"<\"a\\\"b\"@x.org>", 0, REV, OK, "\"a\\\"b\"@x.org", 0, F_QUOTED},
-	{"<\"a\\\\b\"@x.org>", 0, REV, OK, "\"a\\\\b\"@x.org", 0, F_QUOTED},
-	{"<\"a\\ b\"@x.org>", 0, REV, OK, "\"a\\ b\"@x.org", 0, F_QUOTED},
-	{"<\"\"@x.org>", 0, REV, OK, "\"\"@x.org", 0, F_QUOTED},
-	{"<\"a>b\"@x.org>", 0, REV, OK, "\"a>b\"@x.org", 0, F_QUOTED},
-	{"<\"abc@x.org>", 0, REV, BAD, NULL, 0, 0},
-	{"<\"a\\\x01\"@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<\"a\tb\"@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<\"a\x7f\"@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<\"a\"b@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<\"a\"", 0, REV, BAD, NULL, 0, 0},
-	/* dot-strings */
-	{"<a.b.c@x>", 0, REV, OK, "a.b.c@x", 0, 0},
-	{"<.a@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a.@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a..b@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a b@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a(b)@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a,b@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a[b@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a\\b@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@b@c>", 0, REV, BAD, NULL, 0, 0},
-	{"<@b>", 0, REV, BAD, NULL, 0, 0},
-	/* domains (RFC 5321 4.1.2 Domain, sub-domain) */
-	{"<a@b.c.d>", 0, REV, OK, "a@b.c.d", 0, 0},
-	{"<a@b-c.d>", 0, REV, OK, "a@b-c.d", 0, 0},
-	{"<a@b--c.d>", 0, REV, OK, "a@b--c.d", 0, 0},
-	{"<a@123>", 0, REV, OK, "a@123", 0, 0},
-	{"<a@-b.c>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@b-.c>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@b..c>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@.b>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@b.>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@b_c>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@b c>", 0, REV, BAD, NULL, 0, 0},
-	/* address literals (RFC 5321 4.1.3) */
-	{"<a@[192.0.2.1]>", 0, REV, OK, "a@[192.0.2.1]", 0, F_LITERAL},
-	{"<a@[255.255.255.255]>", 0, REV, OK, "a@[255.255.255.255]", 0, F_LITERAL},
-	{"<a@[256.1.1.1]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[1.2.3]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[1.2.3.4.5]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[01.2.3.4]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[ 1.2.3.4]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[IPv6:2001:db8::1]>", 0, REV, OK, "a@[IPv6:2001:db8::1]", 0, F_LITERAL},
-	{"<a@[ipv6:::1]>", 0, REV, OK, "a@[ipv6:::1]", 0, F_LITERAL},
-	{"<a@[IPv6:::ffff:192.0.2.1]>", 0, REV, OK, "a@[IPv6:::ffff:192.0.2.1]", 0, F_LITERAL},
-	{"<a@[IPv6:1:2:3:4:5:6:7:8]>", 0, REV, OK, "a@[IPv6:1:2:3:4:5:6:7:8]", 0, F_LITERAL},
-	{"<a@[IPv6:1:2:3:4:5:6:7:8:9]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[IPv6:2001:db8::g]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[IPv6:1.2.3.4]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[IPv6:fe80::1%eth0]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[IPv6:]>", 0, REV, BAD, NULL, 0, 0},
-	/* Without "IPv6:" this is a general literal with the tag "2001"
-	 * (syntax only; whether a tag is registered is not checked here). */
-	{"<a@[2001:db8::1]>", 0, REV, OK, "a@[2001:db8::1]", 0, F_LITERAL},
-	{"<a@[x-tag:foo]>", 0, REV, OK, "a@[x-tag:foo]", 0, F_LITERAL},
-	{"<a@[x-tag:]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[:foo]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[x-:foo]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[x_y:foo]>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[1.2.3.4>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[1.2.3.4]x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[1.2.3.4]", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[a\\b:c]>", 0, REV, BAD, NULL, 0, 0},
-	/* brackets */
-	{"a@b", 0, REV, BAD, NULL, 0, 0},
-	{"<a@b", 0, REV, BAD, NULL, 0, 0},
-	{"<<a@b>>", 0, REV, BAD, NULL, 0, 0},
-	{"", 0, REV, BAD, NULL, 0, 0},
-	{"<", 0, REV, BAD, NULL, 0, 0},
-	{" <a@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@b >", 0, REV, BAD, NULL, 0, 0},
-	{"< a@b>", 0, REV, BAD, NULL, 0, 0},
-	/* control characters and NUL */
-	{"<a\x01@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@b\x7f>", 0, REV, BAD, NULL, 0, 0},
-	{"<a\0@b>", 6, REV, BAD, NULL, 0, 0},
-	{"<a@b\0>", 6, REV, BAD, NULL, 0, 0},
-	/* UTF-8 (RFC 6531 3.3), valid and not */
-	{"<δοκιμή@παράδειγμα.δοκιμή>", 0, FWD, OK, "δοκιμή@παράδειγμα.δοκιμή", 0, F_UTF8},
-	{"<用户@例子.广告>", 0, REV, OK, "用户@例子.广告", 0, F_UTF8},
-	{"<\xf0\x9f\x98\x80@x>", 0, REV, OK, "\xf0\x9f\x98\x80@x", 0, F_UTF8},
-	{"<\"\xc3\xa9 e\"@x>", 0, REV, OK, "\"\xc3\xa9 e\"@x", 0, F_UTF8 | F_QUOTED},
-	{"<a@b\xc3\xa9-c>", 0, REV, OK, "a@b\xc3\xa9-c", 0, F_UTF8},
-	{"<@\xc3\xa9:a@b>", 0, REV, OK, "a@b", 0, F_UTF8 | F_ROUTE},
-	{"<a@b\x80>", 0, REV, BAD, NULL, 0, 0},
-	{"<\xc3\x28@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<\xc0\xaf@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<\xc1\xbf@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<\xe0\x80\xaf@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<\xed\xa0\x80@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<\xf4\x90\x80\x80@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<\xf5\x80\x80\x80@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<\xe2\x82@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<\xff@b>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@[\xc3\xa9]>", 0, REV, BAD, NULL, 0, 0},
-	{"<\"\\\xc3\xa9\"@x>", 0, REV, BAD, NULL, 0, 0},
-	{"<a@\xe2\x82", 0, REV, BAD, NULL, 0, 0},
+        /* plain mailboxes */
+        {"<a@b>", 0, REV, OK, "a@b", 0, 0},
+        {"<user@example.com>", 0, FWD, OK, "user@example.com", 0, 0},
+        {"<User.Name+tag@Example.COM>", 0, REV, OK, "User.Name+tag@Example.COM", 0, 0},
+        {"<!#$%&'*+-/=?^_`{|}~@x>", 0, REV, OK, "!#$%&'*+-/=?^_`{|}~@x", 0, 0},
+        {"<a@b> SIZE=10", 0, REV, OK, "a@b", 5, 0},
+        {"<a@b>>", 0, REV, OK, "a@b", 5, 0},
+        /* null path and postmaster (RFC 5321 4.1.1.2, 4.1.1.3) */
+        {"<>", 0, REV, OK, "", 0, F_NULL},
+        {"<> BODY=8BITMIME", 0, REV, OK, "", 2, F_NULL},
+        {"<>", 0, FWD, BAD, NULL, 0, 0},
+        {"<Postmaster>", 0, FWD, OK, "Postmaster", 0, F_POSTMASTER},
+        {"<postMASTER>", 0, FWD, OK, "postMASTER", 0, F_POSTMASTER},
+        {"<Postmaster>", 0, REV, BAD, NULL, 0, 0},
+        {"<postmaster@example.com>", 0, FWD, OK, "postmaster@example.com", 0, 0},
+        {"<\"Postmaster\">", 0, FWD, BAD, NULL, 0, 0},
+        {"<@a:Postmaster>", 0, FWD, BAD, NULL, 0, 0},
+        {"<Postmaste>", 0, FWD, BAD, NULL, 0, 0},
+        {"<user>", 0, FWD, BAD, NULL, 0, 0},
+        /* source routes (RFC 5321 4.1.2 A-d-l; ignored, 3.3 and C.) */
+        {"<@a:user@d>", 0, REV, OK, "user@d", 0, F_ROUTE},
+        {"<@a.example,@b.example:user@d>", 0, FWD, OK, "user@d", 0, F_ROUTE},
+        {"<@a,b:user@d>", 0, REV, BAD, NULL, 0, 0},
+        {"<@:user@d>", 0, REV, BAD, NULL, 0, 0},
+        {"<@a user@d>", 0, REV, BAD, NULL, 0, 0},
+        {"<@a,@b user@d>", 0, REV, BAD, NULL, 0, 0},
+        {"<@a:>", 0, REV, BAD, NULL, 0, 0},
+        {"<@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<@[1.2.3.4]:u@d>", 0, REV, BAD, NULL, 0, 0},
+        /* quoted local parts (RFC 5321 4.1.2 Quoted-string) */
+        {"<\"a b\"@x.org>", 0, REV, OK, "\"a b\"@x.org", 0, F_QUOTED},
+        {"<\"a@b\"@x.org>", 0, REV, OK, "\"a@b\"@x.org", 0, F_QUOTED},
+        {"<\"a\\\"b\"@x.org>", 0, REV, OK, "\"a\\\"b\"@x.org", 0, F_QUOTED},
+        {"<\"a\\\\b\"@x.org>", 0, REV, OK, "\"a\\\\b\"@x.org", 0, F_QUOTED},
+        {"<\"a\\ b\"@x.org>", 0, REV, OK, "\"a\\ b\"@x.org", 0, F_QUOTED},
+        {"<\"\"@x.org>", 0, REV, OK, "\"\"@x.org", 0, F_QUOTED},
+        {"<\"a>b\"@x.org>", 0, REV, OK, "\"a>b\"@x.org", 0, F_QUOTED},
+        {"<\"abc@x.org>", 0, REV, BAD, NULL, 0, 0},
+        {"<\"a\\\x01\"@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<\"a\tb\"@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<\"a\x7f\"@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<\"a\"b@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<\"a\"", 0, REV, BAD, NULL, 0, 0},
+        /* dot-strings */
+        {"<a.b.c@x>", 0, REV, OK, "a.b.c@x", 0, 0},
+        {"<.a@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a.@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a..b@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a b@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a(b)@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a,b@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a[b@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a\\b@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@b@c>", 0, REV, BAD, NULL, 0, 0},
+        {"<@b>", 0, REV, BAD, NULL, 0, 0},
+        /* domains (RFC 5321 4.1.2 Domain, sub-domain) */
+        {"<a@b.c.d>", 0, REV, OK, "a@b.c.d", 0, 0},
+        {"<a@b-c.d>", 0, REV, OK, "a@b-c.d", 0, 0},
+        {"<a@b--c.d>", 0, REV, OK, "a@b--c.d", 0, 0},
+        {"<a@123>", 0, REV, OK, "a@123", 0, 0},
+        {"<a@-b.c>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@b-.c>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@b..c>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@.b>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@b.>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@b_c>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@b c>", 0, REV, BAD, NULL, 0, 0},
+        /* address literals (RFC 5321 4.1.3) */
+        {"<a@[192.0.2.1]>", 0, REV, OK, "a@[192.0.2.1]", 0, F_LITERAL},
+        {"<a@[255.255.255.255]>", 0, REV, OK, "a@[255.255.255.255]", 0, F_LITERAL},
+        {"<a@[256.1.1.1]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[1.2.3]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[1.2.3.4.5]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[01.2.3.4]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[ 1.2.3.4]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[IPv6:2001:db8::1]>", 0, REV, OK, "a@[IPv6:2001:db8::1]", 0, F_LITERAL},
+        {"<a@[ipv6:::1]>", 0, REV, OK, "a@[ipv6:::1]", 0, F_LITERAL},
+        {"<a@[IPv6:::ffff:192.0.2.1]>", 0, REV, OK, "a@[IPv6:::ffff:192.0.2.1]", 0, F_LITERAL},
+        {"<a@[IPv6:1:2:3:4:5:6:7:8]>", 0, REV, OK, "a@[IPv6:1:2:3:4:5:6:7:8]", 0, F_LITERAL},
+        {"<a@[IPv6:1:2:3:4:5:6:7:8:9]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[IPv6:2001:db8::g]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[IPv6:1.2.3.4]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[IPv6:fe80::1%eth0]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[IPv6:]>", 0, REV, BAD, NULL, 0, 0},
+        /* Without "IPv6:" this is a general literal with the tag "2001"
+         * (syntax only; whether a tag is registered is not checked here). */
+        {"<a@[2001:db8::1]>", 0, REV, OK, "a@[2001:db8::1]", 0, F_LITERAL},
+        {"<a@[x-tag:foo]>", 0, REV, OK, "a@[x-tag:foo]", 0, F_LITERAL},
+        {"<a@[x-tag:]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[:foo]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[x-:foo]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[x_y:foo]>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[1.2.3.4>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[1.2.3.4]x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[1.2.3.4]", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[a\\b:c]>", 0, REV, BAD, NULL, 0, 0},
+        /* brackets */
+        {"a@b", 0, REV, BAD, NULL, 0, 0},
+        {"<a@b", 0, REV, BAD, NULL, 0, 0},
+        {"<<a@b>>", 0, REV, BAD, NULL, 0, 0},
+        {"", 0, REV, BAD, NULL, 0, 0},
+        {"<", 0, REV, BAD, NULL, 0, 0},
+        {" <a@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@b >", 0, REV, BAD, NULL, 0, 0},
+        {"< a@b>", 0, REV, BAD, NULL, 0, 0},
+        /* control characters and NUL */
+        {"<a\x01@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@b\x7f>", 0, REV, BAD, NULL, 0, 0},
+        {"<a\0@b>", 6, REV, BAD, NULL, 0, 0},
+        {"<a@b\0>", 6, REV, BAD, NULL, 0, 0},
+        /* UTF-8 (RFC 6531 3.3), valid and not */
+        {"<δοκιμή@παράδειγμα.δοκιμή>", 0, FWD, OK, "δοκιμή@παράδειγμα.δοκιμή", 0, F_UTF8},
+        {"<用户@例子.广告>", 0, REV, OK, "用户@例子.广告", 0, F_UTF8},
+        {"<\xf0\x9f\x98\x80@x>", 0, REV, OK, "\xf0\x9f\x98\x80@x", 0, F_UTF8},
+        {"<\"\xc3\xa9 e\"@x>", 0, REV, OK, "\"\xc3\xa9 e\"@x", 0, F_UTF8 | F_QUOTED},
+        {"<a@b\xc3\xa9-c>", 0, REV, OK, "a@b\xc3\xa9-c", 0, F_UTF8},
+        {"<@\xc3\xa9:a@b>", 0, REV, OK, "a@b", 0, F_UTF8 | F_ROUTE},
+        {"<a@b\x80>", 0, REV, BAD, NULL, 0, 0},
+        {"<\xc3\x28@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<\xc0\xaf@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<\xc1\xbf@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<\xe0\x80\xaf@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<\xed\xa0\x80@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<\xf4\x90\x80\x80@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<\xf5\x80\x80\x80@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<\xe2\x82@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<\xff@b>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@[\xc3\xa9]>", 0, REV, BAD, NULL, 0, 0},
+        {"<\"\\\xc3\xa9\"@x>", 0, REV, BAD, NULL, 0, 0},
+        {"<a@\xe2\x82", 0, REV, BAD, NULL, 0, 0},
 };
 
 static unsigned path_flags(const struct smtp_path *p)
@@ -209,7 +209,7 @@ static void run_path_case(size_t row, const struct path_case *c)
 	ok = smtp_path_parse(in, len, c->kind, &path, &consumed, &too_long, &why);
 	if (ok != (c->result == OK) || too_long != (c->result == LONG)) {
 		UNIT_FAIL("row %zu \"%s\": got ok=%d too_long=%d (%s), want result %d", row, c->in, ok, too_long,
-			  why ? why : "-", c->result);
+		          why ? why : "-", c->result);
 	} else if (ok) {
 		unit_passed++;
 		CHECK_STR(path.addr, c->addr);
@@ -266,7 +266,7 @@ static int try_path(size_t local_len, size_t domain_len, size_t label, const cha
 
 	labels(domain, domain_len, label);
 	n = snprintf(buf, sizeof buf, "<%s%.*s@%s>", route, (int)local_len,
-		     "llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll", domain);
+	             "llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll", domain);
 	if (n < 0 || (size_t)n >= sizeof buf)
 		abort();
 	ok = smtp_path_parse(buf, (size_t)n, SMTP_PATH_FORWARD, &path, &consumed, &too_long, NULL);
@@ -316,10 +316,10 @@ static void test_path_limits(void)
 		int n;
 
 		n = snprintf(buf, sizeof buf, "<\"%.62s\"@x>",
-			     "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq");
+		             "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq");
 		CHECK(smtp_path_parse(buf, (size_t)n, SMTP_PATH_REVERSE, &path, &used, &too_long, NULL));
 		n = snprintf(buf, sizeof buf, "<\"%.63s\"@x>",
-			     "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq");
+		             "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq");
 		CHECK(!smtp_path_parse(buf, (size_t)n, SMTP_PATH_REVERSE, &path, &used, &too_long, NULL));
 		CHECK(too_long);
 	}
@@ -341,28 +341,28 @@ static void test_domain_check(void)
 		const char *s;
 		bool literal, utf8, want;
 	} rows[] = {
-		{"example.com", false, false, true},
-		{"localhost", false, false, true},
-		{"a", false, false, true},
-		{"1.2.3.4", false, false, true},
-		{"", true, true, false},
-		{"a_b.example", true, true, false},
-		{"-a.example", true, true, false},
-		{"a-.example", true, true, false},
-		{"a..b", true, true, false},
-		{"a.", true, true, false},
-		{".a", true, true, false},
-		{"a b", true, true, false},
-		{"[192.0.2.1]", true, false, true},
-		{"[192.0.2.1]", false, false, false},
-		{"[IPv6:::1]", true, false, true},
-		{"[IPv6:::1", true, false, false},
-		{"[192.0.2.1]x", true, false, false},
-		{"[999.0.2.1]", true, false, false},
-		{"bücher.de", false, true, true},
-		{"bücher.de", false, false, false},
-		{"b\xc3.de", false, true, false},
-		{"xn--bcher-kva.de", false, false, true},
+	        {"example.com", false, false, true},
+	        {"localhost", false, false, true},
+	        {"a", false, false, true},
+	        {"1.2.3.4", false, false, true},
+	        {"", true, true, false},
+	        {"a_b.example", true, true, false},
+	        {"-a.example", true, true, false},
+	        {"a-.example", true, true, false},
+	        {"a..b", true, true, false},
+	        {"a.", true, true, false},
+	        {".a", true, true, false},
+	        {"a b", true, true, false},
+	        {"[192.0.2.1]", true, false, true},
+	        {"[192.0.2.1]", false, false, false},
+	        {"[IPv6:::1]", true, false, true},
+	        {"[IPv6:::1", true, false, false},
+	        {"[192.0.2.1]x", true, false, false},
+	        {"[999.0.2.1]", true, false, false},
+	        {"bücher.de", false, true, true},
+	        {"bücher.de", false, false, false},
+	        {"b\xc3.de", false, true, false},
+	        {"xn--bcher-kva.de", false, false, true},
 	};
 	size_t i;
 
@@ -371,7 +371,7 @@ static void test_domain_check(void)
 
 		if (got != rows[i].want)
 			UNIT_FAIL("smtp_domain_check(\"%s\", %d, %d): got %d, want %d", rows[i].s, rows[i].literal,
-				  rows[i].utf8, got, rows[i].want);
+			          rows[i].utf8, got, rows[i].want);
 		else
 			unit_passed++;
 	}
@@ -385,27 +385,27 @@ static void test_utf8_valid(void)
 		const char *s;
 		bool want;
 	} rows[] = {
-		{"", true},
-		{"plain", true},
-		{"\xc3\xa9", true},
-		{"\xe2\x82\xac", true},
-		{"\xf0\x9f\x98\x80", true},
-		{"\xf4\x8f\xbf\xbf", true},
-		{"\xed\x9f\xbf", true},
-		{"\xee\x80\x80", true},
-		{"\x80", false},
-		{"\xc3", false},
-		{"\xc0\x80", false},
-		{"\xc1\xbf", false},
-		{"\xe0\x9f\xbf", false},
-		{"\xed\xa0\x80", false},
-		{"\xed\xbf\xbf", false},
-		{"\xf0\x8f\xbf\xbf", false},
-		{"\xf4\x90\x80\x80", false},
-		{"\xf8\x88\x80\x80\x80", false},
-		{"\xe2\x28\xa1", false},
-		{"\xe2\x82", false},
-		{"a\xc3", false},
+	        {"", true},
+	        {"plain", true},
+	        {"\xc3\xa9", true},
+	        {"\xe2\x82\xac", true},
+	        {"\xf0\x9f\x98\x80", true},
+	        {"\xf4\x8f\xbf\xbf", true},
+	        {"\xed\x9f\xbf", true},
+	        {"\xee\x80\x80", true},
+	        {"\x80", false},
+	        {"\xc3", false},
+	        {"\xc0\x80", false},
+	        {"\xc1\xbf", false},
+	        {"\xe0\x9f\xbf", false},
+	        {"\xed\xa0\x80", false},
+	        {"\xed\xbf\xbf", false},
+	        {"\xf0\x8f\xbf\xbf", false},
+	        {"\xf4\x90\x80\x80", false},
+	        {"\xf8\x88\x80\x80\x80", false},
+	        {"\xe2\x28\xa1", false},
+	        {"\xe2\x82", false},
+	        {"a\xc3", false},
 	};
 	size_t i;
 

@@ -60,7 +60,7 @@ struct reading {
  * BDAT ends with smtp_data_finish.
  */
 static void read_split(struct reading *r, enum smtp_data_mode mode, const char *in, size_t len, size_t first,
-		       size_t piece)
+                       size_t piece)
 {
 	struct smtp_data_reader reader;
 	size_t at = 0;
@@ -91,18 +91,17 @@ static void read_split(struct reading *r, enum smtp_data_mode mode, const char *
 /* same_reading - b equals a; says which split broke it. */
 static void check_same(const struct reading *a, const struct reading *b, const char *name, size_t split)
 {
-	if (a->out.len != b->out.len || memcmp(a->out.buf, b->out.buf, a->out.len) != 0 ||
-	    a->faults != b->faults || a->done != b->done || a->consumed != b->consumed)
-		UNIT_FAIL("%s: split at %zu differs (len %zu/%zu faults %u/%u done %d/%d used %zu/%zu)", name,
-			  split, a->out.len, b->out.len, a->faults, b->faults, a->done, b->done, a->consumed,
-			  b->consumed);
+	if (a->out.len != b->out.len || memcmp(a->out.buf, b->out.buf, a->out.len) != 0 || a->faults != b->faults ||
+	    a->done != b->done || a->consumed != b->consumed)
+		UNIT_FAIL("%s: split at %zu differs (len %zu/%zu faults %u/%u done %d/%d used %zu/%zu)", name, split,
+		          a->out.len, b->out.len, a->faults, b->faults, a->done, b->done, a->consumed, b->consumed);
 	else
 		unit_passed++;
 }
 
 /* check_all_splits - one byte at a time and every two-way split agree with whole. */
 static void check_all_splits(enum smtp_data_mode mode, const char *name, const char *in, size_t len,
-			     const struct reading *whole)
+                             const struct reading *whole)
 {
 	struct reading other = {.faults = 0};
 	size_t split;
@@ -116,11 +115,11 @@ static void check_all_splits(enum smtp_data_mode mode, const char *name, const c
 	free(other.out.buf);
 }
 
-#define NONE 0
-#define BCR SMTP_DATA_BARE_CR
-#define BLF SMTP_DATA_BARE_LF
-#define NUL SMTP_DATA_NUL
-#define LONG SMTP_DATA_LONG_LINE
+#define NONE      0
+#define BCR       SMTP_DATA_BARE_CR
+#define BLF       SMTP_DATA_BARE_LF
+#define NUL       SMTP_DATA_NUL
+#define LONG      SMTP_DATA_LONG_LINE
 #define ALL_INPUT ((size_t)-1)
 
 struct data_case {
@@ -135,47 +134,47 @@ struct data_case {
 };
 
 static const struct data_case dot_cases[] = {
-	{"simple", "hello\r\n.\r\n", 0, "hello\r\n", 0, NONE, true, ALL_INPUT},
-	{"empty message", ".\r\n", 0, "", 0, NONE, true, ALL_INPUT},
-	{"two lines", "a\r\nb\r\n.\r\n", 0, "a\r\nb\r\n", 0, NONE, true, ALL_INPUT},
-	{"empty lines", "\r\n\r\n.\r\n", 0, "\r\n\r\n", 0, NONE, true, ALL_INPUT},
-	{"stops at the end", "a\r\n.\r\nQUIT\r\n", 0, "a\r\n", 0, NONE, true, 6},
-	{"pipelined after empty", ".\r\nMAIL FROM:<>\r\n", 0, "", 0, NONE, true, 3},
-	{"unstuff dot line", "..\r\n.\r\n", 0, ".\r\n", 0, NONE, true, ALL_INPUT},
-	{"unstuff first line", ".x\r\n.\r\n", 0, "x\r\n", 0, NONE, true, ALL_INPUT},
-	{"unstuff double", "...x\r\n.\r\n", 0, "..x\r\n", 0, NONE, true, ALL_INPUT},
-	{"unstuff later line", "a\r\n..b\r\n.c\r\n.\r\n", 0, "a\r\n.b\r\nc\r\n", 0, NONE, true, ALL_INPUT},
-	{"dot inside a line", "a.b\r\n a.\r\n.\r\n", 0, "a.b\r\n a.\r\n", 0, NONE, true, ALL_INPUT},
-	{"dot space line", ". \r\n.\r\n", 0, " \r\n", 0, NONE, true, ALL_INPUT},
-	{"unfinished", "a\r\nb", 0, "a\r\nb", 0, NONE, false, ALL_INPUT},
-	{"unfinished CR held", "a\r\n.\r", 0, "a\r\n", 0, NONE, false, ALL_INPUT},
-	{"unfinished dot", "a\r\n.", 0, "a\r\n", 0, NONE, false, ALL_INPUT},
-	{"unfinished CR", "a\r", 0, "a", 0, NONE, false, ALL_INPUT},
-	/* SMTP smuggling: none of these ends the content. */
-	{"LF.LF", "a\n.\nb\r\n.\r\n", 0, "a\n.\nb\r\n", 0, BLF, true, ALL_INPUT},
-	{"LF.CRLF", "a\n.\r\nb\r\n.\r\n", 0, "a\n.\r\nb\r\n", 0, BLF, true, ALL_INPUT},
-	{"CR.CRLF", "a\r.\r\nb\r\n.\r\n", 0, "a\r.\r\nb\r\n", 0, BCR, true, ALL_INPUT},
-	{"CRLF.LF", "a\r\n.\nb\r\n.\r\n", 0, "a\r\n\nb\r\n", 0, BLF, true, ALL_INPUT},
-	{"CRLF.CR", "a\r\n.\rb\r\n.\r\n", 0, "a\r\n\rb\r\n", 0, BCR, true, ALL_INPUT},
-	{"CRLF.CR end", "a\r\n.\r", 0, "a\r\n", 0, NONE, false, ALL_INPUT},
-	{"CR.CR", "a\r.\rb\r\n.\r\n", 0, "a\r.\rb\r\n", 0, BCR, true, ALL_INPUT},
-	{"LF.CR", "a\n.\rb\r\n.\r\n", 0, "a\n.\rb\r\n", 0, BCR | BLF, true, ALL_INPUT},
-	{"dot LF first", ".\n", 0, "\n", 0, BLF, false, ALL_INPUT},
-	{"dot CR first", ".\rx", 0, "\rx", 0, BCR, false, ALL_INPUT},
-	{"LF.LF only", "\n.\n", 0, "\n.\n", 0, BLF, false, ALL_INPUT},
-	{"LF.CRLF only", "\n.\r\n", 0, "\n.\r\n", 0, BLF, false, ALL_INPUT},
-	{"CR.CRLF only", "\r.\r\n", 0, "\r.\r\n", 0, BCR, false, ALL_INPUT},
-	{"CRLF.LF then real end", "x\r\n.\n.\r\n", 0, "x\r\n\n.\r\n", 0, BLF, false, ALL_INPUT},
-	{"CR LF in wrong order", "x\n\r.\r\n", 0, "x\n\r.\r\n", 0, BLF | BCR, false, ALL_INPUT},
-	{"CRCRLF then end", "a\r\r\n.\r\n", 0, "a\r\r\n", 0, BCR, true, ALL_INPUT},
-	{"CRCRLF.CRCRLF", "a\r\r\n.\r\r\nb\r\n.\r\n", 0, "a\r\r\n\r\r\nb\r\n", 0, BCR, true, ALL_INPUT},
-	{"bare CR line", "a\r\n\r.\r\n.\r\n", 0, "a\r\n\r.\r\n", 0, BCR, true, ALL_INPUT},
-	{"LF at start", "\n.\r\n", 0, "\n.\r\n", 0, BLF, false, ALL_INPUT},
-	{"CR at start", "\r.\r\n.\r\n", 0, "\r.\r\n", 0, BCR, true, ALL_INPUT},
-	{"LF LF", "a\n\n.\r\n", 0, "a\n\n.\r\n", 0, BLF, false, ALL_INPUT},
-	{"NUL", "a\0b\r\n.\r\n", 8, "a\0b\r\n", 5, NUL, true, ALL_INPUT},
-	{"NUL line start", "\0\r\n.\r\n", 6, "\0\r\n", 3, NUL, true, ALL_INPUT},
-	{"NUL after dot", ".\0\r\n.\r\n", 7, "\0\r\n", 3, NUL, true, ALL_INPUT},
+        {"simple", "hello\r\n.\r\n", 0, "hello\r\n", 0, NONE, true, ALL_INPUT},
+        {"empty message", ".\r\n", 0, "", 0, NONE, true, ALL_INPUT},
+        {"two lines", "a\r\nb\r\n.\r\n", 0, "a\r\nb\r\n", 0, NONE, true, ALL_INPUT},
+        {"empty lines", "\r\n\r\n.\r\n", 0, "\r\n\r\n", 0, NONE, true, ALL_INPUT},
+        {"stops at the end", "a\r\n.\r\nQUIT\r\n", 0, "a\r\n", 0, NONE, true, 6},
+        {"pipelined after empty", ".\r\nMAIL FROM:<>\r\n", 0, "", 0, NONE, true, 3},
+        {"unstuff dot line", "..\r\n.\r\n", 0, ".\r\n", 0, NONE, true, ALL_INPUT},
+        {"unstuff first line", ".x\r\n.\r\n", 0, "x\r\n", 0, NONE, true, ALL_INPUT},
+        {"unstuff double", "...x\r\n.\r\n", 0, "..x\r\n", 0, NONE, true, ALL_INPUT},
+        {"unstuff later line", "a\r\n..b\r\n.c\r\n.\r\n", 0, "a\r\n.b\r\nc\r\n", 0, NONE, true, ALL_INPUT},
+        {"dot inside a line", "a.b\r\n a.\r\n.\r\n", 0, "a.b\r\n a.\r\n", 0, NONE, true, ALL_INPUT},
+        {"dot space line", ". \r\n.\r\n", 0, " \r\n", 0, NONE, true, ALL_INPUT},
+        {"unfinished", "a\r\nb", 0, "a\r\nb", 0, NONE, false, ALL_INPUT},
+        {"unfinished CR held", "a\r\n.\r", 0, "a\r\n", 0, NONE, false, ALL_INPUT},
+        {"unfinished dot", "a\r\n.", 0, "a\r\n", 0, NONE, false, ALL_INPUT},
+        {"unfinished CR", "a\r", 0, "a", 0, NONE, false, ALL_INPUT},
+        /* SMTP smuggling: none of these ends the content. */
+        {"LF.LF", "a\n.\nb\r\n.\r\n", 0, "a\n.\nb\r\n", 0, BLF, true, ALL_INPUT},
+        {"LF.CRLF", "a\n.\r\nb\r\n.\r\n", 0, "a\n.\r\nb\r\n", 0, BLF, true, ALL_INPUT},
+        {"CR.CRLF", "a\r.\r\nb\r\n.\r\n", 0, "a\r.\r\nb\r\n", 0, BCR, true, ALL_INPUT},
+        {"CRLF.LF", "a\r\n.\nb\r\n.\r\n", 0, "a\r\n\nb\r\n", 0, BLF, true, ALL_INPUT},
+        {"CRLF.CR", "a\r\n.\rb\r\n.\r\n", 0, "a\r\n\rb\r\n", 0, BCR, true, ALL_INPUT},
+        {"CRLF.CR end", "a\r\n.\r", 0, "a\r\n", 0, NONE, false, ALL_INPUT},
+        {"CR.CR", "a\r.\rb\r\n.\r\n", 0, "a\r.\rb\r\n", 0, BCR, true, ALL_INPUT},
+        {"LF.CR", "a\n.\rb\r\n.\r\n", 0, "a\n.\rb\r\n", 0, BCR | BLF, true, ALL_INPUT},
+        {"dot LF first", ".\n", 0, "\n", 0, BLF, false, ALL_INPUT},
+        {"dot CR first", ".\rx", 0, "\rx", 0, BCR, false, ALL_INPUT},
+        {"LF.LF only", "\n.\n", 0, "\n.\n", 0, BLF, false, ALL_INPUT},
+        {"LF.CRLF only", "\n.\r\n", 0, "\n.\r\n", 0, BLF, false, ALL_INPUT},
+        {"CR.CRLF only", "\r.\r\n", 0, "\r.\r\n", 0, BCR, false, ALL_INPUT},
+        {"CRLF.LF then real end", "x\r\n.\n.\r\n", 0, "x\r\n\n.\r\n", 0, BLF, false, ALL_INPUT},
+        {"CR LF in wrong order", "x\n\r.\r\n", 0, "x\n\r.\r\n", 0, BLF | BCR, false, ALL_INPUT},
+        {"CRCRLF then end", "a\r\r\n.\r\n", 0, "a\r\r\n", 0, BCR, true, ALL_INPUT},
+        {"CRCRLF.CRCRLF", "a\r\r\n.\r\r\nb\r\n.\r\n", 0, "a\r\r\n\r\r\nb\r\n", 0, BCR, true, ALL_INPUT},
+        {"bare CR line", "a\r\n\r.\r\n.\r\n", 0, "a\r\n\r.\r\n", 0, BCR, true, ALL_INPUT},
+        {"LF at start", "\n.\r\n", 0, "\n.\r\n", 0, BLF, false, ALL_INPUT},
+        {"CR at start", "\r.\r\n.\r\n", 0, "\r.\r\n", 0, BCR, true, ALL_INPUT},
+        {"LF LF", "a\n\n.\r\n", 0, "a\n\n.\r\n", 0, BLF, false, ALL_INPUT},
+        {"NUL", "a\0b\r\n.\r\n", 8, "a\0b\r\n", 5, NUL, true, ALL_INPUT},
+        {"NUL line start", "\0\r\n.\r\n", 6, "\0\r\n", 3, NUL, true, ALL_INPUT},
+        {"NUL after dot", ".\0\r\n.\r\n", 7, "\0\r\n", 3, NUL, true, ALL_INPUT},
 };
 
 static void run_case(enum smtp_data_mode mode, const struct data_case *c)
@@ -188,7 +187,7 @@ static void run_case(enum smtp_data_mode mode, const struct data_case *c)
 	read_split(&whole, mode, c->in, in_len, 0, in_len);
 	if (whole.out.len != out_len || memcmp(whole.out.buf, c->out, out_len) != 0)
 		UNIT_FAIL("%s: got \"%.*s\", want \"%.*s\"", c->name, (int)whole.out.len,
-			  whole.out.buf ? whole.out.buf : "", (int)out_len, c->out);
+		          whole.out.buf ? whole.out.buf : "", (int)out_len, c->out);
 	else
 		unit_passed++;
 	CHECK_INT(whole.faults, c->faults);
@@ -207,16 +206,16 @@ static void test_dot_cases(void)
 }
 
 static const struct data_case bdat_cases[] = {
-	{"complete", "abc\r\n", 0, "abc\r\n", 0, NONE, true, ALL_INPUT},
-	{"no final CRLF", "abc", 0, "abc\r\n", 0, NONE, true, ALL_INPUT},
-	{"empty", "", 0, "", 0, NONE, true, ALL_INPUT},
-	{"no dot handling", ".\r\n..x\r\n", 0, ".\r\n..x\r\n", 0, NONE, true, ALL_INPUT},
-	{"end marker is content", "a\r\n.\r\nb\r\n", 0, "a\r\n.\r\nb\r\n", 0, NONE, true, ALL_INPUT},
-	{"final CR is bare", "abc\r", 0, "abc\r\r\n", 0, BCR, true, ALL_INPUT},
-	{"bare CR", "a\rb\r\n", 0, "a\rb\r\n", 0, BCR, true, ALL_INPUT},
-	{"bare LF", "a\nb", 0, "a\nb\r\n", 0, BLF, true, ALL_INPUT},
-	{"CRCRLF", "a\r\r\n", 0, "a\r\r\n", 0, BCR, true, ALL_INPUT},
-	{"NUL", "a\0", 2, "a\0\r\n", 4, NUL, true, ALL_INPUT},
+        {"complete", "abc\r\n", 0, "abc\r\n", 0, NONE, true, ALL_INPUT},
+        {"no final CRLF", "abc", 0, "abc\r\n", 0, NONE, true, ALL_INPUT},
+        {"empty", "", 0, "", 0, NONE, true, ALL_INPUT},
+        {"no dot handling", ".\r\n..x\r\n", 0, ".\r\n..x\r\n", 0, NONE, true, ALL_INPUT},
+        {"end marker is content", "a\r\n.\r\nb\r\n", 0, "a\r\n.\r\nb\r\n", 0, NONE, true, ALL_INPUT},
+        {"final CR is bare", "abc\r", 0, "abc\r\r\n", 0, BCR, true, ALL_INPUT},
+        {"bare CR", "a\rb\r\n", 0, "a\rb\r\n", 0, BCR, true, ALL_INPUT},
+        {"bare LF", "a\nb", 0, "a\nb\r\n", 0, BLF, true, ALL_INPUT},
+        {"CRCRLF", "a\r\r\n", 0, "a\r\r\n", 0, BCR, true, ALL_INPUT},
+        {"NUL", "a\0", 2, "a\0\r\n", 4, NUL, true, ALL_INPUT},
 };
 
 static void test_bdat_cases(void)
@@ -316,8 +315,8 @@ static void test_long_lines(void)
 		bool dot;
 		unsigned want;
 	} rows[] = {
-		{max_text - 1, false, NONE}, {max_text, false, NONE},	{max_text + 1, false, LONG},
-		{max_text, true, NONE},	     {max_text + 1, true, LONG}, {5 * max_text, false, LONG},
+	        {max_text - 1, false, NONE}, {max_text, false, NONE},    {max_text + 1, false, LONG},
+	        {max_text, true, NONE},      {max_text + 1, true, LONG}, {5 * max_text, false, LONG},
 	};
 	size_t i;
 
@@ -456,15 +455,15 @@ static void test_dot_stuff(void)
 	static const struct {
 		const char *in, *want;
 	} rows[] = {
-		{"", ".\r\n"},
-		{"a\r\n", "a\r\n.\r\n"},
-		{".\r\n", "..\r\n.\r\n"},
-		{"a\r\n.b\r\n", "a\r\n..b\r\n.\r\n"},
-		{"..\r\n", "...\r\n.\r\n"},
-		{"a.b\r\n", "a.b\r\n.\r\n"},
-		{"no end", "no end\r\n.\r\n"},
-		{"a\r\n.", "a\r\n..\r\n.\r\n"},
-		{"a\n.b\r\n", "a\n.b\r\n.\r\n"},
+	        {"", ".\r\n"},
+	        {"a\r\n", "a\r\n.\r\n"},
+	        {".\r\n", "..\r\n.\r\n"},
+	        {"a\r\n.b\r\n", "a\r\n..b\r\n.\r\n"},
+	        {"..\r\n", "...\r\n.\r\n"},
+	        {"a.b\r\n", "a.b\r\n.\r\n"},
+	        {"no end", "no end\r\n.\r\n"},
+	        {"a\r\n.", "a\r\n..\r\n.\r\n"},
+	        {"a\n.b\r\n", "a\n.b\r\n.\r\n"},
 	};
 	struct output out = {0};
 	size_t i, piece;
@@ -496,7 +495,7 @@ static void round_trip(const char *in, size_t len)
 			unit_passed++;
 		else
 			UNIT_FAIL("round trip of \"%.*s\" gave \"%.*s\"", (int)len, in, (int)back.out.len,
-				  back.out.buf);
+			          back.out.buf);
 	}
 	free(wire.buf);
 	free(back.out.buf);
@@ -505,8 +504,21 @@ static void round_trip(const char *in, size_t len)
 static void test_round_trip(void)
 {
 	static const char *const rows[] = {
-		"", "a\r\n", ".\r\n", "..\r\n", "\r\n.\r\n", ".a\r\n.b\r\n..c\r\n", "a\r\n.\r\nb\r\n",
-		"no newline", "a\r\n.", ".", "\r", "a\r", "\n.\n", "a\r\n.\r", "\r\n\r\n.\r\n.\r\n",
+	        "",
+	        "a\r\n",
+	        ".\r\n",
+	        "..\r\n",
+	        "\r\n.\r\n",
+	        ".a\r\n.b\r\n..c\r\n",
+	        "a\r\n.\r\nb\r\n",
+	        "no newline",
+	        "a\r\n.",
+	        ".",
+	        "\r",
+	        "a\r",
+	        "\n.\n",
+	        "a\r\n.\r",
+	        "\r\n\r\n.\r\n.\r\n",
 	};
 	unsigned seed = 12345;
 	char buf[200];

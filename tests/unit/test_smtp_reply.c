@@ -48,12 +48,18 @@ static void test_codes_the_issue_names(void)
 		int code;
 		const char *status;
 	} cases[] = {
-		{SMTP_R_NEED_MAIL, 503, "5.5.1"},       {SMTP_R_UNKNOWN_COMMAND, 500, "5.5.1"},
-		{SMTP_R_SYNTAX, 501, "5.5.4"},          {SMTP_R_SIZE_EXCEEDED, 552, "5.3.4"},
-		{SMTP_R_RELAY_DENIED, 554, "5.7.1"},    {SMTP_R_USER_UNKNOWN, 550, "5.1.1"},
-		{SMTP_R_TOO_MANY_ERRORS, 421, "4.7.0"}, {SMTP_R_PIPELINING, 554, "5.5.0"},
-		{SMTP_R_LOOP, 554, "5.4.6"},            {SMTP_R_VRFY, 252, "2.5.0"},
-		{SMTP_R_TOO_MANY_RCPTS, 452, "4.5.3"},  {SMTP_R_TIMEOUT, 421, "4.4.2"},
+	        {SMTP_R_NEED_MAIL, 503, "5.5.1"},
+	        {SMTP_R_UNKNOWN_COMMAND, 500, "5.5.1"},
+	        {SMTP_R_SYNTAX, 501, "5.5.4"},
+	        {SMTP_R_SIZE_EXCEEDED, 552, "5.3.4"},
+	        {SMTP_R_RELAY_DENIED, 554, "5.7.1"},
+	        {SMTP_R_USER_UNKNOWN, 550, "5.1.1"},
+	        {SMTP_R_TOO_MANY_ERRORS, 421, "4.7.0"},
+	        {SMTP_R_PIPELINING, 554, "5.5.0"},
+	        {SMTP_R_LOOP, 554, "5.4.6"},
+	        {SMTP_R_VRFY, 252, "2.5.0"},
+	        {SMTP_R_TOO_MANY_RCPTS, 452, "4.5.3"},
+	        {SMTP_R_TIMEOUT, 421, "4.4.2"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const struct smtp_reply *r = smtp_reply_get(cases[i].id);

@@ -175,15 +175,16 @@ static void fill_queue(void)
 		UNIT_FAIL("store_db_open: %s", err);
 		return;
 	}
-	CHECK(store_db_exec(db, "INSERT INTO messages(id, qid, sender, arrival_ms, size, body) VALUES"
-				" (1, '0AAAAAAAAAA1', 'alice@example.org', 2000000, 1234, x'41'),"
-				" (2, '0AAAAAAAAAA2', '', 1000000, 99, x'42');"
-				"INSERT INTO recipients(msg_id, address, mailbox, state, attempts, next_attempt_ms,"
-				" last_error) VALUES"
-				" (1, 'bob@localhost', 'bob@localhost', 'queued', 0, 0, NULL),"
-				" (1, 'team@localhost', 'carol@localhost', 'deferred', 2, 3000000,"
-				"  '452 4.2.2 mailbox full'),"
-				" (2, 'postmaster@localhost', 'alice@localhost', 'bounced', 1, 0, 'disk'||char(10)||'x');"));
+	CHECK(store_db_exec(
+	        db, "INSERT INTO messages(id, qid, sender, arrival_ms, size, body) VALUES"
+	            " (1, '0AAAAAAAAAA1', 'alice@example.org', 2000000, 1234, x'41'),"
+	            " (2, '0AAAAAAAAAA2', '', 1000000, 99, x'42');"
+	            "INSERT INTO recipients(msg_id, address, mailbox, state, attempts, next_attempt_ms,"
+	            " last_error) VALUES"
+	            " (1, 'bob@localhost', 'bob@localhost', 'queued', 0, 0, NULL),"
+	            " (1, 'team@localhost', 'carol@localhost', 'deferred', 2, 3000000,"
+	            "  '452 4.2.2 mailbox full'),"
+	            " (2, 'postmaster@localhost', 'alice@localhost', 'bounced', 1, 0, 'disk'||char(10)||'x');"));
 	sqlite3_close(db);
 }
 

@@ -27,13 +27,13 @@ static void test_str(void)
 		bool ok;
 		uint64_t want;
 	} nums[] = {
-		{"0", true, 0},
-		{"18446744073709551615", true, UINT64_MAX},
-		{"18446744073709551616", false, 0},
-		{"", false, 0},
-		{"12a", false, 0},
-		{"-1", false, 0},
-		{"000000000000000000001", false, 0}, /* 21 digits */
+	        {"0", true, 0},
+	        {"18446744073709551615", true, UINT64_MAX},
+	        {"18446744073709551616", false, 0},
+	        {"", false, 0},
+	        {"12a", false, 0},
+	        {"-1", false, 0},
+	        {"000000000000000000001", false, 0}, /* 21 digits */
 	};
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		uint64_t v = 0;

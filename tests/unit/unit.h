@@ -14,50 +14,50 @@
 
 static int unit_passed, unit_failed;
 
-#define UNIT_FAIL(...)                                                                                  \
-	do {                                                                                            \
-		unit_failed++;                                                                          \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                          \
-		fprintf(stderr, __VA_ARGS__);                                                           \
-		fputc('\n', stderr);                                                                    \
+#define UNIT_FAIL(...)                                          \
+	do {                                                    \
+		unit_failed++;                                  \
+		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__);                   \
+		fputc('\n', stderr);                            \
 	} while (0)
 
-#define CHECK(cond)                                                                                     \
-	do {                                                                                            \
-		if (cond)                                                                               \
-			unit_passed++;                                                                  \
-		else                                                                                    \
-			UNIT_FAIL("check failed: %s", #cond);                                           \
+#define CHECK(cond)                                           \
+	do {                                                  \
+		if (cond)                                     \
+			unit_passed++;                        \
+		else                                          \
+			UNIT_FAIL("check failed: %s", #cond); \
 	} while (0)
 
-#define CHECK_INT(got, want)                                                                            \
-	do {                                                                                            \
-		long long got_ = (long long)(got), want_ = (long long)(want);                           \
-		if (got_ == want_)                                                                      \
-			unit_passed++;                                                                  \
-		else                                                                                    \
-			UNIT_FAIL("%s: got %lld, want %lld", #got, got_, want_);                        \
+#define CHECK_INT(got, want)                                                     \
+	do {                                                                     \
+		long long got_ = (long long)(got), want_ = (long long)(want);    \
+		if (got_ == want_)                                               \
+			unit_passed++;                                           \
+		else                                                             \
+			UNIT_FAIL("%s: got %lld, want %lld", #got, got_, want_); \
 	} while (0)
 
-#define CHECK_STR(got, want)                                                                            \
-	do {                                                                                            \
-		const char *got_ = (got), *want_ = (want);                                              \
-		if (got_ && want_ && strcmp(got_, want_) == 0)                                          \
-			unit_passed++;                                                                  \
-		else                                                                                    \
-			UNIT_FAIL("%s: got \"%s\", want \"%s\"", #got, got_ ? got_ : "(null)",          \
-				  want_ ? want_ : "(null)");                                            \
+#define CHECK_STR(got, want)                                                                   \
+	do {                                                                                   \
+		const char *got_ = (got), *want_ = (want);                                     \
+		if (got_ && want_ && strcmp(got_, want_) == 0)                                 \
+			unit_passed++;                                                         \
+		else                                                                           \
+			UNIT_FAIL("%s: got \"%s\", want \"%s\"", #got, got_ ? got_ : "(null)", \
+			          want_ ? want_ : "(null)");                                   \
 	} while (0)
 
 /* CHECK_MEM - got[0..got_len) equals the NUL-terminated want. */
-#define CHECK_MEM(got, got_len, want)                                                                   \
-	do {                                                                                            \
-		const char *gm_ = (got), *wm_ = (want);                                                 \
-		size_t gl_ = (got_len);                                                                 \
-		if (gl_ == strlen(wm_) && memcmp(gm_, wm_, gl_) == 0)                                   \
-			unit_passed++;                                                                  \
-		else                                                                                    \
-			UNIT_FAIL("%s: got \"%.*s\", want \"%s\"", #got, (int)gl_, gm_, wm_);           \
+#define CHECK_MEM(got, got_len, want)                                                         \
+	do {                                                                                  \
+		const char *gm_ = (got), *wm_ = (want);                                       \
+		size_t gl_ = (got_len);                                                       \
+		if (gl_ == strlen(wm_) && memcmp(gm_, wm_, gl_) == 0)                         \
+			unit_passed++;                                                        \
+		else                                                                          \
+			UNIT_FAIL("%s: got \"%.*s\", want \"%s\"", #got, (int)gl_, gm_, wm_); \
 	} while (0)
 
 static inline int unit_finish(const char *name)
