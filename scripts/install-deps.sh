@@ -12,7 +12,7 @@ set -eu
 what=${1:-build}
 
 build_pkgs="make gcc pkg-config libevent-dev libssl-dev libsqlite3-dev libunbound-dev libcrypt-dev sqlite3"
-test_pkgs="clang python3 python3-pytest swaks openssl procps"
+test_pkgs="clang python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp openssl procps"
 bench_pkgs="postfix"
 
 case "$what" in

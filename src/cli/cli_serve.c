@@ -14,6 +14,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include "cli/cli_serve.h"
 #include "config/config.h"
 #include "mda/mda.h"
+#include "net/tls.h"
 #include "smtpd/smtpd.h"
 #include "store/store.h"
 #include "store/store_admin.h"
@@ -103,6 +105,37 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	smtpd_shutdown(sv->smtpd);
 }
 
+/*
+ * load_tls - the certificates of config: the configured ones, or else the
+ * self-signed one in DATA_DIR/tls (made on first start). NULL after
+ * logging why.
+ */
+static struct tls_server *load_tls(const struct config *config)
+{
+	char err[512], dir[4096], cert[4096], key[4096];
+	struct tls_cert_files *files = xcalloc(config->tls_cert_count + 1, sizeof *files);
+	size_t count = config->tls_cert_count;
+	for (size_t i = 0; i < count; i++) {
+		files[i].cert_file = config->tls_certs[i].cert_file;
+		files[i].key_file = config->tls_certs[i].key_file;
+	}
+	struct tls_server *tls = NULL;
+	if (count == 0) {
+		if (str_format(dir, sizeof dir, "%s/tls", config->data_dir) &&
+		    tls_selfsigned_ensure(dir, config->hostname, cert, key, sizeof cert, err, sizeof err)) {
+			files[0].cert_file = cert;
+			files[0].key_file = key;
+			count = 1;
+		}
+	}
+	if (count > 0)
+		tls = tls_server_new(files, count, config->tls_min_version == CONFIG_TLS_1_3, err, sizeof err);
+	if (!tls)
+		log_error("event=tls_failed reason=\"%s\"", err);
+	free(files);
+	return tls;
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct serve *sv = arg;
@@ -115,6 +148,12 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	char names[256];
 	if (config_needs_restart(sv->config, fresh, names, sizeof names))
 		log_warning("event=reload_partial needs_restart=\"%s\"", names);
+	/* New certificates for new sessions; if they cannot be read, keep the old. */
+	struct tls_server *tls = load_tls(fresh);
+	if (tls)
+		smtpd_set_tls(sv->smtpd, tls);
+	else
+		log_error("event=reload_tls_failed reason=\"keeping the certificates in use\"");
 	log_set_level(fresh->log_level);
 	smtpd_reload(sv->smtpd, fresh);
 	config_unref(sv->config);
@@ -144,8 +183,17 @@ int cli_serve(const char *config_path)
 	event_add(intr, NULL);
 	event_add(hup, NULL);
 	sv.smtpd = smtpd_create(sv.base, sv.config);
-	if (!sv.smtpd || !drop_privileges(sv.config) || !prepare_data_dir(sv.config))
+	if (!sv.smtpd)
 		return 1;
+	/* Configured keys are read before privileges go (they are often
+	 * readable by root only); a self-signed one lives in the data
+	 * directory, which is made as the unprivileged user. */
+	struct tls_server *tls = sv.config->tls_cert_count > 0 ? load_tls(sv.config) : NULL;
+	if ((sv.config->tls_cert_count > 0 && !tls) || !drop_privileges(sv.config) || !prepare_data_dir(sv.config))
+		return 1;
+	if (!tls && !(tls = load_tls(sv.config)))
+		return 1;
+	smtpd_set_tls(sv.smtpd, tls);
 
 	char err[256];
 	struct store_settings settings = {

@@ -68,6 +68,10 @@ enum config_type {
 	CONFIG_COUNT,     /* uint64_t */
 	CONFIG_DURATION,  /* uint64_t seconds */
 	CONFIG_LOG_LEVEL, /* enum log_level */
+	CONFIG_CHOICE,    /* unsigned: the index of one word of param.choices */
+	CONFIG_CHOICES,   /* uint64_t: a bit per word of param.choices given */
+	CONFIG_CERT,      /* struct config_cert * + size_t count; may repeat */
+	CONFIG_NETWORKS,  /* struct config_network * + size_t count */
 };
 
 struct config_load;
@@ -78,11 +82,12 @@ struct config_param {
 	 * listing shows, and default_fn makes the text at load time. */
 	const char *default_text;
 	bool (*default_fn)(struct config_load *ld, char *buf, size_t size);
-	uint64_t min, max;     /* numbers: bounds in bytes/seconds; text: length */
-	const char *chars;     /* CONFIG_STRING: the bytes allowed */
-	const char *chars_doc; /* ... as said in an error message */
-	size_t offset;         /* of the field in struct config */
-	size_t count_offset;   /* lists: of the element count */
+	uint64_t min, max;          /* numbers: bounds in bytes/seconds; text: length */
+	const char *chars;          /* CONFIG_STRING: the bytes allowed */
+	const char *chars_doc;      /* ... as said in an error message */
+	const char *const *choices; /* CONFIG_CHOICE(S): the words, NULL-terminated */
+	size_t offset;              /* of the field in struct config */
+	size_t count_offset;        /* lists: of the element count */
 	const char *doc;
 	enum config_type type;
 	bool restart; /* a change only takes effect at a restart */
@@ -128,9 +133,10 @@ struct config_load {
 };
 
 static config_parse_fn parse_string, parse_path, parse_domain, parse_domains, parse_address, parse_listener,
-        parse_number, parse_log_level;
-static config_equal_fn equal_string, equal_domains, equal_listeners, equal_number, equal_log_level;
-static config_release_fn release_string, release_domains, release_listeners;
+        parse_number, parse_log_level, parse_choice, parse_choices, parse_cert, parse_networks;
+static config_equal_fn equal_string, equal_domains, equal_listeners, equal_number, equal_log_level, equal_choice,
+        equal_certs, equal_networks;
+static config_release_fn release_string, release_domains, release_listeners, release_certs, release_networks;
 static bool default_hostname(struct config_load *ld, char *buf, size_t size);
 static bool default_postmaster(struct config_load *ld, char *buf, size_t size);
 
@@ -169,7 +175,24 @@ static const struct config_type_info types[] = {
                              NULL},
         [CONFIG_LOG_LEVEL] = {"log level", "`debug`, `info`, `warning` or `error`", NULL, NULL, parse_log_level,
                               equal_log_level, NULL},
+        [CONFIG_CHOICE] = {"choice", "one of the words the parameter lists", NULL, NULL, parse_choice, equal_choice,
+                           NULL},
+        [CONFIG_CHOICES] = {"choice list", "some of the words the parameter lists, separated by commas or spaces", NULL,
+                            NULL, parse_choices, equal_number, NULL},
+        [CONFIG_CERT] = {"certificate",
+                         "`CERT_FILE KEY_FILE`: a PEM certificate chain (the server's first) and its "
+                         "PEM private key",
+                         NULL, NULL, parse_cert, equal_certs, release_certs},
+        [CONFIG_NETWORKS] = {"network list",
+                             "addresses or address blocks (`127.0.0.0/8`, `::1`, `2001:db8::/32`) separated by "
+                             "commas or spaces",
+                             NULL, NULL, parse_networks, equal_networks, release_networks},
 };
+
+static const char *const tls_versions[] = {"TLSv1.2", "TLSv1.3", NULL};
+static const char *const auth_tls_choices[] = {"no", "loopback", NULL};
+/* The order of enum sasl_mech and CONFIG_MECH_*. */
+static const char *const mechanisms[] = {"plain", "login", "cram-md5", "scram-sha-256", NULL};
 
 /*
  * The parameters, in the order the listing shows them. local_domains comes
@@ -192,12 +215,12 @@ static const struct config_param params[] = {
          .doc = "directory of the queue database (queue.db) and the mailboxes (mail/)"},
         {.name = "listen",
          .type = CONFIG_LISTENER,
-         .default_text = "127.0.0.1:2525 mx",
+         .default_text = "127.0.0.1:2525 mx, 127.0.0.1:2587 submission, 127.0.0.1:2465 submissions",
          .restart = true,
          .repeats = true,
          .offset = FIELD(listeners),
          .count_offset = FIELD(listener_count),
-         .doc = "address, port and kind to accept connections on; repeat for more"},
+         .doc = "address, port and kind to accept connections on; repeat (or separate with commas) for more"},
         {.name = "local_domains",
          .type = CONFIG_DOMAINS,
          .default_text = "localhost",
@@ -333,6 +356,96 @@ static const struct config_param params[] = {
          .max = HOUR,
          .offset = FIELD(shutdown_timeout),
          .doc = "on SIGTERM: time in-flight transactions get to finish"},
+        {.name = "tls_certificate",
+         .type = CONFIG_CERT,
+         .default_text = "",
+         .repeats = true,
+         .offset = FIELD(tls_certs),
+         .count_offset = FIELD(tls_cert_count),
+         .doc = "certificate and key for TLS; repeat for more: the first is the default, the others are chosen "
+                "when the client's server name (SNI) is one of theirs; none: a self-signed one made in "
+                "data_dir/tls on first start"},
+        {.name = "tls_min_version",
+         .type = CONFIG_CHOICE,
+         .default_text = "TLSv1.2",
+         .choices = tls_versions,
+         .offset = FIELD(tls_min_version),
+         .doc = "oldest TLS version accepted"},
+        {.name = "auth_mechanisms",
+         .type = CONFIG_CHOICES,
+         .default_text = "plain login scram-sha-256 cram-md5",
+         .choices = mechanisms,
+         .offset = FIELD(auth_mechanisms),
+         .doc = "SASL mechanisms offered on submission listeners; scram-sha-256 and cram-md5 work for users "
+                "given those secrets (tern user passwd --scram --cram-md5)"},
+        {.name = "auth_without_tls",
+         .type = CONFIG_CHOICE,
+         .default_text = "no",
+         .choices = auth_tls_choices,
+         .offset = FIELD(auth_without_tls),
+         .doc = "loopback: also offer AUTH without TLS to clients on 127.0.0.0/8 and ::1"},
+        {.name = "relay_networks",
+         .type = CONFIG_NETWORKS,
+         .default_text = "",
+         .offset = FIELD(relay_networks),
+         .count_offset = FIELD(relay_network_count),
+         .doc = "clients that may relay to any domain without AUTH (empty: none)"},
+        {.name = "auth_fail_delay",
+         .type = CONFIG_DURATION,
+         .default_text = "1s",
+         .min = 0,
+         .max = MINUTE,
+         .offset = FIELD(auth_fail_delay),
+         .doc = "a failed AUTH is answered after this times the recent failures from the address (at most 5 times)"},
+        {.name = "auth_fail_limit",
+         .type = CONFIG_COUNT,
+         .default_text = "5",
+         .min = 1,
+         .max = 1000,
+         .offset = FIELD(auth_fail_limit),
+         .doc = "failed AUTH from one address within auth_fail_window before it is locked out"},
+        {.name = "auth_fail_window",
+         .type = CONFIG_DURATION,
+         .default_text = "15m",
+         .min = 1,
+         .max = DAY,
+         .offset = FIELD(auth_fail_window),
+         .doc = "how long a failed AUTH counts against its address"},
+        {.name = "auth_lockout",
+         .type = CONFIG_DURATION,
+         .default_text = "15m",
+         .min = 1,
+         .max = DAY,
+         .offset = FIELD(auth_lockout),
+         .doc = "how long a locked-out address gets 421 4.7.0 to AUTH"},
+        {.name = "user_message_rate",
+         .type = CONFIG_COUNT,
+         .default_text = "1000",
+         .min = 0,
+         .max = 100000000,
+         .offset = FIELD(user_message_rate),
+         .doc = "messages one authenticated user may send per hour (450 4.7.1 past it); 0: no limit"},
+        {.name = "user_recipient_rate",
+         .type = CONFIG_COUNT,
+         .default_text = "5000",
+         .min = 0,
+         .max = 100000000,
+         .offset = FIELD(user_recipient_rate),
+         .doc = "recipients one authenticated user may send to per hour (452 4.7.1 past it); 0: no limit"},
+        {.name = "ip_message_rate",
+         .type = CONFIG_COUNT,
+         .default_text = "0",
+         .min = 0,
+         .max = 100000000,
+         .offset = FIELD(ip_message_rate),
+         .doc = "messages per hour from one client address, on every listener; 0: no limit"},
+        {.name = "ip_recipient_rate",
+         .type = CONFIG_COUNT,
+         .default_text = "0",
+         .min = 0,
+         .max = 100000000,
+         .offset = FIELD(ip_recipient_rate),
+         .doc = "recipients per hour from one client address, on every listener; 0: no limit"},
 };
 
 #define PARAM_COUNT (sizeof params / sizeof params[0])
@@ -1023,8 +1136,8 @@ static bool listener_unique(struct config_load *ld, const struct config_param *p
 	return false;
 }
 
-/* parse_listener - "ADDRESS:PORT KIND"; each occurrence appends one listener. */
-static bool parse_listener(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+/* parse_one_listener - "ADDRESS:PORT KIND": appends one listener. */
+static bool parse_one_listener(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
 {
 	const char *addr = v, *kind = NULL, *extra = NULL, *rest = v;
 	size_t addr_len = len, kind_len = 0, extra_len = 0, rest_len = len;
@@ -1048,6 +1161,20 @@ static bool parse_listener(struct config_load *ld, const struct config_param *p,
 		return false;
 	listener_append(ld, &l);
 	return true;
+}
+
+/* parse_listener - one listener, or several separated by commas; each is appended. */
+static bool parse_listener(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	const char *one;
+	size_t one_len;
+	bool ok = true;
+
+	while (next_token(&v, &len, ",", &one, &one_len)) {
+		const char *trimmed = trim(one, &one_len);
+		ok = parse_one_listener(ld, p, trimmed, one_len) && ok;
+	}
+	return ok;
 }
 
 static bool listener_listed(const struct config *config, const struct config_listener *l)
@@ -1076,6 +1203,261 @@ static void release_listeners(const struct config_param *p, struct config *confi
 	free(config->listeners);
 	config->listeners = NULL;
 	config->listener_count = 0;
+}
+
+/* ---- choices ---- */
+
+static bool choice_find(const struct config_param *p, const char *v, size_t len, unsigned *index)
+{
+	for (unsigned i = 0; p->choices[i] != NULL; i++) {
+		if (str_ieq(v, len, p->choices[i])) {
+			*index = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* choice_list - "a, b or c" for messages. */
+static const char *choice_list(const struct config_param *p, char *buf, size_t size)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (unsigned i = 0; p->choices[i] != NULL; i++) {
+		const char *sep = i == 0 ? "" : p->choices[i + 1] == NULL ? " or " : ", ";
+		str_format(buf + used, size - used, "%s%s", sep, p->choices[i]);
+		used += strlen(buf + used);
+	}
+	return buf;
+}
+
+static bool parse_choice(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	unsigned index;
+	char q[LOG_QUOTE_MAX], list[256];
+
+	if (!choice_find(p, v, len, &index)) {
+		load_error(ld, p->name, "%s is not one of %s", quote(q, v, len), choice_list(p, list, sizeof list));
+		return false;
+	}
+	*(unsigned *)field_at(ld->config, p->offset) = index;
+	return true;
+}
+
+static bool equal_choice(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	return *(const unsigned *)field_at_const(a, p->offset) == *(const unsigned *)field_at_const(b, p->offset);
+}
+
+/* parse_choices - words from the list; every bad word is reported. */
+static bool parse_choices(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	uint64_t bits = 0;
+	const char *tok;
+	size_t tok_len;
+	bool ok = true;
+	char q[LOG_QUOTE_MAX], list[256];
+
+	while (next_token(&v, &len, ", \t", &tok, &tok_len)) {
+		unsigned index;
+		if (!choice_find(p, tok, tok_len, &index)) {
+			load_error(ld, p->name, "%s is not one of %s", quote(q, tok, tok_len),
+			           choice_list(p, list, sizeof list));
+			ok = false;
+		} else {
+			bits |= 1ULL << index;
+		}
+	}
+	if (ok && bits == 0) {
+		load_error(ld, p->name, "none given (use some of %s)", choice_list(p, list, sizeof list));
+		ok = false;
+	}
+	if (ok)
+		*(uint64_t *)field_at(ld->config, p->offset) = bits;
+	return ok;
+}
+
+/* ---- certificates ---- */
+
+/* readable_file - a path that can be opened for reading now (so `config check` finds a typo). */
+static bool readable_file(struct config_load *ld, const struct config_param *p, const char *path, size_t len)
+{
+	char q[LOG_QUOTE_MAX];
+	char buf[1025];
+
+	if (!str_copy_n(buf, sizeof buf, path, len)) {
+		load_error(ld, p->name, "%s is longer than 1024 bytes", quote(q, path, len));
+		return false;
+	}
+	FILE *f = fopen(buf, "r");
+	if (f == NULL) {
+		load_error(ld, p->name, "cannot read %s: %s", quote(q, path, len), strerror(errno));
+		return false;
+	}
+	fclose(f);
+	return true;
+}
+
+/* parse_cert - "CERT_FILE KEY_FILE"; each occurrence appends one; empty: none. */
+static bool parse_cert(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	const char *cert, *key, *extra, *rest = v;
+	size_t cert_len, key_len, extra_len, rest_len = len;
+	char q[LOG_QUOTE_MAX];
+
+	if (len == 0)
+		return true;
+	if (!next_token(&rest, &rest_len, " \t", &cert, &cert_len) ||
+	    !next_token(&rest, &rest_len, " \t", &key, &key_len) ||
+	    next_token(&rest, &rest_len, " \t", &extra, &extra_len)) {
+		load_error(ld, p->name, "%s is not CERT_FILE KEY_FILE", quote(q, v, len));
+		return false;
+	}
+	bool ok = readable_file(ld, p, cert, cert_len);
+	ok = readable_file(ld, p, key, key_len) && ok;
+	if (!ok)
+		return false;
+	struct config *c = ld->config;
+	c->tls_certs = xrealloc(c->tls_certs, (c->tls_cert_count + 1) * sizeof *c->tls_certs);
+	c->tls_certs[c->tls_cert_count].cert_file = str_dup_n(cert, cert_len);
+	c->tls_certs[c->tls_cert_count].key_file = str_dup_n(key, key_len);
+	c->tls_cert_count++;
+	return true;
+}
+
+/* equal_certs - same files in the same order (their contents are reread at every reload anyway). */
+static bool equal_certs(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	(void)p;
+	if (a->tls_cert_count != b->tls_cert_count)
+		return false;
+	for (size_t i = 0; i < a->tls_cert_count; i++)
+		if (strcmp(a->tls_certs[i].cert_file, b->tls_certs[i].cert_file) != 0 ||
+		    strcmp(a->tls_certs[i].key_file, b->tls_certs[i].key_file) != 0)
+			return false;
+	return true;
+}
+
+static void release_certs(const struct config_param *p, struct config *config)
+{
+	(void)p;
+	for (size_t i = 0; i < config->tls_cert_count; i++) {
+		free(config->tls_certs[i].cert_file);
+		free(config->tls_certs[i].key_file);
+	}
+	free(config->tls_certs);
+	config->tls_certs = NULL;
+	config->tls_cert_count = 0;
+}
+
+/* ---- networks ---- */
+
+/* network_parse - "ADDR" or "ADDR/PREFIX", IPv4 mapped into IPv6; host bits must be zero. */
+static bool network_parse(struct config_load *ld, const struct config_param *p, const char *s, size_t len,
+                          struct config_network *out)
+{
+	char buf[INET6_ADDRSTRLEN + 8], q[LOG_QUOTE_MAX];
+	const char *slash = memchr(s, '/', len);
+	size_t addr_len = slash ? (size_t)(slash - s) : len;
+	struct in_addr in4;
+	struct in6_addr in6;
+	uint64_t prefix;
+	bool v4;
+
+	memset(out, 0, sizeof *out);
+	if (!str_copy_n(buf, sizeof buf, s, addr_len)) {
+		load_error(ld, p->name, "%s is not an address or address/prefix", quote(q, s, len));
+		return false;
+	}
+	if (inet_pton(AF_INET, buf, &in4) == 1) {
+		v4 = true;
+		out->addr[10] = out->addr[11] = 0xff;
+		memcpy(out->addr + 12, &in4, 4);
+	} else if (inet_pton(AF_INET6, buf, &in6) == 1) {
+		v4 = false;
+		memcpy(out->addr, &in6, 16);
+	} else {
+		load_error(ld, p->name, "%s is not a numeric IPv4 or IPv6 address", quote(q, s, addr_len));
+		return false;
+	}
+	unsigned bits = v4 ? 32 : 128;
+	prefix = bits;
+	if (slash != NULL) {
+		size_t plen = len - addr_len - 1;
+		if (!all_digits(slash + 1, plen) || !str_to_u64(slash + 1, plen, &prefix) || prefix > bits) {
+			load_error(ld, p->name, "%s: the prefix length must be 0..%u", quote(q, s, len), bits);
+			return false;
+		}
+	}
+	out->prefix = (unsigned)prefix + (v4 ? 96 : 0);
+	for (unsigned bit = out->prefix; bit < 128; bit++) {
+		if (out->addr[bit / 8] & (0x80 >> (bit % 8))) {
+			load_error(ld, p->name, "%s has bits set past its prefix length", quote(q, s, len));
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool parse_networks(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	struct config_network *list = xcalloc(len / 2 + 1, sizeof *list);
+	size_t count = 0;
+	const char *tok;
+	size_t tok_len;
+	bool ok = true;
+
+	while (next_token(&v, &len, ", \t", &tok, &tok_len)) {
+		if (network_parse(ld, p, tok, tok_len, &list[count]))
+			count++;
+		else
+			ok = false;
+	}
+	if (!ok) {
+		free(list);
+		return false;
+	}
+	release_networks(p, ld->config);
+	*(struct config_network **)field_at(ld->config, p->offset) = list;
+	*(size_t *)field_at(ld->config, p->count_offset) = count;
+	return true;
+}
+
+static bool equal_networks(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	size_t n = *(const size_t *)field_at_const(a, p->count_offset);
+	if (n != *(const size_t *)field_at_const(b, p->count_offset))
+		return false;
+	const struct config_network *x = *(struct config_network *const *)field_at_const(a, p->offset);
+	const struct config_network *y = *(struct config_network *const *)field_at_const(b, p->offset);
+	return n == 0 || memcmp(x, y, n * sizeof *x) == 0;
+}
+
+static void release_networks(const struct config_param *p, struct config *config)
+{
+	struct config_network **list = field_at(config, p->offset);
+	free(*list);
+	*list = NULL;
+	*(size_t *)field_at(config, p->count_offset) = 0;
+}
+
+static bool network_contains(const struct config_network *n, const unsigned char addr[16])
+{
+	unsigned full = n->prefix / 8, rest = n->prefix % 8;
+	if (memcmp(n->addr, addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (n->addr[full] & mask) == (addr[full] & mask);
+}
+
+bool config_in_relay_networks(const struct config *config, const unsigned char addr[16])
+{
+	for (size_t i = 0; i < config->relay_network_count; i++)
+		if (network_contains(&config->relay_networks[i], addr))
+			return true;
+	return false;
 }
 
 /* ---- computed defaults ---- */
@@ -1112,7 +1494,9 @@ static void apply_value(struct config_load *ld, const struct config_param *p, co
 {
 	bool ok;
 
-	if (len == 0 && !(p->type == CONFIG_STRING && p->min == 0)) {
+	bool may_be_empty =
+	        (p->type == CONFIG_STRING && p->min == 0) || p->type == CONFIG_CERT || p->type == CONFIG_NETWORKS;
+	if (len == 0 && !may_be_empty) {
 		load_error(ld, p->name, "no value (write %s = VALUE)", p->name);
 		ok = false;
 	} else {
@@ -1408,6 +1792,9 @@ static const char *param_limits(char *buf, size_t size, const struct config_para
 	case CONFIG_PATH:
 		str_format(buf, size, "at most %llu bytes", (unsigned long long)p->max);
 		return buf;
+	case CONFIG_CHOICE:
+	case CONFIG_CHOICES:
+		return choice_list(p, buf, size);
 	default:
 		str_copy(buf, size, "");
 		return buf;
@@ -1419,8 +1806,8 @@ static const char plain_intro[] = "# tern configuration: every parameter with it
                                   "#\n"
                                   "# One \"name = value\" per line; a line starting with # is a comment.\n"
                                   "# Sizes take k, M or G (1024-based); durations s, m, h or d (bare: seconds).\n"
-                                  "# listen may repeat: the first listen in a file replaces the default list,\n"
-                                  "# later ones add to it. SIGHUP reloads the file; parameters marked\n"
+                                  "# listen and tls_certificate may repeat: the first in a file replaces the\n"
+                                  "# default list, later ones add to it. SIGHUP reloads the file; parameters marked\n"
                                   "# \"restart\" only take effect when tern is restarted.\n";
 
 static void print_plain_param(FILE *out, const struct config_param *p)
@@ -1458,11 +1845,12 @@ static const char markdown_intro[] =
         "  ignored. There are no comments after a value.\n"
         "- Lines end in LF. A carriage return anywhere, a NUL byte, or a line longer\n"
         "  than 4096 bytes is an error.\n"
-        "- Each parameter may be given once, except `listen`: the first `listen` in a\n"
-        "  file replaces the default list and later ones add to it. Two listeners on the\n"
-        "  same address, or on the same port of the same family where one is the\n"
-        "  wildcard address, are an error.\n"
-        "- Values may not be empty, except `recipient_delimiter` and `user`.\n"
+        "- Each parameter may be given once, except `listen` and `tls_certificate`: the\n"
+        "  first one in a file replaces the default list and later ones add to it. Two\n"
+        "  listeners on the same address, or on the same port of the same family where\n"
+        "  one is the wildcard address, are an error.\n"
+        "- Values may not be empty, except `recipient_delimiter`, `user`,\n"
+        "  `tls_certificate` and `relay_networks`.\n"
         "- `local_domains` is a list separated by commas or spaces; domains are\n"
         "  lower-cased, and `postmaster` must be in one of them.\n"
         "- Every problem in the file is reported, one line each, as\n"

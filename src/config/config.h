@@ -18,10 +18,34 @@
 #include "util/util_log.h"
 
 enum listener_kind {
-	LISTENER_MX,          /* port 25: mail for local domains, STARTTLS offered (later) */
-	LISTENER_SUBMISSION,  /* port 587: STARTTLS then AUTH required (later issue) */
-	LISTENER_SUBMISSIONS, /* port 465: implicit TLS (later issue) */
+	LISTENER_MX,          /* port 25: mail for local domains, STARTTLS offered, no AUTH */
+	LISTENER_SUBMISSION,  /* port 587: STARTTLS, then AUTH before MAIL (RFC 6409) */
+	LISTENER_SUBMISSIONS, /* port 465: implicit TLS (RFC 8314), then AUTH before MAIL */
 };
+
+/* A certificate chain file and its private key (tls_certificate). */
+struct config_cert {
+	char *cert_file;
+	char *key_file;
+};
+
+/* An address block (relay_networks): IPv4 as IPv4-mapped IPv6, prefix counted on 128 bits. */
+struct config_network {
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+/* tls_min_version, in the order of its choices. */
+enum config_tls_version { CONFIG_TLS_1_2, CONFIG_TLS_1_3 };
+
+/* auth_without_tls, in the order of its choices. */
+enum config_auth_tls { CONFIG_AUTH_TLS_ALWAYS, CONFIG_AUTH_TLS_EXCEPT_LOOPBACK };
+
+/* Bits of auth_mechanisms: the same order as enum sasl_mech. */
+#define CONFIG_MECH_PLAIN         (1u << 0)
+#define CONFIG_MECH_LOGIN         (1u << 1)
+#define CONFIG_MECH_CRAM_MD5      (1u << 2)
+#define CONFIG_MECH_SCRAM_SHA_256 (1u << 3)
 
 struct config_listener {
 	char text[80];                /* "127.0.0.1:2525", as written, for logs */
@@ -59,6 +83,25 @@ struct config {
 	uint64_t retry_max;
 	uint64_t max_queue_lifetime;
 	uint64_t shutdown_timeout;
+
+	/* TLS */
+	struct config_cert *tls_certs; /* none: a self-signed one in data_dir/tls */
+	size_t tls_cert_count;
+	unsigned tls_min_version; /* enum config_tls_version */
+
+	/* AUTH and relaying */
+	uint64_t auth_mechanisms;  /* CONFIG_MECH_* bits */
+	unsigned auth_without_tls; /* enum config_auth_tls */
+	struct config_network *relay_networks;
+	size_t relay_network_count;
+	uint64_t auth_fail_delay;
+	uint64_t auth_fail_limit;
+	uint64_t auth_fail_window;
+	uint64_t auth_lockout;
+	uint64_t user_message_rate; /* per hour; 0: no limit */
+	uint64_t user_recipient_rate;
+	uint64_t ip_message_rate;
+	uint64_t ip_recipient_rate;
 };
 
 /*
@@ -75,6 +118,9 @@ void config_unref(struct config *config);
 
 /* config_is_local_domain - domain[0..len) is one of local_domains (case-insensitive). */
 bool config_is_local_domain(const struct config *config, const char *domain, size_t len);
+
+/* config_network_contains - the 16-byte address (IPv4 mapped) is in one of relay_networks. */
+bool config_in_relay_networks(const struct config *config, const unsigned char addr[16]);
 
 /*
  * config_print_defaults - every parameter with its default and its one-line

@@ -1,7 +1,8 @@
 /*
  * msg_header.c - a streaming look at a message's header section (RFC 5322
  * 2.2, 3.6): counts Received: fields for loop detection (RFC 5321 6.3) and
- * notes Date:, Message-ID: and From:, and where the header ends.
+ * notes Date:, Message-ID: and From: (keeping From:'s value), and where
+ * the header ends.
  *
  * Content comes in canonical CR LF form in runs of any size; the whole
  * state lives in struct msg_header_scan, so any split gives the same
@@ -25,6 +26,7 @@ enum scan_state {
 	SCAN_LINE_START = 0, /* at the start of a header line */
 	SCAN_LINE_CR,        /* the line began with CR: a LF ends the header */
 	SCAN_SKIP_LINE,      /* the rest of this line does not matter */
+	SCAN_FROM_VALUE,     /* copying the rest of a From: line */
 	SCAN_FIELD_NAME,     /* matching fields[state - SCAN_FIELD_NAME] */
 };
 
@@ -67,6 +69,18 @@ static int field_starting_with(unsigned char c)
 	return -1;
 }
 
+static void from_append(struct msg_header_scan *scan, const char *bytes, size_t len)
+{
+	size_t room = MSG_FROM_MAX - scan->from_len;
+	if (len > room) {
+		len = room;
+		scan->from_overflow = true;
+	}
+	memcpy(scan->from + scan->from_len, bytes, len);
+	scan->from_len += len;
+	scan->from[scan->from_len] = '\0';
+}
+
 static void record_field(struct msg_header_scan *scan, enum field_kind kind)
 {
 	switch (kind) {
@@ -81,7 +95,10 @@ static void record_field(struct msg_header_scan *scan, enum field_kind kind)
 		scan->has_message_id = true;
 		break;
 	case FIELD_FROM:
+		if (scan->has_from)
+			from_append(scan, ",", 1);
 		scan->has_from = true;
+		scan->in_from = true;
 		break;
 	}
 }
@@ -96,6 +113,12 @@ static size_t at_line_start(struct msg_header_scan *scan, const char *bytes, siz
 		scan->state = SCAN_LINE_CR;
 		return i + 1;
 	}
+	if ((c == ' ' || c == '\t') && scan->in_from) {
+		/* A folded From: line: its value goes on (RFC 5322 2.2.3). */
+		scan->state = SCAN_FROM_VALUE;
+		return i;
+	}
+	scan->in_from = false;
 	field = (c == ' ' || c == '\t') ? -1 : field_starting_with(c);
 	if (field < 0) {
 		scan->state = SCAN_SKIP_LINE;
@@ -144,10 +167,28 @@ static size_t match_name(struct msg_header_scan *scan, const char *bytes, size_t
 	}
 	if (c == ' ' || c == '\t')
 		return i + 1;
-	if (c == ':')
-		record_field(scan, fields[field].kind);
 	scan->state = SCAN_SKIP_LINE;
-	return i;
+	if (c != ':')
+		return i;
+	record_field(scan, fields[field].kind);
+	if (fields[field].kind == FIELD_FROM)
+		scan->state = SCAN_FROM_VALUE;
+	return i + 1;
+}
+
+/* from_value - copy a From: line up to its CR LF (which is left out). */
+static size_t from_value(struct msg_header_scan *scan, const char *bytes, size_t i, size_t len)
+{
+	const char *lf = memchr(bytes + i, '\n', len - i);
+	size_t end = lf ? (size_t)(lf - bytes) : len;
+	size_t copy = end - i;
+	if (copy > 0 && bytes[i + copy - 1] == '\r')
+		copy--;
+	from_append(scan, bytes + i, copy);
+	if (!lf)
+		return len;
+	scan->state = SCAN_LINE_START;
+	return end + 1;
 }
 
 void msg_header_scan_init(struct msg_header_scan *scan)
@@ -170,6 +211,9 @@ void msg_header_scan_feed(struct msg_header_scan *scan, const char *bytes, size_
 			break;
 		case SCAN_SKIP_LINE:
 			i = skip_line(scan, bytes, i, len);
+			break;
+		case SCAN_FROM_VALUE:
+			i = from_value(scan, bytes, i, len);
 			break;
 		default:
 			i = match_name(scan, bytes, i);

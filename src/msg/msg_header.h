@@ -1,8 +1,9 @@
 /*
  * msg_header.h - a streaming look at the header section of a message
  * (RFC 5322 2.2), for what the server must know before it accepts one:
- * how many Received: fields (loop detection, RFC 5321 6.3), and whether
- * the header ends properly.
+ * how many Received: fields (loop detection, RFC 5321 6.3), whether Date:,
+ * Message-ID: and From: are there, the From: value, and whether the
+ * header ends properly.
  *
  * Pure: canonical CRLF content in, in runs of any size; counts out.
  */
@@ -12,6 +13,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The From: field's value is kept up to this many bytes (RFC 5322 2.1.1 allows 998 per line). */
+#define MSG_FROM_MAX 2048
+
 struct msg_header_scan {
 	int state;           /* private */
 	size_t match;        /* private: bytes of a field name matched so far */
@@ -20,6 +24,12 @@ struct msg_header_scan {
 	bool has_date;       /* a Date: field */
 	bool has_message_id; /* a Message-ID: field */
 	bool has_from;       /* a From: field */
+	/* The value of every From: field (joined by ",", unfolded, without
+	 * CR LF), for checking who a submitted message claims to be from. */
+	char from[MSG_FROM_MAX + 1];
+	size_t from_len;
+	bool from_overflow; /* longer than MSG_FROM_MAX: from is cut */
+	bool in_from;       /* private: the current field is From: */
 };
 
 void msg_header_scan_init(struct msg_header_scan *scan);

@@ -12,6 +12,7 @@
 
 struct event_base;
 struct smtpd;
+struct tls_server;
 
 /*
  * smtpd_create - bind every configured listener (before privileges are
@@ -25,6 +26,13 @@ void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *re
 
 /* smtpd_commit_done - store_commit_done for the loop thread. */
 void smtpd_commit_done(struct store_message *msg, void *smtpd);
+
+/*
+ * smtpd_set_tls - the certificates for STARTTLS and implicit TLS from now
+ * on (takes the caller's reference; sessions keep the one they started
+ * with). Must be set before smtpd_run.
+ */
+void smtpd_set_tls(struct smtpd *smtpd, struct tls_server *tls);
 
 /* smtpd_reload - take a new configuration (sessions keep theirs). */
 void smtpd_reload(struct smtpd *smtpd, struct config *config);

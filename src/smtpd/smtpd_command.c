@@ -16,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtpd/smtpd_limits.h"
 #include "smtpd/smtpd_private.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
+#include "util/util_time.h"
 
 #define SMTPD_RESOLVE_MAX 64
 
@@ -59,17 +61,95 @@ static void handle_helo(struct smtpd_session *s, const struct smtp_command *cmd)
 static void handle_ehlo(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	greet(s, cmd, true);
-	char reply[1024];
+	char reply[1024], mechs[128];
+	bool starttls = !s->tls && s->kind != LISTENER_SUBMISSIONS && smtpd_tls(s->smtpd) != NULL;
+	bool auth = auth_offered(s) && auth_mechanism_list(s, mechs, sizeof mechs);
 	str_format(reply, sizeof reply,
 	           "250-%s Hello [%s]\r\n"
 	           "250-PIPELINING\r\n"
 	           "250-SIZE %llu\r\n"
+	           "%s"
+	           "%s%s%s"
 	           "250-8BITMIME\r\n"
 	           "250-SMTPUTF8\r\n"
 	           "250-ENHANCEDSTATUSCODES\r\n"
 	           "250 CHUNKING\r\n",
-	           s->config->hostname, s->peer_ip, (unsigned long long)s->config->max_message_size);
+	           s->config->hostname, s->peer_ip, (unsigned long long)s->config->max_message_size,
+	           starttls ? "250-STARTTLS\r\n" : "", auth ? "250-AUTH " : "", auth ? mechs : "", auth ? "\r\n" : "");
 	session_write(s, reply, strlen(reply));
+}
+
+/* ---- Policy shared by MAIL and RCPT ---- */
+
+/*
+ * lookup_address - the address as the directory knows it: lower-cased, and
+ * with a quoted local part unquoted ("alice"@dom and alice@dom are one
+ * address, RFC 5322 3.2.4). Directory names never need quoting, so an
+ * unquoted result that would need it simply matches nobody.
+ */
+static void lookup_address(const struct smtp_path *path, char *out, size_t size)
+{
+	if (!path->local_quoted) {
+		str_copy(out, size, path->addr);
+	} else {
+		size_t o = 0;
+		/* Skip the opening quote; stop at the closing one; drop backslashes. */
+		for (size_t i = 1; i + 1 < path->local_len && o + 1 < size; i++) {
+			if (path->addr[i] == '\\' && i + 2 < path->local_len)
+				i++;
+			out[o++] = path->addr[i];
+		}
+		out[o] = '\0';
+		str_format(out + o, size - o, "@%s", smtp_path_domain(path));
+	}
+	str_lower(out);
+}
+
+/* relay_allowed - may this client send to domains that are not ours? */
+static bool relay_allowed(const struct smtpd_session *s)
+{
+	return s->auth_user[0] != '\0' || config_in_relay_networks(s->config, s->peer_key);
+}
+
+/* rate_allows - count one message or recipient ('m' or 'r') against the user's and the address's hourly limits. */
+static bool rate_allows(struct smtpd_session *s, char what, uint64_t user_limit, uint64_t ip_limit)
+{
+	struct smtpd_limits *limits = smtpd_limits(s->smtpd);
+	uint64_t now = time_mono_ms(), used;
+	char key[STORE_ADDRESS_MAX + 8];
+	const char *kind = what == 'm' ? "messages" : "recipients";
+	if (s->auth_user[0] && str_format(key, sizeof key, "%c:u:%s", what, s->auth_user) &&
+	    !limits_take(limits, key, 1, user_limit, now, &used)) {
+		log_warning("event=rate_limited session=%s scope=user user=%s kind=%s used=%llu limit=%llu", s->sid,
+		            s->auth_user, kind, (unsigned long long)used, (unsigned long long)user_limit);
+		return false;
+	}
+	if (str_format(key, sizeof key, "%c:i:%s", what, s->peer_ip) &&
+	    !limits_take(limits, key, 1, ip_limit, now, &used)) {
+		log_warning("event=rate_limited session=%s scope=ip client=%s kind=%s used=%llu limit=%llu", s->sid,
+		            s->peer_ip, kind, (unsigned long long)used, (unsigned long long)ip_limit);
+		return false;
+	}
+	return true;
+}
+
+/* sender_refusal - may the authenticated user use this envelope sender? SMTP_R_OK if so. */
+static enum smtp_reply_id sender_refusal(struct smtpd_session *s, const struct smtp_path *path)
+{
+	if (!s->auth_user[0] || path->is_null)
+		return SMTP_R_OK;
+	char address[STORE_ADDRESS_MAX];
+	lookup_address(path, address, sizeof address);
+	int may = store_dir_may_send_as(smtpd_reader(s->smtpd), s->auth_user, address, s->config->recipient_delimiter);
+	if (may < 0)
+		return SMTP_R_LOCAL_ERROR;
+	if (may == 0) {
+		char q[LOG_QUOTE_MAX];
+		log_info("event=sender_refused session=%s user=%s from=%s", s->sid, s->auth_user,
+		         log_quote(q, sizeof q, path->addr, strlen(path->addr)));
+		return SMTP_R_SENDER_NOT_OWNED;
+	}
+	return SMTP_R_OK;
 }
 
 /* ---- MAIL ---- */
@@ -117,10 +197,22 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	bool smtputf8;
+	if (s->kind != LISTENER_MX && !s->auth_user[0]) {
+		/* RFC 6409 4.3: submission needs AUTH, and AUTH needs TLS here. */
+		session_reply(s, auth_offered(s) ? SMTP_R_AUTH_REQUIRED : SMTP_R_STARTTLS_FIRST);
+		return;
+	}
 	if (!mail_params(s, cmd, &smtputf8))
 		return;
 	if (cmd->path.has_utf8 && !smtputf8) {
 		session_reply(s, SMTP_R_UTF8_NEEDED);
+		return;
+	}
+	enum smtp_reply_id refusal = sender_refusal(s, &cmd->path);
+	if (refusal == SMTP_R_OK && !rate_allows(s, 'm', s->config->user_message_rate, s->config->ip_message_rate))
+		refusal = SMTP_R_MESSAGE_RATE;
+	if (refusal != SMTP_R_OK) {
+		session_reply(s, refusal);
 		return;
 	}
 	struct smtpd_txn *txn = txn_new();
@@ -137,30 +229,6 @@ static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 
 /* ---- RCPT ---- */
 
-/*
- * lookup_address - the address as the directory knows it: lower-cased, and
- * with a quoted local part unquoted ("alice"@dom and alice@dom are one
- * address, RFC 5322 3.2.4). Directory names never need quoting, so an
- * unquoted result that would need it simply matches nobody.
- */
-static void lookup_address(const struct smtp_path *path, char *out, size_t size)
-{
-	if (!path->local_quoted) {
-		str_copy(out, size, path->addr);
-	} else {
-		size_t o = 0;
-		/* Skip the opening quote; stop at the closing one; drop backslashes. */
-		for (size_t i = 1; i + 1 < path->local_len && o + 1 < size; i++) {
-			if (path->addr[i] == '\\' && i + 2 < path->local_len)
-				i++;
-			out[o++] = path->addr[i];
-		}
-		out[o] = '\0';
-		str_format(out + o, size - o, "@%s", smtp_path_domain(path));
-	}
-	str_lower(out);
-}
-
 /* rcpt_resolve - the local mailboxes for a recipient; false after replying. */
 static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, char (*boxes)[STORE_ADDRESS_MAX],
                          int *count)
@@ -173,8 +241,14 @@ static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, 
 	}
 	const char *domain = smtp_path_domain(path);
 	if (path->domain_literal || !config_is_local_domain(c, domain, path->domain_len)) {
-		session_reply(s, SMTP_R_RELAY_DENIED);
-		return false;
+		if (!relay_allowed(s)) {
+			session_reply(s, SMTP_R_RELAY_DENIED);
+			return false;
+		}
+		/* Relayed: no local mailbox; it waits in the queue for remote delivery. */
+		boxes[0][0] = '\0';
+		*count = 1;
+		return true;
 	}
 	char address[STORE_ADDRESS_MAX];
 	lookup_address(path, address, sizeof address);
@@ -212,7 +286,12 @@ static void handle_rcpt(struct smtpd_session *s, const struct smtp_command *cmd)
 	}
 	char(*boxes)[STORE_ADDRESS_MAX] = xmalloc(SMTPD_RESOLVE_MAX * sizeof *boxes);
 	int count = 0;
-	if (rcpt_resolve(s, &cmd->path, boxes, &count)) {
+	bool ok = rcpt_resolve(s, &cmd->path, boxes, &count);
+	if (ok && !rate_allows(s, 'r', s->config->user_recipient_rate, s->config->ip_recipient_rate)) {
+		session_reply(s, SMTP_R_RECIPIENT_RATE);
+		ok = false;
+	}
+	if (ok) {
 		for (int i = 0; i < count; i++)
 			txn_add_mailbox(txn, cmd->path.addr, boxes[i]);
 		if (!txn->first_rcpt)
@@ -316,12 +395,16 @@ static void handle_quit(struct smtpd_session *s, const struct smtp_command *cmd)
 
 static void handle_starttls(struct smtpd_session *s, const struct smtp_command *cmd)
 {
-	session_reply(s, SMTP_R_NO_TLS);
-}
-
-static void handle_auth(struct smtpd_session *s, const struct smtp_command *cmd)
-{
-	session_reply(s, SMTP_R_NO_AUTH);
+	if (s->tls) {
+		session_reply(s, SMTP_R_TLS_ACTIVE);
+		return;
+	}
+	if (!smtpd_tls(s->smtpd)) {
+		session_reply(s, SMTP_R_NO_TLS);
+		return;
+	}
+	session_reply(s, SMTP_R_TLS_GO);
+	session_begin_tls(s);
 }
 
 static const struct command_rule command_rules[SMTP_VERB_COUNT] = {

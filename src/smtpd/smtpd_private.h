@@ -19,6 +19,9 @@
 
 struct bufferevent;
 struct evbuffer;
+struct event;
+struct sasl_exchange;
+struct tls_server;
 
 enum smtpd_state {
 	SMTPD_CONNECTED, /* greeted, no HELO/EHLO yet */
@@ -28,6 +31,8 @@ enum smtpd_state {
 	SMTPD_DATA,      /* reading DATA content up to CRLF.CRLF */
 	SMTPD_BDAT,      /* reading a BDAT chunk of known size */
 	SMTPD_COMMIT,    /* content complete, waiting for the store */
+	SMTPD_AUTH,      /* AUTH sent a challenge: the next line is the response */
+	SMTPD_AUTH_WAIT, /* AUTH: a password check, or the delay after a failure */
 	SMTPD_CLOSING,   /* last reply written, closing when it has gone out */
 	SMTPD_STATE_COUNT
 };
@@ -51,6 +56,7 @@ struct smtpd_txn {
 	int spill_fd;
 	uint64_t client_bytes; /* content bytes from the client */
 	uint64_t stored_bytes; /* bytes in body or the spill file (with our trace header) */
+	size_t trace_len;      /* bytes of our Received: header, first in the content */
 	bool too_big;
 	bool spill_failed;
 	/* BDAT: the chunk being read and the reply owed when it is done. */
@@ -65,6 +71,7 @@ struct smtpd_session {
 	struct smtpd *smtpd;
 	struct config *config;
 	struct bufferevent *bev;
+	int fd;
 	enum listener_kind kind;
 	enum smtpd_state state;
 	char peer_ip[46];
@@ -77,6 +84,19 @@ struct smtpd_session {
 	bool in_callback;
 	bool output_blocked; /* client not reading: stop reading commands */
 	bool shutdown_pending;
+	/* TLS: the certificates in use (a reference), the handshake, the result. */
+	struct tls_server *tls;
+	bool tls_starting;    /* STARTTLS answered 220: switch once that has gone out */
+	bool tls_handshaking; /* the handshake has not finished */
+	bool tls_active;      /* the handshake finished: the session is encrypted */
+	char tls_version[16];
+	char tls_cipher[64];
+	/* AUTH: the exchange under way, and who the client proved to be. */
+	struct sasl_exchange *sasl;
+	int sasl_mech;                     /* enum sasl_mech */
+	char auth_user[STORE_ADDRESS_MAX]; /* "" until AUTH succeeded */
+	struct event *auth_timer;          /* the delay after a failure */
+	int auth_reply_owed;               /* enum smtp_reply_id + 1 */
 	uint64_t errors;
 	uint64_t messages;
 	uint64_t started_ms;
@@ -93,6 +113,20 @@ void session_write(struct smtpd_session *s, const char *bytes, size_t len);
 void session_enter_state(struct smtpd_session *s, enum smtpd_state state);
 void session_close_after_reply(struct smtpd_session *s);
 void session_set_data_timeouts(struct smtpd_session *s, bool data);
+/* session_begin_tls - STARTTLS was answered 220: read nothing more in plaintext. */
+void session_begin_tls(struct smtpd_session *s);
+
+/* session_resume - go on reading after a wait, and free the session if it ended. */
+void session_resume(struct smtpd_session *s);
+
+/* smtpd_auth.c */
+bool session_on_loopback(const struct smtpd_session *s);
+bool auth_offered(const struct smtpd_session *s);
+bool auth_mechanism_list(const struct smtpd_session *s, char *buf, size_t size);
+void handle_auth(struct smtpd_session *s, const struct smtp_command *cmd);
+void auth_response(struct smtpd_session *s, const char *line, size_t len);
+void auth_response_too_long(struct smtpd_session *s);
+void auth_session_free(struct smtpd_session *s);
 
 /* smtpd_command.c */
 void command_dispatch(struct smtpd_session *s, const char *line, size_t len);

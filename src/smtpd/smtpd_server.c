@@ -22,15 +22,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth/auth_pool.h"
+#include "net/tls.h"
 #include "smtp/smtp_limits.h"
 #include "smtp/smtp_reply.h"
+#include "smtpd/smtpd_limits.h"
 #include "smtpd/smtpd_session.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
+#include "util/util_time.h"
 
 #define SMTPD_BACKLOG         1024
 #define SMTPD_PEER_BUCKETS    4096
 #define SMTPD_ACCEPT_PAUSE_MS 1000
+/* Password checks are CPU work: one thread per core of a small server. */
+#define SMTPD_AUTH_THREADS 2
+#define SMTPD_PRUNE_S      600
 
 struct smtpd_peer_count {
 	unsigned char key[16];
@@ -50,6 +57,10 @@ struct smtpd {
 	struct config *config;
 	struct store *store;
 	struct store_reader *reader;
+	struct tls_server *tls;
+	struct auth_pool *auth_pool;
+	struct smtpd_limits *limits;
+	struct event *prune_timer;
 	struct smtpd_listener *listeners;
 	size_t listener_count;
 	struct event *accept_pause;
@@ -79,6 +90,27 @@ struct store *smtpd_store(struct smtpd *smtpd)
 struct store_reader *smtpd_reader(struct smtpd *smtpd)
 {
 	return smtpd->reader;
+}
+
+struct tls_server *smtpd_tls(struct smtpd *smtpd)
+{
+	return smtpd->tls;
+}
+
+struct auth_pool *smtpd_auth_pool(struct smtpd *smtpd)
+{
+	return smtpd->auth_pool;
+}
+
+struct smtpd_limits *smtpd_limits(struct smtpd *smtpd)
+{
+	return smtpd->limits;
+}
+
+void smtpd_set_tls(struct smtpd *smtpd, struct tls_server *tls)
+{
+	tls_server_unref(smtpd->tls);
+	smtpd->tls = tls;
 }
 
 bool smtpd_shutting_down(struct smtpd *smtpd)
@@ -294,14 +326,36 @@ struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 	return smtpd;
 }
 
+/* auth_checked - auth_pool_done: the ticket is the session id. */
+static void auth_checked(void *arg, uint64_t ticket, bool ok)
+{
+	struct smtpd *smtpd = arg;
+	struct smtpd_session *s = slot_find(smtpd, ticket);
+	if (s)
+		smtpd_session_auth_checked(s, ok);
+}
+
+static void prune_limits(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd *smtpd = arg;
+	size_t left = limits_prune(smtpd->limits, time_mono_ms());
+	log_debug("event=limits_pruned entries=%zu", left);
+}
+
 void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *reader)
 {
+	smtpd->auth_pool = auth_pool_start(smtpd->base, SMTPD_AUTH_THREADS, auth_checked, smtpd);
+	smtpd->limits = limits_new();
+	smtpd->prune_timer = event_new(smtpd->base, -1, EV_PERSIST, prune_limits, smtpd);
+	struct timeval tv = {SMTPD_PRUNE_S, 0};
+	event_add(smtpd->prune_timer, &tv);
 	smtpd->store = store;
 	smtpd->reader = reader;
 	for (size_t i = 0; i < smtpd->listener_count; i++) {
 		evconnlistener_enable(smtpd->listeners[i].listener);
+		static const char *const kinds[] = {"mx", "submission", "submissions"};
 		log_info("event=listening listener=%s kind=%s", smtpd->listeners[i].text,
-		         smtpd->listeners[i].kind == LISTENER_MX ? "mx" : "submission");
+		         kinds[smtpd->listeners[i].kind]);
 	}
 }
 
@@ -378,6 +432,11 @@ void smtpd_free(struct smtpd *smtpd)
 	free(smtpd->slots);
 	free(smtpd->generations);
 	free(smtpd->free_slots);
+	auth_pool_stop(smtpd->auth_pool);
+	limits_free(smtpd->limits);
+	if (smtpd->prune_timer)
+		event_free(smtpd->prune_timer);
+	tls_server_unref(smtpd->tls);
 	config_unref(smtpd->config);
 	free(smtpd);
 }

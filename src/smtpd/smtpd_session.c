@@ -21,25 +21,35 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/auth_sasl.h"
+#include "net/tls.h"
 #include "smtpd/smtpd_private.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
 
-#define SMTPD_READ_HIGH      (64 * 1024)
+#define SMTPD_READ_HIGH (64 * 1024)
+/* Longest line read: an AUTH exchange line (RFC 4954 4); commands stop at SMTP_COMMAND_LINE_MAX. */
+#define SMTPD_LINE_MAX       SASL_LINE_MAX
 #define SMTPD_OUTPUT_HIGH    (64 * 1024)
 #define SMTPD_CONTENT_IOVECS 8
 
 static const char *const state_names[SMTPD_STATE_COUNT] = {
-        "connected", "ready", "mail", "rcpt", "data", "bdat", "commit", "closing",
+        "connected", "ready", "mail", "rcpt", "data", "bdat", "commit", "auth", "auth_wait", "closing",
 };
 
 static void session_process(struct smtpd_session *s);
+static void session_start_tls(struct smtpd_session *s);
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* ---- Replies ---- */
 
@@ -121,7 +131,13 @@ static void session_free(struct smtpd_session *s)
 	         (unsigned long long)(time_mono_ms() - s->started_ms), (unsigned long long)s->messages,
 	         (unsigned long long)s->errors);
 	txn_free(s->txn);
+	auth_session_free(s);
+	/* A TLS bufferevent owns its socket (and SSL); a plain one does not,
+	 * so that STARTTLS can hand the socket over. */
 	bufferevent_free(s->bev);
+	if (!s->tls)
+		close(s->fd);
+	tls_server_unref(s->tls);
 	struct smtpd *smtpd = s->smtpd;
 	uint64_t id = s->id;
 	unsigned char key[16];
@@ -149,6 +165,21 @@ static bool session_over_time(struct smtpd_session *s)
 	return true;
 }
 
+/* session_line_too_long - refuse an over-long line (its bytes are gone already). */
+static void session_line_too_long(struct smtpd_session *s)
+{
+	if (s->state == SMTPD_AUTH)
+		auth_response_too_long(s);
+	else
+		session_reply(s, SMTP_R_LINE_TOO_LONG);
+}
+
+/* line_is_auth - AUTH lines may be longer than others: RFC 4954 4 allows 12288 octets. */
+static bool line_is_auth(const char *line, size_t len)
+{
+	return len >= 5 && str_ieq(line, 5, "AUTH ");
+}
+
 /*
  * session_read_line - take one command line if a whole one is there.
  *
@@ -162,7 +193,7 @@ static bool session_read_line(struct smtpd_session *s, struct evbuffer *in)
 	struct evbuffer_ptr eol = evbuffer_search(in, "\r\n", 2, NULL);
 	if (eol.pos < 0) {
 		size_t avail = evbuffer_get_length(in);
-		if (avail >= SMTP_COMMAND_LINE_MAX) {
+		if (avail >= SMTPD_LINE_MAX) {
 			/* Too long already: drop what we have (keeping a CR that may
 			 * start the CRLF) and skip to the end of the line. */
 			evbuffer_drain(in, avail - 1);
@@ -171,18 +202,22 @@ static bool session_read_line(struct smtpd_session *s, struct evbuffer *in)
 		return false;
 	}
 	size_t line_len = (size_t)eol.pos; /* bytes before the CRLF */
-	if (s->discarding_line || line_len + 2 > SMTP_COMMAND_LINE_MAX) {
+	if (s->discarding_line || line_len + 2 > SMTPD_LINE_MAX) {
 		evbuffer_drain(in, line_len + 2);
 		s->discarding_line = false;
-		session_reply(s, SMTP_R_LINE_TOO_LONG);
+		session_line_too_long(s);
 		return true;
 	}
-	char line[SMTP_COMMAND_LINE_MAX];
+	char line[SMTPD_LINE_MAX];
 	evbuffer_remove(in, line, line_len + 2);
 	if (memchr(line, '\r', line_len) || memchr(line, '\n', line_len))
 		session_reply(s, SMTP_R_BARE_EOL_COMMAND);
 	else if (memchr(line, '\0', line_len))
 		session_reply(s, SMTP_R_NUL_COMMAND);
+	else if (s->state == SMTPD_AUTH)
+		auth_response(s, line, line_len);
+	else if (line_len + 2 > SMTP_COMMAND_LINE_MAX && !line_is_auth(line, line_len))
+		session_line_too_long(s);
 	else
 		command_dispatch(s, line, line_len);
 	return true;
@@ -273,7 +308,8 @@ static bool session_maybe_shutdown(struct smtpd_session *s)
 static void session_process(struct smtpd_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	while (!s->dead && s->state != SMTPD_CLOSING && s->state != SMTPD_COMMIT) {
+	while (!s->dead && s->state != SMTPD_CLOSING && s->state != SMTPD_COMMIT && s->state != SMTPD_AUTH_WAIT &&
+	       !s->tls_starting) {
 		if (session_over_time(s) || session_output_full(s) || session_maybe_shutdown(s))
 			break;
 		bool progress;
@@ -295,6 +331,12 @@ static void session_process(struct smtpd_session *s)
 	}
 }
 
+void session_resume(struct smtpd_session *s)
+{
+	session_process(s);
+	session_end_callback(s);
+}
+
 /* ---- Callbacks ---- */
 
 static void session_read_cb(struct bufferevent *bev, void *arg)
@@ -309,6 +351,8 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 	struct smtpd_session *s = arg;
 	if (s->state == SMTPD_CLOSING) {
 		s->dead = true;
+	} else if (s->tls_starting) {
+		session_start_tls(s);
 	} else if (s->output_blocked) {
 		s->output_blocked = false;
 		session_process(s);
@@ -316,10 +360,35 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 	session_end_callback(s);
 }
 
+/* session_tls_ready - the handshake is done: note what was agreed. */
+static void session_tls_ready(struct smtpd_session *s)
+{
+	const char *version, *cipher;
+	tls_describe(bufferevent_openssl_get_ssl(s->bev), &version, &cipher);
+	str_copy(s->tls_version, sizeof s->tls_version, version);
+	str_copy(s->tls_cipher, sizeof s->tls_cipher, cipher);
+	s->tls_handshaking = false;
+	s->tls_active = true;
+	log_info("event=tls session=%s version=%s cipher=%s", s->sid, s->tls_version, s->tls_cipher);
+}
+
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtpd_session *s = arg;
-	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != SMTPD_CLOSING) {
+	if (what & BEV_EVENT_CONNECTED) {
+		session_tls_ready(s);
+	} else if (s->tls_handshaking) {
+		/* Nothing can be said to a client that never finished the
+		 * handshake: log why and close. */
+		char why[256];
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		if (e)
+			ERR_error_string_n(e, why, sizeof why);
+		else
+			str_copy(why, sizeof why, (what & BEV_EVENT_TIMEOUT) ? "timeout" : "connection closed");
+		log_info("event=tls_failed session=%s client=%s reason=\"%s\"", s->sid, s->peer_ip, why);
+		s->dead = true;
+	} else if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != SMTPD_CLOSING) {
 		log_info("event=timeout session=%s state=%s", s->sid, state_names[s->state]);
 		session_reply(s, SMTP_R_TIMEOUT);
 		session_close_after_reply(s);
@@ -331,6 +400,57 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		s->dead = true;
 	}
 	session_end_callback(s);
+}
+
+/* ---- TLS ---- */
+
+/* session_setup_bev - callbacks, read limit and timeouts of a new bufferevent. */
+static void session_setup_bev(struct smtpd_session *s)
+{
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_READ_HIGH);
+	session_set_data_timeouts(s, false);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* session_tls_bev - a TLS bufferevent on the session's socket, in accept mode. */
+static void session_tls_bev(struct smtpd_session *s)
+{
+	s->tls = tls_server_ref(smtpd_tls(s->smtpd));
+	s->bev = bufferevent_openssl_socket_new(smtpd_base(s->smtpd), s->fd, tls_server_ssl(s->tls),
+	                                        BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->bev)
+		fatal("bufferevent_openssl_socket_new failed");
+	/* A client that closes without close_notify has still closed. */
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	s->tls_handshaking = true;
+	session_setup_bev(s);
+}
+
+void session_begin_tls(struct smtpd_session *s)
+{
+	s->tls_starting = true;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+/*
+ * session_start_tls - the 220 to STARTTLS has gone out: TLS from here.
+ *
+ * RFC 3207 4.2: the server forgets everything it learnt from the client
+ * before TLS, HELO included. Nothing read in plaintext survives: a client
+ * that sent more after STARTTLS was already refused (554, smtpd_command.c)
+ * and reading stopped at the 220, so no byte injected in plaintext can be
+ * taken as a command once the session is encrypted (CVE-2011-0411).
+ */
+static void session_start_tls(struct smtpd_session *s)
+{
+	s->tls_starting = false;
+	bufferevent_free(s->bev);
+	txn_reset(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	s->state = SMTPD_CONNECTED;
+	session_tls_bev(s);
 }
 
 /* ---- From the server ---- */
@@ -355,13 +475,16 @@ struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct
 		inet_ntop(AF_INET, &in->sin_addr, s->peer_ip, sizeof s->peer_ip);
 		s->peer_port = ntohs(in->sin_port);
 	}
-	s->bev = bufferevent_socket_new(smtpd_base(smtpd), fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!s->bev)
-		fatal("bufferevent_socket_new failed");
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_READ_HIGH);
-	session_set_data_timeouts(s, false);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->fd = fd;
+	if (kind == LISTENER_SUBMISSIONS) {
+		/* Implicit TLS (RFC 8314): the greeting waits for the handshake. */
+		session_tls_bev(s);
+	} else {
+		s->bev = bufferevent_socket_new(smtpd_base(smtpd), fd, 0);
+		if (!s->bev)
+			fatal("bufferevent_socket_new failed");
+		session_setup_bev(s);
+	}
 	log_info("event=connect session=%s client=%s port=%u", s->sid, s->peer_ip, s->peer_port);
 	char line[SMTP_REPLY_LINE_MAX];
 	str_format(line, sizeof line, "220 %s ESMTP tern\r\n", config->hostname);

@@ -18,8 +18,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "msg/msg_address.h"
 #include "smtpd/smtpd_private.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
@@ -60,12 +62,17 @@ void txn_reset(struct smtpd_session *s)
 	session_set_data_timeouts(s, false);
 }
 
-/* txn_add_mailbox - one copy per mailbox, however many addresses lead there. */
+/* txn_add_mailbox - one copy per mailbox, however many addresses lead there;
+ * a relayed recipient (mailbox "") once per address. */
 bool txn_add_mailbox(struct smtpd_txn *txn, const char *address, const char *mailbox)
 {
-	for (size_t i = 0; i < txn->rcpt_count; i++)
-		if (strcmp(txn->rcpts[i].mailbox, mailbox) == 0)
+	bool remote = mailbox[0] == '\0';
+	for (size_t i = 0; i < txn->rcpt_count; i++) {
+		const struct store_rcpt *r = &txn->rcpts[i];
+		if (remote ? (r->mailbox[0] == '\0' && strcasecmp(r->address, address) == 0)
+		           : strcmp(r->mailbox, mailbox) == 0)
 			return false;
+	}
 	if (txn->rcpt_count == txn->rcpt_cap) {
 		txn->rcpt_cap = txn->rcpt_cap ? txn->rcpt_cap * 2 : 4;
 		txn->rcpts = xrealloc(txn->rcpts, txn->rcpt_cap * sizeof *txn->rcpts);
@@ -171,18 +178,27 @@ static void txn_received(struct smtpd_session *s, struct smtpd_txn *txn)
 {
 	char date[64], header[1024], helo[LOG_QUOTE_MAX];
 	time_rfc5322(date, sizeof date, time(NULL));
-	const char *proto = txn->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
+	/* RFC 3848 and RFC 6531: S for TLS, A for AUTH. */
+	char proto[16], tls[128] = "";
+	str_format(proto, sizeof proto, "%s%s%s",
+	           txn->smtputf8 ? "UTF8SMTP"
+	           : s->esmtp    ? "ESMTP"
+	                         : "SMTP",
+	           s->tls_active ? "S" : "", s->auth_user[0] ? "A" : "");
+	if (s->tls_active)
+		str_format(tls, sizeof tls, " (version=%s cipher=%s)", s->tls_version, s->tls_cipher);
 	/* The HELO argument passed the domain/literal syntax check: no spaces,
 	 * no control characters, safe to put in a header. */
 	str_copy(helo, sizeof helo, s->helo);
 	bool one = txn->rcpts_accepted == 1 && txn->first_rcpt;
 	if (!str_format(header, sizeof header,
-	                "Received: from %s (unknown [%s])\r\n\tby %s (tern) with %s id %s%s%s%s;\r\n\t%s\r\n", helo,
-	                s->peer_ip, s->config->hostname, proto, txn->qid, one ? "\r\n\tfor <" : "",
+	                "Received: from %s (unknown [%s])\r\n\tby %s (tern) with %s%s id %s%s%s%s;\r\n\t%s\r\n", helo,
+	                s->peer_ip, s->config->hostname, proto, tls, txn->qid, one ? "\r\n\tfor <" : "",
 	                one ? txn->first_rcpt : "", one ? ">" : "", date))
-		str_format(header, sizeof header, "Received: from [%s]\r\n\tby %s (tern) with %s id %s;\r\n\t%s\r\n",
-		           s->peer_ip, s->config->hostname, proto, txn->qid, date);
-	txn_keep(s, txn, header, strlen(header));
+		str_format(header, sizeof header, "Received: from [%s]\r\n\tby %s (tern) with %s%s id %s;\r\n\t%s\r\n",
+		           s->peer_ip, s->config->hostname, proto, tls, txn->qid, date);
+	txn->trace_len = strlen(header);
+	txn_keep(s, txn, header, txn->trace_len);
 }
 
 void txn_begin_content(struct smtpd_session *s, enum smtp_data_mode mode)
@@ -241,11 +257,121 @@ static struct store_message *txn_to_message(struct smtpd_session *s, struct smtp
 	return msg;
 }
 
+/* ---- Submission: From: and the fields a message must have ---- */
+
+struct from_check {
+	struct smtpd_session *s;
+	int verdict; /* store_dir_may_send_as of the first address refused */
+};
+
+static bool from_owned(void *ctx, const char *address)
+{
+	struct from_check *fc = ctx;
+	struct smtpd_session *s = fc->s;
+	char lower[MSG_ADDRESS_MAX + 1];
+	str_copy(lower, sizeof lower, address);
+	str_lower(lower);
+	fc->verdict =
+	        store_dir_may_send_as(smtpd_reader(s->smtpd), s->auth_user, lower, s->config->recipient_delimiter);
+	return fc->verdict == 1;
+}
+
+/* txn_from_refusal - RFC 6409 8.1: an authenticated user's From: must be an address they may use. */
+static enum smtp_reply_id txn_from_refusal(struct smtpd_session *s, struct smtpd_txn *txn)
+{
+	const struct msg_header_scan *h = &txn->header;
+	if (!s->auth_user[0] || !h->has_from)
+		return SMTP_R_OK;
+	struct from_check fc = {s, 0};
+	size_t count = 0;
+	if (!h->from_overflow && msg_address_list(h->from, h->from_len, from_owned, &fc, &count) && count > 0)
+		return SMTP_R_OK;
+	char q[LOG_QUOTE_MAX];
+	log_info("event=from_refused session=%s qid=%s user=%s from=%s", s->sid, txn->qid, s->auth_user,
+	         log_quote(q, sizeof q, h->from, h->from_len));
+	return fc.verdict < 0 ? SMTP_R_LOCAL_ERROR : SMTP_R_FROM_NOT_OWNED;
+}
+
+/* copy_range - len bytes of in from offset to the end of out. */
+static bool copy_range(int in, off_t offset, int out, uint64_t len)
+{
+	while (len > 0) {
+		ssize_t n = copy_file_range(in, &offset, out, NULL, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		len -= (uint64_t)n;
+	}
+	return true;
+}
+
+/* txn_insert_after_trace - put text between our Received: header and the client's content. */
+static void txn_insert_after_trace(struct smtpd_session *s, struct smtpd_txn *txn, const char *text, size_t len)
+{
+	if (txn->spill_fd < 0) {
+		struct evbuffer *fresh = evbuffer_new();
+		if (!fresh)
+			fatal("evbuffer_new failed");
+		evbuffer_remove_buffer(txn->body, fresh, txn->trace_len);
+		evbuffer_add(fresh, text, len);
+		evbuffer_add_buffer(fresh, txn->body);
+		evbuffer_free(txn->body);
+		txn->body = fresh;
+		txn->stored_bytes += len;
+		return;
+	}
+	/* Spilled: a new file with the text in place; the kernel copies the rest. */
+	int fd = spill_open(s->config->data_dir);
+	char trace[2048];
+	bool ok = fd >= 0 && txn->trace_len <= sizeof trace &&
+	          pread(txn->spill_fd, trace, txn->trace_len, 0) == (ssize_t)txn->trace_len &&
+	          write_all(fd, trace, txn->trace_len) && write_all(fd, text, len) &&
+	          copy_range(txn->spill_fd, (off_t)txn->trace_len, fd, txn->stored_bytes - txn->trace_len);
+	if (!ok) {
+		log_error("event=spill_failed session=%s qid=%s error=\"%s\"", s->sid, txn->qid, strerror(errno));
+		txn->spill_failed = true;
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(txn->spill_fd);
+	txn->spill_fd = fd;
+	txn->stored_bytes += len;
+}
+
+/* txn_add_missing_fields - RFC 6409 8.2, 8.3: a submitted message gets Date: and Message-ID: if it lacks them. */
+static void txn_add_missing_fields(struct smtpd_session *s, struct smtpd_txn *txn)
+{
+	if (!s->auth_user[0] || (txn->header.has_date && txn->header.has_message_id))
+		return;
+	char text[512], date[64];
+	size_t used = 0;
+	if (!txn->header.has_date) {
+		time_rfc5322(date, sizeof date, time(NULL));
+		str_format(text, sizeof text, "Date: %s\r\n", date);
+		used = strlen(text);
+	}
+	if (!txn->header.has_message_id) {
+		str_format(text + used, sizeof text - used, "Message-ID: <%s.%llx@%s>\r\n", txn->qid,
+		           (unsigned long long)time_wall_ms(), s->config->hostname);
+		used += strlen(text + used);
+	}
+	txn_insert_after_trace(s, txn, text, used);
+}
+
 void txn_finish(struct smtpd_session *s)
 {
 	struct smtpd_txn *txn = s->txn;
 	unsigned faults = smtp_data_finish(&txn->reader, txn_sink, s);
 	enum smtp_reply_id refusal = txn_refusal(s, faults);
+	if (refusal == SMTP_R_OK)
+		refusal = txn_from_refusal(s, txn);
+	if (refusal == SMTP_R_OK) {
+		txn_add_missing_fields(s, txn);
+		if (txn->spill_failed)
+			refusal = SMTP_R_LOCAL_ERROR;
+	}
 	session_set_data_timeouts(s, false);
 	if (refusal != SMTP_R_OK) {
 		session_reply(s, refusal);

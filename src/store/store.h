@@ -138,4 +138,24 @@ bool store_reader_body(struct store_reader *reader, int64_t msg_id, struct evbuf
 int store_dir_resolve(struct store_reader *reader, const char *address, const char *delimiter,
                       const char *postmaster_mailbox, char (*out)[STORE_ADDRESS_MAX], int max);
 
+/* What AUTH needs of a user: "" where there is none. */
+#define STORE_SECRET_MAX 256
+struct store_user_secrets {
+	char password[STORE_SECRET_MAX]; /* crypt(3) hash */
+	char scram[STORE_SECRET_MAX];    /* RFC 5803 SCRAM-SHA-256 secret */
+	char cram[STORE_SECRET_MAX];     /* CRAM-MD5 secret */
+};
+
+/* store_dir_secrets - 1 and the secrets of user address, 0 if no such user, -1 on error. */
+int store_dir_secrets(struct store_reader *reader, const char *address, struct store_user_secrets *out);
+
+/*
+ * store_dir_may_send_as - may user (an address, lower-cased) send as sender
+ * (lower-cased)? Yes when mail to sender reaches user's mailbox (their own
+ * address, with a +tag, or an alias leading to them), or when sender
+ * matches one of the user's sender patterns (an address, or "@domain").
+ * 1 yes, 0 no, -1 on a database error.
+ */
+int store_dir_may_send_as(struct store_reader *reader, const char *user, const char *sender, const char *delimiter);
+
 #endif

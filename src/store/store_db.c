@@ -49,6 +49,12 @@ static const char schema_v1[] = "CREATE TABLE messages ("
                                 " targets TEXT NOT NULL,"
                                 " created_ms INTEGER NOT NULL);";
 
+/* Version 2: secrets for CRAM-MD5 and SCRAM-SHA-256 (opt-in), and the
+ * addresses a user may send as besides their own. */
+static const char schema_v2[] = "ALTER TABLE users ADD COLUMN scram TEXT;"
+                                "ALTER TABLE users ADD COLUMN cram TEXT;"
+                                "ALTER TABLE users ADD COLUMN senders TEXT NOT NULL DEFAULT '';";
+
 bool store_db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
@@ -93,6 +99,8 @@ static bool store_db_migrate(sqlite3 *db, char *err, size_t errlen)
 	}
 	if (ok && version < 1)
 		ok = store_db_exec(db, schema_v1);
+	if (ok && version < 2)
+		ok = store_db_exec(db, schema_v2);
 	if (ok && version < STORE_SCHEMA_VERSION) {
 		char sql[64];
 		str_format(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);

@@ -17,7 +17,7 @@
 
 struct store_reader {
 	sqlite3 *db;
-	sqlite3_stmt *alias, *user;
+	sqlite3_stmt *alias, *user, *secrets, *senders;
 };
 
 struct store_reader *store_reader_open(const char *data_dir, char *err, size_t errlen)
@@ -29,6 +29,9 @@ struct store_reader *store_reader_open(const char *data_dir, char *err, size_t e
 	r->db = db;
 	r->alias = store_db_prepare(db, "SELECT targets FROM aliases WHERE address=?");
 	r->user = store_db_prepare(db, "SELECT 1 FROM users WHERE address=?");
+	r->secrets = store_db_prepare(db, "SELECT coalesce(password, ''), coalesce(scram, ''), coalesce(cram, '')"
+	                                  " FROM users WHERE address=?");
+	r->senders = store_db_prepare(db, "SELECT senders FROM users WHERE address=?");
 	return r;
 }
 
@@ -38,6 +41,8 @@ void store_reader_close(struct store_reader *r)
 		return;
 	sqlite3_finalize(r->alias);
 	sqlite3_finalize(r->user);
+	sqlite3_finalize(r->secrets);
+	sqlite3_finalize(r->senders);
 	sqlite3_close(r->db);
 	free(r);
 }
@@ -180,4 +185,60 @@ int store_dir_resolve(struct store_reader *reader, const char *address, const ch
 	if (w.failed)
 		return -1;
 	return w.count;
+}
+
+int store_dir_secrets(struct store_reader *r, const char *address, struct store_user_secrets *out)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3_bind_text(r->secrets, 1, address, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(r->secrets);
+	if (rc == SQLITE_ROW) {
+		str_copy(out->password, sizeof out->password, (const char *)sqlite3_column_text(r->secrets, 0));
+		str_copy(out->scram, sizeof out->scram, (const char *)sqlite3_column_text(r->secrets, 1));
+		str_copy(out->cram, sizeof out->cram, (const char *)sqlite3_column_text(r->secrets, 2));
+	}
+	sqlite3_reset(r->secrets);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* sender_pattern_match - "addr" equal, or "@domain" equal to sender's domain. */
+static bool sender_pattern_match(const char *pattern, size_t len, const char *sender)
+{
+	if (len > 0 && pattern[0] == '@') {
+		const char *at = strrchr(sender, '@');
+		return at && str_ieq(pattern, len, at);
+	}
+	return str_ieq(pattern, len, sender);
+}
+
+/* dir_sender_patterns - 1 if one of user's patterns matches sender, 0 if none, -1 on error. */
+static int dir_sender_patterns(struct store_reader *r, const char *user, const char *sender)
+{
+	sqlite3_bind_text(r->senders, 1, user, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(r->senders);
+	int found = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 0 : -1;
+	if (rc == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(r->senders, 0);
+		while (p && *p && found == 0) {
+			size_t len = strcspn(p, ", ");
+			if (len > 0 && sender_pattern_match(p, len, sender))
+				found = 1;
+			p += len;
+			p += strspn(p, ", ");
+		}
+	}
+	sqlite3_reset(r->senders);
+	return found;
+}
+
+int store_dir_may_send_as(struct store_reader *r, const char *user, const char *sender, const char *delimiter)
+{
+	char boxes[STORE_ALIAS_DEPTH * 4][STORE_ADDRESS_MAX];
+	int n = store_dir_resolve(r, sender, delimiter, "", boxes, (int)(sizeof boxes / sizeof boxes[0]));
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (strcmp(boxes[i], user) == 0)
+			return 1;
+	return dir_sender_patterns(r, user, sender);
 }

@@ -118,10 +118,11 @@ static void store_prepare_all(struct store *s)
 	s->delete_message = store_db_prepare(
 	        db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=?1)");
 	s->backlog_messages = store_db_prepare(db, "SELECT DISTINCT msg_id FROM recipients WHERE state='queued'"
-	                                           " AND msg_id>? ORDER BY msg_id LIMIT ?");
+	                                           " AND mailbox<>'' AND msg_id>? ORDER BY msg_id LIMIT ?");
 	s->message_row = store_db_prepare(db, "SELECT qid, sender, arrival_ms FROM messages WHERE id=?");
 	s->queued_rcpts = store_db_prepare(
-	        db, "SELECT id, address, mailbox, attempts FROM recipients WHERE msg_id=? AND state='queued'");
+	        db, "SELECT id, address, mailbox, attempts FROM recipients WHERE msg_id=? AND state='queued'"
+	            " AND mailbox<>''");
 	s->rcpt_row = store_db_prepare(db, "SELECT id, address, mailbox, attempts FROM recipients WHERE id=?");
 	s->due_rcpts = store_db_prepare(db, "SELECT id, msg_id FROM recipients WHERE state='deferred'"
 	                                    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
@@ -209,9 +210,19 @@ static bool store_insert_message(struct store *s, struct store_message *msg, int
 	return true;
 }
 
-/* store_job_from_message - a delivery job for a message just committed; takes its body. */
+/*
+ * store_job_from_message - a delivery job for the local recipients of a
+ * message just committed (taking its body), or NULL when it has none.
+ * Recipients in other domains (relayed mail: mailbox "") stay queued for
+ * remote delivery.
+ */
 static struct delivery_job *store_job_from_message(struct store_message *msg, int64_t msg_id, const int64_t *ids)
 {
+	size_t local = 0;
+	for (size_t i = 0; i < msg->rcpt_count; i++)
+		local += msg->rcpts[i].mailbox[0] != '\0';
+	if (local == 0)
+		return NULL;
 	struct delivery_job *job = xcalloc(1, sizeof *job);
 	job->msg_id = msg_id;
 	memcpy(job->qid, msg->qid, sizeof job->qid);
@@ -221,12 +232,14 @@ static struct delivery_job *store_job_from_message(struct store_message *msg, in
 		job->body = msg->body;
 		msg->body = NULL;
 	}
-	job->rcpt_count = msg->rcpt_count;
-	job->rcpts = xcalloc(msg->rcpt_count, sizeof *job->rcpts);
+	job->rcpts = xcalloc(local, sizeof *job->rcpts);
 	for (size_t i = 0; i < msg->rcpt_count; i++) {
-		job->rcpts[i].id = ids[i];
-		job->rcpts[i].address = str_dup(msg->rcpts[i].address);
-		job->rcpts[i].mailbox = str_dup(msg->rcpts[i].mailbox);
+		if (msg->rcpts[i].mailbox[0] == '\0')
+			continue;
+		struct delivery_rcpt *r = &job->rcpts[job->rcpt_count++];
+		r->id = ids[i];
+		r->address = str_dup(msg->rcpts[i].address);
+		r->mailbox = str_dup(msg->rcpts[i].mailbox);
 	}
 	return job;
 }
@@ -473,7 +486,9 @@ static void store_dispatch_new(struct store *s, struct store_message *msg, int64
 		return;
 	}
 	s->cursor = msg_id;
-	store_hand_over(s, store_job_from_message(msg, msg_id, ids));
+	struct delivery_job *job = store_job_from_message(msg, msg_id, ids);
+	if (job)
+		store_hand_over(s, job);
 }
 
 static void store_write_turn(struct store *s, struct store_message *commits, struct delivery_job *results,

@@ -555,9 +555,21 @@ static void check_documented_defaults(const struct config *c)
 	CHECK_INT(gethostname(host, sizeof host), 0);
 	CHECK_STR(c->hostname, host);
 	CHECK_STR(c->data_dir, "./var");
-	CHECK_INT(c->listener_count, 1);
-	if (c->listener_count == 1)
+	CHECK_INT(c->listener_count, 3);
+	if (c->listener_count == 3) {
 		check_listener(&c->listeners[0], "127.0.0.1:2525", AF_INET, 2525, LISTENER_MX);
+		check_listener(&c->listeners[1], "127.0.0.1:2587", AF_INET, 2587, LISTENER_SUBMISSION);
+		check_listener(&c->listeners[2], "127.0.0.1:2465", AF_INET, 2465, LISTENER_SUBMISSIONS);
+	}
+	CHECK_INT(c->tls_cert_count, 0);
+	CHECK_INT(c->tls_min_version, CONFIG_TLS_1_2);
+	CHECK_INT(c->auth_mechanisms,
+	          CONFIG_MECH_PLAIN | CONFIG_MECH_LOGIN | CONFIG_MECH_CRAM_MD5 | CONFIG_MECH_SCRAM_SHA_256);
+	CHECK_INT(c->auth_without_tls, CONFIG_AUTH_TLS_ALWAYS);
+	CHECK_INT(c->relay_network_count, 0);
+	CHECK_INT(c->auth_fail_limit, 5);
+	CHECK_INT(c->user_message_rate, 1000);
+	CHECK_INT(c->ip_message_rate, 0);
 	CHECK_INT(c->local_domain_count, 1);
 	if (c->local_domain_count == 1)
 		CHECK_STR(c->local_domains[0], "localhost");
@@ -777,7 +789,8 @@ static void test_needs_restart(void)
 	struct config *rekind = load_quiet("listen = 127.0.0.1:2525 submission\n");
 	struct config *all = load_quiet("listen = 127.0.0.1:2525 mx\nlisten = [::1]:2525 mx\n"
 	                                "data_dir = x\nuser = nobody\ndelivery_workers = 1\n");
-	struct config *same = load_quiet("listen = 127.0.0.1:2525 mx\ndata_dir = ./var\n");
+	struct config *same = load_quiet("listen = 127.0.0.1:2525 mx, 127.0.0.1:2587 submission\n"
+	                                 "listen = 127.0.0.1:2465 submissions\ndata_dir = ./var\n");
 
 	if (!base || !reloadable || !restart || !relisten || !rekind || !all || !same) {
 		UNIT_FAIL("a restart test config did not load");

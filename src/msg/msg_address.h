@@ -1,0 +1,29 @@
+/*
+ * msg_address.h - the addresses of an RFC 5322 address list (3.4), as in
+ * a From: or To: field: display names, comments and group names dropped,
+ * each address handed over as "local@domain" with a quoted local part
+ * unquoted.
+ *
+ * Pure: a field value in (unfolded, no CR LF), addresses out.
+ */
+#ifndef TERN_MSG_ADDRESS_H
+#define TERN_MSG_ADDRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Longest address handed over; longer ones make the list malformed. */
+#define MSG_ADDRESS_MAX 320
+
+/* msg_address_fn - one address, NUL-terminated; return false to stop. */
+typedef bool msg_address_fn(void *ctx, const char *address);
+
+/*
+ * msg_address_list - call fn for each address in value[0..len). Returns
+ * false if the list is malformed (unbalanced quotes, comments or angle
+ * brackets, an entry without "@", an address too long) or fn stopped;
+ * *count says how many addresses were handed over before that.
+ */
+bool msg_address_list(const char *value, size_t len, msg_address_fn *fn, void *ctx, size_t *count);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * tls.h - the server side of TLS (RFC 8446, RFC 5246) on OpenSSL 3: the
+ * contexts made from the configured certificates, SNI, and the self-signed
+ * certificate of a fresh installation.
+ *
+ * A struct tls_server is immutable once made and reference counted: each
+ * session that uses it holds a reference for as long as its SSL lives, so a
+ * reload (SIGHUP) can swap in a new one while older sessions finish on the
+ * old. Only the loop thread takes and drops references.
+ */
+#ifndef TERN_NET_TLS_H
+#define TERN_NET_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+struct tls_server;
+
+/* One certificate chain file (the server's own first) and its private key file. */
+struct tls_cert_files {
+	const char *cert_file;
+	const char *key_file;
+};
+
+/*
+ * tls_server_new - a context per certificate. The first is the default;
+ * the others are chosen when the client's SNI name matches one of their
+ * DNS names (X509_check_host, wildcards included). min_tls13: refuse
+ * TLS 1.2. NULL on error, with the file and OpenSSL's reason in err.
+ */
+struct tls_server *tls_server_new(const struct tls_cert_files *certs, size_t count, bool min_tls13, char *err,
+                                  size_t errlen);
+struct tls_server *tls_server_ref(struct tls_server *server);
+void tls_server_unref(struct tls_server *server);
+
+/* tls_server_ssl - a new SSL for one connection, in accept mode. */
+SSL *tls_server_ssl(struct tls_server *server);
+
+/*
+ * tls_selfsigned_ensure - the paths of DIR/selfsigned.crt and .key,
+ * making them first if they are not there: an ECDSA P-256 key and a
+ * certificate for hostname, localhost, 127.0.0.1 and ::1. The key file is
+ * written mode 0600, in a temporary file renamed into place.
+ */
+bool tls_selfsigned_ensure(const char *dir, const char *hostname, char *cert_path, char *key_path, size_t path_size,
+                           char *err, size_t errlen);
+
+/* tls_describe - "TLSv1.3" and "TLS_AES_256_GCM_SHA384" of an established connection. */
+void tls_describe(SSL *ssl, const char **version, const char **cipher);
+
+/* tls_error_text - the first queued OpenSSL error as text (and clear the queue). */
+const char *tls_error_text(char *buf, size_t size);
+
+#endif
