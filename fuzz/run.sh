@@ -32,7 +32,15 @@ sources_for() {
 	address) echo "src/smtp/smtp_address.c" ;;
 	data) echo "src/smtp/smtp_data.c" ;;
 	header) echo "src/msg/msg_header.c" ;;
+	sasl) echo "src/auth/auth_sasl.c src/auth/auth_secret.c src/util/util_base64.c src/util/util_str.c src/util/util_log.c" ;;
 	*) return 1 ;;
+	esac
+}
+
+# libs_for - the system libraries a target links with, if any.
+libs_for() {
+	case "$1" in
+	sasl) echo "-lcrypto -lcrypt" ;;
 	esac
 }
 
@@ -53,8 +61,8 @@ for t in $targets; do
 		continue
 	fi
 	bin=$out/fuzz_$t
-	# shellcheck disable=SC2086 # word splitting of the flag and source lists is intended
-	if ! $cc $cflags -o "$bin" "fuzz/fuzz_$t.c" $src; then
+	# shellcheck disable=SC2086,SC2046 # word splitting of the flag, source and library lists is intended
+	if ! $cc $cflags -o "$bin" "fuzz/fuzz_$t.c" $src $(libs_for "$t"); then
 		echo "fuzz: $t: build failed" >&2
 		status=1
 		continue

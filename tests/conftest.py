@@ -1,7 +1,9 @@
 """Shared pytest fixtures for the dialog, e2e and crash tiers.
 
-`tern_server(config=None, users=(), aliases=(), start=True)` returns a started
-tern_harness.Server in its own temporary root. At teardown every server the
+`tern_server(config=None, users=(), aliases=(), start=True, listeners=())`
+returns a started tern_harness.Server in its own temporary root; listeners
+names further listener kinds ("submission", "submissions"), each given its
+own free port (Server.port_of(kind)). At teardown every server the
 test started is stopped by PID; a server that did not exit 0 after SIGTERM, or
 whose log shows a sanitizer report or a fatal error, fails the test. When a
 test fails, the tail of each server's log is attached to the report.
@@ -37,9 +39,9 @@ def tern_server(request, tmp_path):
     item = request.node
     item._tern_servers = servers
 
-    def make(config=None, users=(), aliases=(), start=True, name=None):
+    def make(config=None, users=(), aliases=(), start=True, name=None, listeners=()):
         name = name or "tern%d" % (len(servers) + 1)
-        srv = th.Server(str(tmp_path / name), config=config, name=name)
+        srv = th.Server(str(tmp_path / name), config=config, name=name, listeners=listeners)
         servers.append(srv)
         if start:
             srv.start()

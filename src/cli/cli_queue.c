@@ -61,7 +61,9 @@ static void queue_table_rcpt(const struct store_queue_rcpt *r)
 {
 	fputs("    ", stdout);
 	queue_safe(r->address);
-	if (strcmp(r->address, r->mailbox) != 0) {
+	if (r->mailbox[0] == '\0') {
+		fputs(" (remote)", stdout);
+	} else if (strcmp(r->address, r->mailbox) != 0) {
 		fputs(" -> ", stdout);
 		queue_safe(r->mailbox);
 	}

@@ -1,24 +1,34 @@
 /*
- * cli_user.c - `tern user add|passwd|del|list`: the users whose mailboxes
- * tern delivers to.
+ * cli_user.c - `tern user add|passwd|senders|del|list`: the users whose
+ * mailboxes tern delivers to and who may authenticate.
  *
  * Passwords come from standard input only (one line, LF or CRLF stripped),
  * never from the command line where ps(1) would show them. They are hashed
- * with crypt(3): yescrypt ("$y$"), or SHA-512-crypt ("$6$") where libcrypt
- * has no yescrypt, both readable by Dovecot. The clear text is wiped from
- * memory once hashed and is never printed. On a terminal the password is
- * read without echo.
+ * with crypt(3) (auth/auth_secret.c). --scram and --cram-md5 also store
+ * the secrets those mechanisms need; a new password replaces all of a
+ * user's secrets. The clear text is wiped from memory once hashed and is
+ * never printed. On a terminal the password is read without echo.
  */
 #include "cli/cli.h"
 
-#include <crypt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include "auth/auth_secret.h"
 #include "cli/cli_util.h"
+#include "smtp/smtp_address.h"
+#include "store/store.h"
+#include "store/store_admin.h"
 #include "util/util_str.h"
+
+/* What the command line asked for besides the verb. */
+struct user_options {
+	bool with_password; /* read a password (add; passwd always does) */
+	bool scram;         /* also a SCRAM-SHA-256 secret */
+	bool cram;          /* also a CRAM-MD5 secret */
+};
 
 /* Longest password taken: far above any real one, small enough to bound work. */
 #define USER_PASSWORD_MAX 1024
@@ -69,68 +79,108 @@ static const char *user_password_check(char *line, ssize_t len)
 	return NULL;
 }
 
-/* user_hash - crypt(3) hash of password with a fresh salt, or NULL. */
-static char *user_hash(const char *password)
+/* The secrets made from one new password; "" where the user did not opt in. */
+struct user_secrets {
+	char hash[AUTH_SECRET_MAX];
+	char scram[AUTH_SECRET_MAX];
+	char cram[AUTH_SECRET_MAX];
+};
+
+/* user_make_secrets - hash the password (and the opted-in secrets); false after a message. */
+static bool user_make_secrets(const char *password, bool scram, bool cram, struct user_secrets *out)
 {
-	static const char *const prefixes[] = {"$y$", "$6$"};
-	for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
-		char *setting = crypt_gensalt_ra(prefixes[i], 0, NULL, 0);
-		if (!setting)
-			continue;
-		void *data = NULL;
-		int size = 0;
-		const char *hash = crypt_ra(password, setting, &data, &size);
-		char *result = hash && hash[0] != '*' ? str_dup(hash) : NULL;
-		if (data)
-			explicit_bzero(data, (size_t)size);
-		free(data);
-		free(setting);
-		if (result)
-			return result;
+	memset(out, 0, sizeof *out);
+	if (!auth_password_hash(password, out->hash, sizeof out->hash)) {
+		cli_fail("cannot hash the password (crypt(3) knows neither yescrypt nor SHA-512-crypt)");
+		return false;
 	}
-	return NULL;
+	if ((scram && !auth_scram_secret(password, out->scram, sizeof out->scram)) ||
+	    (cram && !auth_cram_secret(password, out->cram, sizeof out->cram))) {
+		cli_fail("cannot make the SCRAM-SHA-256 or CRAM-MD5 secret");
+		return false;
+	}
+	return true;
 }
 
-/* user_new_hash - read a password from stdin and hash it; NULL after a message. */
-static char *user_new_hash(void)
+/* user_new_secrets - read a password from stdin and make its secrets; false after a message. */
+static bool user_new_secrets(bool scram, bool cram, struct user_secrets *out)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len = user_read_line(&line, &cap);
 	const char *problem = line ? user_password_check(line, len) : "no password on standard input";
-	char *hash = problem ? NULL : user_hash(line);
+	bool ok = !problem && user_make_secrets(line, scram, cram, out);
 	if (line)
 		explicit_bzero(line, cap);
 	free(line);
 	if (problem)
 		cli_fail("%s", problem);
-	else if (!hash)
-		cli_fail("cannot hash the password (crypt(3) knows neither yescrypt nor SHA-512-crypt)");
-	return hash;
+	return ok;
 }
 
-static int user_add(struct store_admin *admin, const char *address, bool with_password)
+static const char *or_null(const char *s)
 {
-	char *hash = NULL;
-	if (with_password && !(hash = user_new_hash()))
-		return CLI_FAIL;
+	return s[0] ? s : NULL;
+}
+
+static int user_set_secrets(struct store_admin *admin, const char *address, const struct user_secrets *secrets)
+{
 	char err[512];
-	bool ok = store_user_add(admin, address, hash, err, sizeof err);
-	free(hash);
+	bool ok = store_user_set_secrets(admin, address, secrets->hash, or_null(secrets->scram), or_null(secrets->cram),
+	                                 err, sizeof err);
 	return ok ? CLI_OK : cli_fail("%s", err);
 }
 
-static int user_passwd(struct store_admin *admin, const char *address)
+static int user_add(struct store_admin *admin, const char *address, const struct user_options *opt)
+{
+	struct user_secrets secrets;
+	if (opt->with_password && !user_new_secrets(opt->scram, opt->cram, &secrets))
+		return CLI_FAIL;
+	char err[512];
+	int rc = store_user_add(admin, address, NULL, err, sizeof err) ? CLI_OK : cli_fail("%s", err);
+	if (rc == CLI_OK && opt->with_password)
+		rc = user_set_secrets(admin, address, &secrets);
+	if (opt->with_password)
+		explicit_bzero(&secrets, sizeof secrets);
+	return rc;
+}
+
+static int user_passwd(struct store_admin *admin, const char *address, const struct user_options *opt)
 {
 	if (!store_user_exists(admin, address))
 		return cli_fail("no user %s", address);
-	char *hash = user_new_hash();
-	if (!hash)
+	struct user_secrets secrets;
+	if (!user_new_secrets(opt->scram, opt->cram, &secrets))
 		return CLI_FAIL;
+	int rc = user_set_secrets(admin, address, &secrets);
+	explicit_bzero(&secrets, sizeof secrets);
+	return rc;
+}
+
+/* sender_pattern_ok - an address, or "@domain". */
+static bool sender_pattern_ok(const char *pattern)
+{
+	const char *at = strrchr(pattern, '@');
+	if (!at || at[1] == '\0' || strlen(pattern) >= STORE_ADDRESS_MAX)
+		return false;
+	return smtp_domain_check(at + 1, strlen(at + 1), false, false);
+}
+
+/* user_senders - replace the user's sender patterns with argv[0..argc). */
+static int user_senders(struct store_admin *admin, const char *address, int argc, char **argv)
+{
+	char list[4096] = "";
+	size_t used = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!sender_pattern_ok(argv[i]))
+			return cli_fail("%s is not an address or @domain", argv[i]);
+		if (!str_format(list + used, sizeof list - used, "%s%s", used ? "," : "", argv[i]))
+			return cli_fail("too many sender patterns");
+		used += strlen(list + used);
+	}
+	str_lower(list);
 	char err[512];
-	bool ok = store_user_set_password(admin, address, hash, err, sizeof err);
-	free(hash);
-	return ok ? CLI_OK : cli_fail("%s", err);
+	return store_user_set_senders(admin, address, list, err, sizeof err) ? CLI_OK : cli_fail("%s", err);
 }
 
 static int user_del(struct store_admin *admin, const char *address)
@@ -139,11 +189,14 @@ static int user_del(struct store_admin *admin, const char *address)
 	return store_user_del(admin, address, err, sizeof err) ? CLI_OK : cli_fail("%s", err);
 }
 
-static void user_print(void *ctx, const char *address, bool has_password, int64_t created_ms)
+static void user_print(void *ctx, const struct store_user_info *user)
 {
 	(void)ctx;
-	(void)created_ms;
-	printf("%s\t%s\n", address, has_password ? "password" : "-");
+	char mechs[64] = "";
+	if (user->has_password)
+		str_format(mechs, sizeof mechs, "password%s%s", user->has_scram ? ",scram-sha-256" : "",
+		           user->has_cram ? ",cram-md5" : "");
+	printf("%s\t%s\t%s\n", user->address, mechs[0] ? mechs : "-", user->senders[0] ? user->senders : "-");
 }
 
 static int user_list(struct store_admin *admin)
@@ -155,35 +208,48 @@ static int user_list(struct store_admin *admin)
 }
 
 /* user_run - the verb in argv[0] on the open database, address already checked. */
-static int user_run(struct store_admin *admin, const char *verb, const char *address, bool with_password)
+static int user_run(struct store_admin *admin, int argc, char **argv, const char *address,
+                    const struct user_options *opt)
 {
+	const char *verb = argv[0];
 	if (strcmp(verb, "list") == 0)
 		return user_list(admin);
 	if (strcmp(verb, "add") == 0)
-		return user_add(admin, address, with_password);
+		return user_add(admin, address, opt);
 	if (strcmp(verb, "passwd") == 0)
-		return user_passwd(admin, address);
+		return user_passwd(admin, address, opt);
+	if (strcmp(verb, "senders") == 0)
+		return user_senders(admin, address, argc - 2, argv + 2);
 	return user_del(admin, address);
 }
 
-/* user_args_ok - the verb is known and has its arguments. */
-static bool user_args_ok(int argc, char **argv, bool with_password)
+/* user_args_ok - the verb is known and has its arguments and only its options. */
+static bool user_args_ok(int argc, char **argv, const struct user_options *opt)
 {
 	if (argc < 1)
 		return false;
 	const char *verb = argv[0];
+	bool secrets = opt->with_password || opt->scram || opt->cram;
 	if (strcmp(verb, "list") == 0)
-		return argc == 1 && !with_password;
-	if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0)
+		return argc == 1 && !secrets;
+	if (strcmp(verb, "add") == 0)
+		return argc == 2 && (opt->with_password || (!opt->scram && !opt->cram));
+	if (strcmp(verb, "passwd") == 0)
 		return argc == 2;
-	return strcmp(verb, "del") == 0 && argc == 2 && !with_password;
+	if (strcmp(verb, "senders") == 0)
+		return argc >= 2 && !secrets;
+	return strcmp(verb, "del") == 0 && argc == 2 && !secrets;
 }
 
 int cli_user(int argc, char **argv, const char *config_path)
 {
 	/* passwd always reads stdin; --password-stdin is accepted there too. */
-	bool with_password = cli_take_flag(&argc, argv, "--password-stdin");
-	if (cli_unknown_option(argc, argv) || !user_args_ok(argc, argv, with_password))
+	struct user_options opt = {
+	        .with_password = cli_take_flag(&argc, argv, "--password-stdin"),
+	        .scram = cli_take_flag(&argc, argv, "--scram"),
+	        .cram = cli_take_flag(&argc, argv, "--cram-md5"),
+	};
+	if (cli_unknown_option(argc, argv) || !user_args_ok(argc, argv, &opt))
 		return cli_usage("user");
 	struct config *config = config_load(config_path, stderr);
 	if (!config)
@@ -197,7 +263,7 @@ int cli_user(int argc, char **argv, const char *config_path)
 	if (checked)
 		admin = cli_admin_open(config);
 	if (admin)
-		rc = user_run(admin, argv[0], address, with_password);
+		rc = user_run(admin, argc, argv, address, &opt);
 	store_admin_close(admin);
 	config_unref(config);
 	return rc;

@@ -224,7 +224,8 @@ void handle_auth(struct smtpd_session *s, const struct smtp_command *cmd)
 	}
 	/* "MECHANISM [initial-response]" */
 	const char *mech = cmd->arg, *initial = NULL;
-	size_t mech_len = strcspn(cmd->arg, " "), initial_len = 0;
+	const char *space = memchr(cmd->arg, ' ', cmd->arg_len);
+	size_t mech_len = space ? (size_t)(space - cmd->arg) : cmd->arg_len, initial_len = 0;
 	if (mech_len < cmd->arg_len) {
 		initial = cmd->arg + mech_len + 1;
 		initial_len = cmd->arg_len - mech_len - 1;

@@ -211,6 +211,12 @@ static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 	enum smtp_reply_id refusal = sender_refusal(s, &cmd->path);
 	if (refusal == SMTP_R_OK && !rate_allows(s, 'm', s->config->user_message_rate, s->config->ip_message_rate))
 		refusal = SMTP_R_MESSAGE_RATE;
+	if (refusal == SMTP_R_SENDER_NOT_OWNED) {
+		char text[STORE_ADDRESS_MAX + 64];
+		str_format(text, sizeof text, "Sender address not owned by user %s", s->auth_user);
+		session_reply_text(s, refusal, text);
+		return;
+	}
 	if (refusal != SMTP_R_OK) {
 		session_reply(s, refusal);
 		return;

@@ -373,6 +373,13 @@ void txn_finish(struct smtpd_session *s)
 			refusal = SMTP_R_LOCAL_ERROR;
 	}
 	session_set_data_timeouts(s, false);
+	if (refusal == SMTP_R_FROM_NOT_OWNED) {
+		char text[STORE_ADDRESS_MAX + 64];
+		str_format(text, sizeof text, "From: header not owned by user %s", s->auth_user);
+		session_reply_text(s, refusal, text);
+		txn_reset(s);
+		return;
+	}
 	if (refusal != SMTP_R_OK) {
 		session_reply(s, refusal);
 		txn_reset(s);

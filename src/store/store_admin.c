@@ -157,12 +157,30 @@ bool store_user_add(struct store_admin *admin, const char *address, const char *
 	return admin_end(admin, ok, err, errlen);
 }
 
+bool store_user_set_secrets(struct store_admin *admin, const char *address, const char *password_hash,
+                            const char *scram, const char *cram, char *err, size_t errlen)
+{
+	sqlite3_stmt *stmt =
+	        store_db_prepare(admin->db, "UPDATE users SET password=?, scram=?, cram=? WHERE address=?");
+	const char *values[] = {password_hash, scram, cram};
+	for (int i = 0; i < 3; i++)
+		if (values[i])
+			sqlite3_bind_text(stmt, i + 1, values[i], -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 4, address, -1, SQLITE_STATIC);
+	return admin_change_one(admin, stmt, "user", address, err, errlen);
+}
+
 bool store_user_set_password(struct store_admin *admin, const char *address, const char *password_hash, char *err,
                              size_t errlen)
 {
-	sqlite3_stmt *stmt = store_db_prepare(admin->db, "UPDATE users SET password=? WHERE address=?");
-	if (password_hash)
-		sqlite3_bind_text(stmt, 1, password_hash, -1, SQLITE_STATIC);
+	return store_user_set_secrets(admin, address, password_hash, NULL, NULL, err, errlen);
+}
+
+bool store_user_set_senders(struct store_admin *admin, const char *address, const char *senders, char *err,
+                            size_t errlen)
+{
+	sqlite3_stmt *stmt = store_db_prepare(admin->db, "UPDATE users SET senders=? WHERE address=?");
+	sqlite3_bind_text(stmt, 1, senders, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, address, -1, SQLITE_STATIC);
 	return admin_change_one(admin, stmt, "user", address, err, errlen);
 }
@@ -181,12 +199,21 @@ bool store_user_exists(struct store_admin *admin, const char *address)
 
 bool store_user_each(struct store_admin *admin, store_user_fn *fn, void *ctx, char *err, size_t errlen)
 {
-	sqlite3_stmt *stmt = store_db_prepare(admin->db, "SELECT address, coalesce(password, '') <> '', created_ms"
-	                                                 " FROM users ORDER BY address");
+	sqlite3_stmt *stmt = store_db_prepare(admin->db, "SELECT address, coalesce(password, '') <> '',"
+	                                                 " coalesce(scram, '') <> '', coalesce(cram, '') <> '',"
+	                                                 " senders, created_ms FROM users ORDER BY address");
 	int rc;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		fn(ctx, (const char *)sqlite3_column_text(stmt, 0), sqlite3_column_int(stmt, 1) != 0,
-		   sqlite3_column_int64(stmt, 2));
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct store_user_info user = {
+		        .address = (const char *)sqlite3_column_text(stmt, 0),
+		        .has_password = sqlite3_column_int(stmt, 1) != 0,
+		        .has_scram = sqlite3_column_int(stmt, 2) != 0,
+		        .has_cram = sqlite3_column_int(stmt, 3) != 0,
+		        .senders = (const char *)sqlite3_column_text(stmt, 4),
+		        .created_ms = sqlite3_column_int64(stmt, 5),
+		};
+		fn(ctx, &user);
+	}
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_DONE || admin_db_error(admin, err, errlen);
 }

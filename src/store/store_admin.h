@@ -24,11 +24,26 @@ bool store_user_add(struct store_admin *admin, const char *address, const char *
                     size_t errlen);
 bool store_user_set_password(struct store_admin *admin, const char *address, const char *password_hash, char *err,
                              size_t errlen);
+/* store_user_set_secrets - a new password: its crypt(3) hash and the opt-in
+ * SCRAM-SHA-256 and CRAM-MD5 secrets (NULL: none), all replaced together,
+ * since secrets of an old password must not outlive it. */
+bool store_user_set_secrets(struct store_admin *admin, const char *address, const char *password_hash,
+                            const char *scram, const char *cram, char *err, size_t errlen);
+/* store_user_set_senders - the addresses and "@domain"s the user may also send as (comma-separated; "" none). */
+bool store_user_set_senders(struct store_admin *admin, const char *address, const char *senders, char *err,
+                            size_t errlen);
 bool store_user_del(struct store_admin *admin, const char *address, char *err, size_t errlen);
 bool store_user_exists(struct store_admin *admin, const char *address);
 
+struct store_user_info {
+	const char *address;
+	bool has_password, has_scram, has_cram;
+	const char *senders; /* "" when none */
+	int64_t created_ms;
+};
+
 /* store_user_each - call fn for every user in address order. */
-typedef void store_user_fn(void *ctx, const char *address, bool has_password, int64_t created_ms);
+typedef void store_user_fn(void *ctx, const struct store_user_info *user);
 bool store_user_each(struct store_admin *admin, store_user_fn *fn, void *ctx, char *err, size_t errlen);
 
 /* Aliases: targets is a comma-separated list of addresses. add replaces an

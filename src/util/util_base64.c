@@ -18,9 +18,9 @@
 #include <openssl/evp.h>
 
 /* Input bytes per EVP_EncodeBlock call; a multiple of 3 so that only the last chunk pads. */
-#define BASE64_ENCODE_CHUNK (3 * 16384)
+#define BASE64_ENCODE_CHUNK ((size_t)3 * 16384)
 /* Characters per EVP_DecodeBlock call; a multiple of 4. */
-#define BASE64_DECODE_CHUNK (4 * 16384)
+#define BASE64_DECODE_CHUNK ((size_t)4 * 16384)
 
 size_t base64_encoded_len(size_t n)
 {

@@ -5,6 +5,11 @@ log file) and a free loopback port. It is stopped by its PID (SIGTERM, then
 SIGKILL after a deadline). Every wait is a bounded poll: a count and a
 deadline, never an open-ended loop. Only loopback addresses are used.
 
+A server may have more listeners than its mx one (kinds submission and
+submissions, each on its own free port), users with passwords, and TLS:
+SMTPClient can upgrade with STARTTLS or connect with implicit TLS, trusting
+the certificate the server made for itself (DATA_DIR/tls/selfsigned.crt).
+
 The binary comes from $TERN_BIN. When it is a sanitizer build (TERN_SANITIZED=1
 or a path containing "build-san"), deadlines are stretched by SLOW.
 """
@@ -14,6 +19,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -150,7 +156,7 @@ def as_stored(sent):
 class Server:
     """One tern server process with its own root directory and port."""
 
-    def __init__(self, root, config=None, name="tern"):
+    def __init__(self, root, config=None, name="tern", listeners=()):
         self.root = root
         os.makedirs(root, exist_ok=True)
         self.name = name
@@ -178,13 +184,25 @@ class Server:
             m = re.search(r":(\d+)", self.settings["listen"])
             if m:
                 self.port = int(m.group(1))
+        # Listeners besides the mx one: kind -> port, one per kind.
+        self.ports = {"mx": self.port}
+        for kind in listeners:
+            assert kind in ("mx", "submission", "submissions") and kind not in self.ports, kind
+            self.ports[kind] = free_port()
         self.write_config()
 
     # ---- configuration ----
     def write_config(self, extra_lines=()):
         text = "# written by the test harness\n"
         for k, v in self.settings.items():
-            text += "%s = %s\n" % (k, v)
+            if isinstance(v, (list, tuple)):
+                for item in v:
+                    text += "%s = %s\n" % (k, item)
+            else:
+                text += "%s = %s\n" % (k, v)
+        for kind, port in getattr(self, "ports", {}).items():
+            if port != self.port:
+                text += "listen = 127.0.0.1:%d %s\n" % (port, kind)
         for line in extra_lines:
             text += line + "\n"
         tmp = self.conf_path + ".tmp"
@@ -193,7 +211,7 @@ class Server:
         os.replace(tmp, self.conf_path)
 
     def set(self, **kv):
-        self.settings.update({k: str(v) for k, v in kv.items()})
+        self.settings.update({k: v if isinstance(v, (list, tuple)) else str(v) for k, v in kv.items()})
         self.write_config()
 
     # ---- process ----
@@ -329,8 +347,21 @@ class Server:
                 r.stderr.decode(errors="replace")))
         return r
 
-    def add_user(self, address):
-        return self.cli("user", "add", address)
+    def add_user(self, address, password=None, scram=False, cram_md5=False):
+        """`tern user add`; with a password (given on stdin) and optionally
+        the SCRAM-SHA-256 and CRAM-MD5 secrets."""
+        if password is None:
+            return self.cli("user", "add", address)
+        args = ["user", "add", address, "--password-stdin"]
+        if scram:
+            args.append("--scram")
+        if cram_md5:
+            args.append("--cram-md5")
+        return self.cli(*args, input_bytes=password.encode("utf-8") + b"\n")
+
+    def set_senders(self, address, *patterns):
+        """`tern user senders ADDRESS PATTERN...` (no pattern clears the list)."""
+        return self.cli("user", "senders", address, *patterns)
 
     def del_user(self, address):
         return self.cli("user", "del", address)
@@ -394,8 +425,35 @@ class Server:
             self.maildir(address), len(have), count, have, self.log_tail())
         return self.messages(address)
 
-    def connect(self, **kw):
-        return SMTPClient("127.0.0.1", self.port, **kw)
+    def port_of(self, kind):
+        return self.ports[kind]
+
+    # ---- TLS ----
+    def selfsigned_cert(self):
+        """Path of the certificate tern made for itself on first start."""
+        return os.path.join(self.data_dir, "tls", "selfsigned.crt")
+
+    def tls_context(self, cafile=None):
+        """A client context that trusts only cafile (default: the server's
+        self-signed certificate) and checks the host name."""
+        return client_context(cafile or self.selfsigned_cert())
+
+    def connect(self, kind="mx", tls=None, server_hostname="localhost", **kw):
+        """A raw client on the listener of that kind; for implicit TLS pass
+        tls=True (the self-signed certificate as CA) or an SSLContext."""
+        if tls is True:
+            tls = self.tls_context()
+        return SMTPClient("127.0.0.1", self.ports[kind], tls_context=tls, server_hostname=server_hostname, **kw)
+
+
+def client_context(cafile, minimum=ssl.TLSVersion.TLSv1_2):
+    """A TLS client context trusting cafile only, with host name checks."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=cafile)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.minimum_version = minimum
+    return ctx
 
 
 class Reply:
@@ -424,7 +482,8 @@ class Closed(Exception):
 class SMTPClient:
     """A raw SMTP client: bytes out, parsed replies in, bounded reads."""
 
-    def __init__(self, host, port, source=None, timeout=REPLY_TIMEOUT):
+    def __init__(self, host, port, source=None, timeout=REPLY_TIMEOUT, tls_context=None,
+                 server_hostname=None):
         self.timeout = timeout
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
@@ -434,6 +493,25 @@ class SMTPClient:
         self.buf = b""
         self.eof = False
         self.transcript = []
+        if tls_context is not None:
+            try:
+                self.sock = tls_context.wrap_socket(self.sock, server_hostname=server_hostname)
+            except BaseException:
+                self.sock.close()
+                raise
+
+    def starttls(self, context, server_hostname="localhost"):
+        """The TLS handshake on this connection (after a 220 to STARTTLS).
+        Nothing may be buffered from before it."""
+        assert not self.buf, "bytes received before the TLS handshake: %r" % self.buf
+        self.transcript.append(("C", b"<TLS handshake>"))
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        return self.sock
+
+    @property
+    def tls(self):
+        """The SSLSocket when TLS is active, else None."""
+        return self.sock if isinstance(self.sock, ssl.SSLSocket) else None
 
     def close(self):
         try:
@@ -453,7 +531,7 @@ class SMTPClient:
         try:
             self.sock.sendall(data)
             return True
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
             return False
 
     def cmd(self, line):
@@ -472,7 +550,7 @@ class SMTPClient:
             chunk = self.sock.recv(65536)
         except socket.timeout:
             raise TimeoutError("no complete reply within %.1fs; buffered %r" % (self.timeout, self.buf[-300:]))
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLZeroReturnError, ssl.SSLEOFError):
             chunk = b""
         if not chunk:
             self.eof = True

@@ -590,7 +590,7 @@ struct scram_client {
 	const char *password;
 	const char *gs2_header;
 	char first_bare[512];
-	char final[640]; /* room for without_proof, ",p=" and the proof */
+	char final[640];           /* room for without_proof, ",p=" and the proof */
 	char server_signature[64]; /* "v=..." expected from the server */
 };
 

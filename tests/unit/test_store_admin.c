@@ -38,13 +38,13 @@ struct seen {
 
 static char root[256], data_dir[300];
 
-static void seen_user(void *ctx, const char *address, bool has_password, int64_t created_ms)
+static void seen_user(void *ctx, const struct store_user_info *user)
 {
 	struct seen *s = ctx;
 	if (s->count < MAX_SEEN) {
-		str_copy(s->names[s->count], sizeof s->names[0], address);
-		s->flags[s->count] = has_password;
-		CHECK(created_ms > 0);
+		str_copy(s->names[s->count], sizeof s->names[0], user->address);
+		s->flags[s->count] = user->has_password;
+		CHECK(user->created_ms > 0);
 	}
 	s->count++;
 }
@@ -112,6 +112,11 @@ static void test_users(struct store_admin *admin)
 	memset(&s, 0, sizeof s);
 	CHECK(store_user_each(admin, seen_user, &s, err, sizeof err));
 	CHECK(s.flags[1]);
+
+	CHECK(store_user_set_secrets(admin, "bob@localhost", "$6$salt$hash", "SCRAM-SHA-256$4096:c2FsdA==$a:b", NULL,
+	                             err, sizeof err));
+	CHECK(store_user_set_senders(admin, "bob@localhost", "@example.com,news@localhost", err, sizeof err));
+	CHECK(!store_user_set_senders(admin, "carol@localhost", "", err, sizeof err));
 }
 
 static void test_user_del(struct store_admin *admin)
