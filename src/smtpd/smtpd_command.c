@@ -409,6 +409,10 @@ static void handle_starttls(struct smtpd_session *s, const struct smtp_command *
 		session_reply(s, SMTP_R_NO_TLS);
 		return;
 	}
+	/* Commands behind STARTTLS in the same packet: no 220; the check
+	 * after every group-ending command answers 554 and closes. */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		return;
 	session_reply(s, SMTP_R_TLS_GO);
 	session_begin_tls(s);
 }
