@@ -32,6 +32,7 @@ sources_for() {
 	address) echo "src/smtp/smtp_address.c" ;;
 	data) echo "src/smtp/smtp_data.c" ;;
 	header) echo "src/msg/msg_header.c" ;;
+	msg_address) echo "src/msg/msg_address.c src/msg/msg_header.c" ;;
 	sasl) echo "src/auth/auth_sasl.c src/auth/auth_secret.c src/util/util_base64.c src/util/util_str.c src/util/util_log.c" ;;
 	*) return 1 ;;
 	esac

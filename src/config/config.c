@@ -30,6 +30,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "smtp/smtp_address.h"
@@ -1170,9 +1171,18 @@ static bool parse_listener(struct config_load *ld, const struct config_param *p,
 	size_t one_len;
 	bool ok = true;
 
+	size_t given = 0;
+
 	while (next_token(&v, &len, ",", &one, &one_len)) {
 		const char *trimmed = trim(one, &one_len);
+		if (one_len == 0)
+			continue;
 		ok = parse_one_listener(ld, p, trimmed, one_len) && ok;
+		given++;
+	}
+	if (given == 0) {
+		load_error(ld, p->name, "no listener given (write ADDRESS:PORT KIND)");
+		return false;
 	}
 	return ok;
 }
@@ -1294,8 +1304,12 @@ static bool readable_file(struct config_load *ld, const struct config_param *p, 
 		load_error(ld, p->name, "cannot read %s: %s", quote(q, path, len), strerror(errno));
 		return false;
 	}
+	struct stat st;
+	bool regular = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
 	fclose(f);
-	return true;
+	if (!regular)
+		load_error(ld, p->name, "%s is not a file", quote(q, path, len));
+	return regular;
 }
 
 /* parse_cert - "CERT_FILE KEY_FILE"; each occurrence appends one; empty: none. */
@@ -1377,7 +1391,7 @@ static bool network_parse(struct config_load *ld, const struct config_param *p, 
 		v4 = false;
 		memcpy(out->addr, &in6, 16);
 	} else {
-		load_error(ld, p->name, "%s is not a numeric IPv4 or IPv6 address", quote(q, s, addr_len));
+		load_error(ld, p->name, "%s is not a numeric IPv4 or IPv6 address", quote(q, s, len));
 		return false;
 	}
 	unsigned bits = v4 ? 32 : 128;

@@ -111,6 +111,7 @@ static size_t at_line_start(struct msg_header_scan *scan, const char *bytes, siz
 
 	if (c == '\r') {
 		scan->state = SCAN_LINE_CR;
+		scan->in_from = false;
 		return i + 1;
 	}
 	if ((c == ' ' || c == '\t') && scan->in_from) {
@@ -176,15 +177,21 @@ static size_t match_name(struct msg_header_scan *scan, const char *bytes, size_t
 	return i + 1;
 }
 
-/* from_value - copy a From: line up to its CR LF (which is left out). */
+/*
+ * from_value - copy a From: line up to its LF, leaving out every CR: the
+ * one before the LF, and any bare one (which gets the message refused
+ * anyway), so that any split of the input gives the same value.
+ */
 static size_t from_value(struct msg_header_scan *scan, const char *bytes, size_t i, size_t len)
 {
 	const char *lf = memchr(bytes + i, '\n', len - i);
 	size_t end = lf ? (size_t)(lf - bytes) : len;
-	size_t copy = end - i;
-	if (copy > 0 && bytes[i + copy - 1] == '\r')
-		copy--;
-	from_append(scan, bytes + i, copy);
+	while (i < end) {
+		const char *cr = memchr(bytes + i, '\r', end - i);
+		size_t stop = cr ? (size_t)(cr - bytes) : end;
+		from_append(scan, bytes + i, stop - i);
+		i = cr ? stop + 1 : end;
+	}
 	if (!lf)
 		return len;
 	scan->state = SCAN_LINE_START;

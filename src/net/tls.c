@@ -185,6 +185,9 @@ static bool random_serial(X509 *cert)
 static X509 *selfsigned_make(EVP_PKEY *key, const char *hostname)
 {
 	char names[600];
+	/* A common name holds at most 64 characters (RFC 5280); the names that
+	 * count are in subjectAltName anyway. */
+	const char *common_name = strlen(hostname) <= 64 ? hostname : "localhost";
 	X509 *cert = X509_new();
 	if (!cert)
 		return NULL;
@@ -195,8 +198,8 @@ static X509 *selfsigned_make(EVP_PKEY *key, const char *hostname)
 	          X509_set_pubkey(cert, key) == 1 &&
 	          X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_ASC, (const unsigned char *)"tern (self-signed)",
 	                                     -1, -1, 0) == 1 &&
-	          X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC, (const unsigned char *)hostname, -1, -1, 0) ==
-	                  1 &&
+	          X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC, (const unsigned char *)common_name, -1, -1,
+	                                     0) == 1 &&
 	          X509_set_issuer_name(cert, subject) == 1 &&
 	          str_format(names, sizeof names, "DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", hostname) &&
 	          add_extension(cert, NID_basic_constraints, "critical,CA:FALSE") &&

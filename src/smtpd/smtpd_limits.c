@@ -124,7 +124,7 @@ static void rate_roll(struct limit_entry *e, uint64_t now_ms)
 /* rate_estimate - events in the last hour: all of this bucket, the part of the last still in range. */
 static uint64_t rate_estimate(const struct limit_entry *e, uint64_t now_ms)
 {
-	uint64_t into = now_ms - e->bucket_start_ms;
+	uint64_t into = now_ms > e->bucket_start_ms ? now_ms - e->bucket_start_ms : 0;
 	return e->current + e->previous * (HOUR_MS - into) / HOUR_MS;
 }
 
@@ -156,7 +156,9 @@ uint64_t limits_auth_failed(struct smtpd_limits *l, const char *key, uint64_t wi
                             uint64_t lockout_ms, uint64_t now_ms)
 {
 	struct limit_entry *e = limits_entry(l, key, now_ms);
-	if (e->fail_count == 0 || now_ms - e->fail_start_ms > window_ms) {
+	/* A fixed window from the first failure: simple, and at worst lets
+	 * twice the limit through across a window's end before locking. */
+	if (e->fail_count == 0 || now_ms > e->fail_start_ms + window_ms) {
 		e->fail_count = 0;
 		e->fail_start_ms = now_ms;
 	}
@@ -174,7 +176,7 @@ size_t limits_prune(struct smtpd_limits *l, uint64_t now_ms)
 		struct limit_entry **p = &l->buckets[b];
 		while (*p) {
 			struct limit_entry *e = *p;
-			if (now_ms - e->touched_ms > IDLE_MS && e->locked_until_ms <= now_ms) {
+			if (now_ms > e->touched_ms + IDLE_MS && e->locked_until_ms <= now_ms) {
 				*p = e->next;
 				free(e);
 				l->entry_count--;

@@ -437,7 +437,7 @@ void session_begin_tls(struct smtpd_session *s)
  * session_start_tls - the 220 to STARTTLS has gone out: TLS from here.
  *
  * RFC 3207 4.2: the server forgets everything it learnt from the client
- * before TLS, HELO included. Nothing read in plaintext survives: a client
+ * before TLS, HELO and AUTH included. Nothing read in plaintext survives: a client
  * that sent more after STARTTLS was already refused (554, smtpd_command.c)
  * and reading stopped at the 220, so no byte injected in plaintext can be
  * taken as a command once the session is encrypted (CVE-2011-0411).
@@ -449,6 +449,7 @@ static void session_start_tls(struct smtpd_session *s)
 	txn_reset(s);
 	s->helo[0] = '\0';
 	s->esmtp = false;
+	s->auth_user[0] = '\0'; /* an AUTH before TLS (loopback only) is forgotten too */
 	s->state = SMTPD_CONNECTED;
 	session_tls_bev(s);
 }

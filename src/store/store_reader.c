@@ -177,7 +177,8 @@ int store_dir_resolve(struct store_reader *reader, const char *address, const ch
 	bool found = dir_expand(&w, address, 0);
 	if (!found && !w.failed && dir_strip_tag(address, delimiter, stripped, sizeof stripped))
 		found = dir_expand(&w, stripped, 0);
-	if (!found && !w.failed && strncmp(address, "postmaster@", 11) == 0 && postmaster_mailbox[0]) {
+	bool is_postmaster = strncmp(address, "postmaster@", 11) == 0 && !strchr(address + 11, '@');
+	if (!found && !w.failed && is_postmaster && postmaster_mailbox[0]) {
 		/* RFC 5321 4.5.1: postmaster must always be accepted. */
 		if (strcmp(address, postmaster_mailbox) == 0 || !dir_expand(&w, postmaster_mailbox, 0))
 			dir_add(&w, postmaster_mailbox);

@@ -10,6 +10,7 @@
  * config_needs_restart, and random texts that must load or fail cleanly.
  * Run from the top of the source tree (make unit does).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
@@ -218,6 +219,82 @@ static const struct bad_case bad_cases[] = {
         {"local_domains = bad_one\npostmaster = pm@bad_one\n",
          "tern.conf:1: local_domains: \"bad_one\" is not a valid domain name\n"
          "tern.conf:2: postmaster: \"bad_one\" is not a valid domain name\n"},
+        /* several listeners on one line: each is checked */
+        {"listen = 127.0.0.1:25 mx, 127.0.0.1:25 submission\n",
+         "tern.conf:1: listen: duplicate listen address 127.0.0.1:25 (first on line 1)\n"},
+        {"listen = 127.0.0.1:25 mx, bogus, [::1]:25 smtp\n",
+         "tern.conf:1: listen: \"bogus\" is not ADDRESS:PORT KIND (KIND: mx, submission or submissions)\n"
+         "tern.conf:1: listen: unknown kind \"smtp\" (use mx, submission or submissions)\n"},
+        {"listen = 127.0.0.1:25 mx, 0.0.0.0:25 submission\n",
+         "tern.conf:1: listen: 0.0.0.0:25 overlaps 127.0.0.1:25 (line 1)\n"},
+        {"listen = 127.0.0.1:25 mx\nlisten = 127.0.0.1:26 mx, 127.0.0.1:25 mx\n",
+         "tern.conf:2: listen: duplicate listen address 127.0.0.1:25 (first on line 1)\n"},
+        {"listen = 127.0.0.1:25 mx 127.0.0.1:26 mx\n",
+         "tern.conf:1: listen: \"127.0.0.1:25 mx 127.0.0.1:26 mx\" is not ADDRESS:PORT KIND (KIND: mx, submission or "
+         "submissions)\n"},
+        /* tls_certificate (files that exist: test_tls_certificate) */
+        {"tls_certificate = cert.pem\n", "tern.conf:1: tls_certificate: \"cert.pem\" is not CERT_FILE KEY_FILE\n"},
+        {"tls_certificate = a.pem b.pem c.pem\n",
+         "tern.conf:1: tls_certificate: \"a.pem b.pem c.pem\" is not CERT_FILE KEY_FILE\n"},
+        /* choices */
+        {"tls_min_version = TLSv1.1\n", "tern.conf:1: tls_min_version: \"TLSv1.1\" is not one of TLSv1.2 or TLSv1.3\n"},
+        {"tls_min_version = 1.3\n", "tern.conf:1: tls_min_version: \"1.3\" is not one of TLSv1.2 or TLSv1.3\n"},
+        {"tls_min_version = TLSv1.2 TLSv1.3\n",
+         "tern.conf:1: tls_min_version: \"TLSv1.2 TLSv1.3\" is not one of TLSv1.2 or TLSv1.3\n"},
+        {"tls_min_version =\n", "tern.conf:1: tls_min_version: no value (write tls_min_version = VALUE)\n"},
+        {"auth_without_tls = yes\n", "tern.conf:1: auth_without_tls: \"yes\" is not one of no or loopback\n"},
+        {"auth_without_tls = loopback\nauth_without_tls = no\n",
+         "tern.conf:2: auth_without_tls: given twice (first on line 1)\n"},
+        /* auth_mechanisms: every unknown word is reported */
+        {"auth_mechanisms = plain, gssapi\n",
+         "tern.conf:1: auth_mechanisms: \"gssapi\" is not one of plain, login, cram-md5 or scram-sha-256\n"},
+        {"auth_mechanisms = xoauth2 plain scram-sha-1\n",
+         "tern.conf:1: auth_mechanisms: \"xoauth2\" is not one of plain, login, cram-md5 or scram-sha-256\n"
+         "tern.conf:1: auth_mechanisms: \"scram-sha-1\" is not one of plain, login, cram-md5 or scram-sha-256\n"},
+        {"auth_mechanisms = plain;login\n",
+         "tern.conf:1: auth_mechanisms: \"plain;login\" is not one of plain, login, cram-md5 or scram-sha-256\n"},
+        {"auth_mechanisms =\n", "tern.conf:1: auth_mechanisms: no value (write auth_mechanisms = VALUE)\n"},
+        {"auth_mechanisms = , ,\n",
+         "tern.conf:1: auth_mechanisms: none given (use some of plain, login, cram-md5 or scram-sha-256)\n"},
+        /* relay_networks: every bad block is reported */
+        {"relay_networks = 10.0.0.0/33\n",
+         "tern.conf:1: relay_networks: \"10.0.0.0/33\": the prefix length must be 0..32\n"},
+        {"relay_networks = ::/129\n", "tern.conf:1: relay_networks: \"::/129\": the prefix length must be 0..128\n"},
+        {"relay_networks = 10.0.0.0 /8\n",
+         "tern.conf:1: relay_networks: \"/8\" is not a numeric IPv4 or IPv6 address\n"},
+        {"listen = ,\n", "tern.conf:1: listen: no listener given (write ADDRESS:PORT KIND)\n"},
+        {"tls_certificate = / /\n",
+         "tern.conf:1: tls_certificate: \"/\" is not a file\ntern.conf:1: tls_certificate: \"/\" is not a file\n"},
+        {"relay_networks = 10.0.0.0/-1, 10.0.0.0/+8, 10.0.0.0/, 10.0.0.0/x, 10.0.0.0/8/8\n",
+         "tern.conf:1: relay_networks: \"10.0.0.0/-1\": the prefix length must be 0..32\n"
+         "tern.conf:1: relay_networks: \"10.0.0.0/+8\": the prefix length must be 0..32\n"
+         "tern.conf:1: relay_networks: \"10.0.0.0/\": the prefix length must be 0..32\n"
+         "tern.conf:1: relay_networks: \"10.0.0.0/x\": the prefix length must be 0..32\n"
+         "tern.conf:1: relay_networks: \"10.0.0.0/8/8\": the prefix length must be 0..32\n"},
+        {"relay_networks = 10.0.0.0/99999999999999999999999\n",
+         "tern.conf:1: relay_networks: \"10.0.0.0/99999999999999999999999\": the prefix length must be 0..32\n"},
+        {"relay_networks = 10.0.0.1/8\n",
+         "tern.conf:1: relay_networks: \"10.0.0.1/8\" has bits set past its prefix length\n"},
+        {"relay_networks = 192.0.2.128/24, 192.0.2.1/31\n",
+         "tern.conf:1: relay_networks: \"192.0.2.128/24\" has bits set past its prefix length\n"
+         "tern.conf:1: relay_networks: \"192.0.2.1/31\" has bits set past its prefix length\n"},
+        {"relay_networks = 2001:db8::1/32\n",
+         "tern.conf:1: relay_networks: \"2001:db8::1/32\" has bits set past its prefix length\n"},
+        {"relay_networks = ::1/127\n",
+         "tern.conf:1: relay_networks: \"::1/127\" has bits set past its prefix length\n"},
+        {"relay_networks = 127.0.0.0/8, example.com, 10.1, [::1], any, 10.0.0.256, 2001:db8:::1, fe80::1%lo\n",
+         "tern.conf:1: relay_networks: \"example.com\" is not a numeric IPv4 or IPv6 address\n"
+         "tern.conf:1: relay_networks: \"10.1\" is not a numeric IPv4 or IPv6 address\n"
+         "tern.conf:1: relay_networks: \"[::1]\" is not a numeric IPv4 or IPv6 address\n"
+         "tern.conf:1: relay_networks: \"any\" is not a numeric IPv4 or IPv6 address\n"
+         "tern.conf:1: relay_networks: \"10.0.0.256\" is not a numeric IPv4 or IPv6 address\n"
+         "tern.conf:1: relay_networks: \"2001:db8:::1\" is not a numeric IPv4 or IPv6 address\n"
+         "tern.conf:1: relay_networks: \"fe80::1%lo\" is not a numeric IPv4 or IPv6 address\n"},
+        {"relay_networks = 1111111111111111111111111111111111111111111111111111111111111111/8\n",
+         "tern.conf:1: relay_networks: \"1111111111111111111111111111111111111111111111111111111111111111/8\" is "
+         "not an address or address/prefix\n"},
+        {"relay_networks = 10.0.0.0/8\nrelay_networks = ::1\n",
+         "tern.conf:2: relay_networks: given twice (first on line 1)\n"},
 };
 
 static void test_bad_cases(void)
@@ -822,6 +899,335 @@ out:
 	config_unref(same);
 }
 
+/* Several listeners on one line, separated by commas, with or without blanks. */
+static void test_listen_one_line(void)
+{
+	char *errors;
+	struct config *c = load_text("listen = 127.0.0.1:2525 mx, [::1]:2587 submission ,0.0.0.0:465\tsubmissions\n"
+	                             "listen = 127.0.0.1:26 mx,, 127.0.0.1:27 mx,\n",
+	                             &errors);
+	CHECK_STR(errors, "");
+	CHECK(c != NULL);
+	if (c != NULL) {
+		CHECK_INT(c->listener_count, 5);
+		if (c->listener_count == 5) {
+			check_listener(&c->listeners[0], "127.0.0.1:2525", AF_INET, 2525, LISTENER_MX);
+			check_listener(&c->listeners[1], "[::1]:2587", AF_INET6, 2587, LISTENER_SUBMISSION);
+			check_listener(&c->listeners[2], "0.0.0.0:465", AF_INET, 465, LISTENER_SUBMISSIONS);
+			check_listener(&c->listeners[3], "127.0.0.1:26", AF_INET, 26, LISTENER_MX);
+			check_listener(&c->listeners[4], "127.0.0.1:27", AF_INET, 27, LISTENER_MX);
+		}
+	}
+	config_unref(c);
+	free(errors);
+}
+
+/* ---- TLS, AUTH and relaying ---- */
+
+/* tls_line - "tls_certificate = DIR/cert DIR/key\n" into buf; an empty key name leaves the key out. */
+static const char *tls_line(char *buf, size_t size, const char *cert, const char *key)
+{
+	if (key[0] == '\0')
+		snprintf(buf, size, "tls_certificate = %s/%s\n", dir, cert);
+	else
+		snprintf(buf, size, "tls_certificate = %s/%s %s/%s\n", dir, cert, dir, key);
+	return buf;
+}
+
+static void test_tls_certificate(void)
+{
+	static const char *const files[] = {"cert.pem", "key.pem", "other-cert.pem", "other-key.pem"};
+	char path[300], line1[700], line2[700], text[1600];
+	char *errors;
+	struct config *c;
+
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		write_file(file_in_dir(path, sizeof path, files[i]), "-----BEGIN X-----\n", 18);
+
+	/* one pair; files are only checked to be readable */
+	c = load_text(tls_line(line1, sizeof line1, "cert.pem", "key.pem"), &errors);
+	CHECK_STR(errors, "");
+	CHECK(c != NULL);
+	if (c != NULL) {
+		CHECK_INT(c->tls_cert_count, 1);
+		CHECK(c->tls_cert_count == 1 && strstr(c->tls_certs[0].cert_file, "/cert.pem") != NULL &&
+		      strstr(c->tls_certs[0].key_file, "/key.pem") != NULL);
+	}
+	config_unref(c);
+	free(errors);
+
+	/* repeated: kept in order, the first is the default */
+	tls_line(line2, sizeof line2, "other-cert.pem", "other-key.pem");
+	snprintf(text, sizeof text, "%smax_errors = 3\n%s", line1, line2);
+	c = load_text(text, &errors);
+	CHECK_STR(errors, "");
+	CHECK(c != NULL);
+	if (c != NULL) {
+		CHECK_INT(c->tls_cert_count, 2);
+		if (c->tls_cert_count == 2) {
+			CHECK(strstr(c->tls_certs[0].cert_file, "/cert.pem") != NULL);
+			CHECK(strstr(c->tls_certs[1].cert_file, "/other-cert.pem") != NULL);
+			CHECK(strstr(c->tls_certs[1].key_file, "/other-key.pem") != NULL);
+		}
+	}
+	/* the same pairs in the same order need no restart; another order is another default */
+	struct config *same = load_quiet(text);
+	snprintf(text, sizeof text, "%s%s", line2, line1);
+	struct config *swapped = load_quiet(text);
+	if (c != NULL && same != NULL && swapped != NULL) {
+		char buf[128];
+		CHECK(!config_needs_restart(c, same, buf, sizeof buf));
+		CHECK_INT(swapped->tls_cert_count, 2);
+		CHECK(strstr(swapped->tls_certs[0].cert_file, "/other-cert.pem") != NULL);
+	}
+	config_unref(c);
+	config_unref(same);
+	config_unref(swapped);
+	free(errors);
+
+	/* blanks around and between the two names; an empty value means none */
+	snprintf(text, sizeof text, "tls_certificate = \t%s/cert.pem \t %s/key.pem\t\ntls_certificate =\n", dir, dir);
+	c = load_text(text, &errors);
+	CHECK_STR(errors, "");
+	CHECK(c != NULL && c->tls_cert_count == 1);
+	config_unref(c);
+	free(errors);
+	c = load_text("tls_certificate =\n", &errors);
+	CHECK_STR(errors, "");
+	CHECK(c != NULL && c->tls_cert_count == 0);
+	config_unref(c);
+	free(errors);
+
+	/* a missing file names the file, the line and the parameter; both files are checked */
+	snprintf(text, sizeof text, "# certificates\n%s%s", line1,
+	         tls_line(line2, sizeof line2, "missing-cert.pem", "key.pem"));
+	c = load_text(text, &errors);
+	CHECK(c == NULL);
+	CHECK_STR(errors,
+	          "tern.conf:3: tls_certificate: cannot read \"missing-cert.pem\": No such file or directory\n");
+	config_unref(c);
+	free(errors);
+	c = load_text(tls_line(line1, sizeof line1, "missing-cert.pem", "missing-key.pem"), &errors);
+	CHECK(c == NULL);
+	CHECK_STR(errors, "tern.conf:1: tls_certificate: cannot read \"missing-cert.pem\": No such file or directory\n"
+	                  "tern.conf:1: tls_certificate: cannot read \"missing-key.pem\": No such file or directory\n");
+	config_unref(c);
+	free(errors);
+	c = load_text(tls_line(line1, sizeof line1, "cert.pem", "missing-key.pem"), &errors);
+	CHECK(c == NULL);
+	CHECK_STR(errors, "tern.conf:1: tls_certificate: cannot read \"missing-key.pem\": No such file or directory\n");
+	config_unref(c);
+	free(errors);
+
+	/* one name, or three */
+	c = load_text(tls_line(line1, sizeof line1, "cert.pem", ""), &errors);
+	CHECK(c == NULL);
+	CHECK(strstr(errors, "tern.conf:1: tls_certificate: \"") == errors);
+	CHECK(strstr(errors, "cert.pem\" is not CERT_FILE KEY_FILE\n") != NULL);
+	config_unref(c);
+	free(errors);
+	snprintf(text, sizeof text, "tls_certificate = %s/cert.pem %s/key.pem %s/key.pem\n", dir, dir, dir);
+	c = load_text(text, &errors);
+	CHECK(c == NULL);
+	CHECK(strstr(errors, "tern.conf:1: tls_certificate: \"") == errors);
+	CHECK(strstr(errors, "key.pem\" is not CERT_FILE KEY_FILE\n") != NULL);
+	CHECK(strchr(errors, '\n') == errors + strlen(errors) - 1);
+	config_unref(c);
+	free(errors);
+
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		unlink(file_in_dir(path, sizeof path, files[i]));
+}
+
+static void test_auth_choices(void)
+{
+	static const struct {
+		const char *text;
+		size_t offset;
+		uint64_t want;
+		bool is_unsigned; /* an unsigned field (CHOICE), else uint64_t (CHOICES) */
+	} cases[] = {
+	        {"tls_min_version = TLSv1.2\n", OFF(tls_min_version), CONFIG_TLS_1_2, true},
+	        {"tls_min_version = TLSv1.3\n", OFF(tls_min_version), CONFIG_TLS_1_3, true},
+	        {"tls_min_version = tlsv1.3\n", OFF(tls_min_version), CONFIG_TLS_1_3, true},
+	        {"auth_without_tls = no\n", OFF(auth_without_tls), CONFIG_AUTH_TLS_ALWAYS, true},
+	        {"auth_without_tls = loopback\n", OFF(auth_without_tls), CONFIG_AUTH_TLS_EXCEPT_LOOPBACK, true},
+	        {"auth_without_tls =  Loopback \n", OFF(auth_without_tls), CONFIG_AUTH_TLS_EXCEPT_LOOPBACK, true},
+	        {"auth_mechanisms = plain\n", OFF(auth_mechanisms), CONFIG_MECH_PLAIN, false},
+	        {"auth_mechanisms = login\n", OFF(auth_mechanisms), CONFIG_MECH_LOGIN, false},
+	        {"auth_mechanisms = cram-md5\n", OFF(auth_mechanisms), CONFIG_MECH_CRAM_MD5, false},
+	        {"auth_mechanisms = scram-sha-256\n", OFF(auth_mechanisms), CONFIG_MECH_SCRAM_SHA_256, false},
+	        {"auth_mechanisms = PLAIN, Login\n", OFF(auth_mechanisms), CONFIG_MECH_PLAIN | CONFIG_MECH_LOGIN,
+	         false},
+	        {"auth_mechanisms = scram-sha-256\tcram-md5\n", OFF(auth_mechanisms),
+	         CONFIG_MECH_SCRAM_SHA_256 | CONFIG_MECH_CRAM_MD5, false},
+	        {"auth_mechanisms = plain,plain , plain\n", OFF(auth_mechanisms), CONFIG_MECH_PLAIN, false},
+	        {"auth_mechanisms = ,login,\n", OFF(auth_mechanisms), CONFIG_MECH_LOGIN, false},
+	        {"auth_mechanisms = cram-md5 scram-sha-256 login plain\n", OFF(auth_mechanisms),
+	         CONFIG_MECH_PLAIN | CONFIG_MECH_LOGIN | CONFIG_MECH_CRAM_MD5 | CONFIG_MECH_SCRAM_SHA_256, false},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *errors;
+		struct config *c = load_text(cases[i].text, &errors);
+		CHECK_STR(errors, "");
+		if (c == NULL) {
+			UNIT_FAIL("refused: %s", cases[i].text);
+		} else if (cases[i].is_unsigned) {
+			unsigned v;
+			memcpy(&v, (const char *)c + cases[i].offset, sizeof v);
+			CHECK_INT(v, cases[i].want);
+		} else {
+			CHECK_INT(field_u64(c, cases[i].offset), cases[i].want);
+		}
+		config_unref(c);
+		free(errors);
+	}
+}
+
+/* v4 - a.b.c.d as the 16-byte IPv4-mapped key the server matches with. */
+static const unsigned char *v4(unsigned char key[16], unsigned a, unsigned b, unsigned c, unsigned d)
+{
+	memset(key, 0, 16);
+	key[10] = key[11] = 0xff;
+	key[12] = (unsigned char)a;
+	key[13] = (unsigned char)b;
+	key[14] = (unsigned char)c;
+	key[15] = (unsigned char)d;
+	return key;
+}
+
+static const unsigned char *v6(unsigned char key[16], const char *text)
+{
+	if (inet_pton(AF_INET6, text, key) != 1) {
+		UNIT_FAIL("bad IPv6 address in the test: %s", text);
+		memset(key, 0xee, 16);
+	}
+	return key;
+}
+
+/* load_networks - "relay_networks = LIST" loaded; NULL (and a failure) if refused. */
+static struct config *load_networks(const char *list)
+{
+	char text[512];
+	snprintf(text, sizeof text, "relay_networks = %s\n", list);
+	return load_quiet(text);
+}
+
+static void test_relay_networks(void)
+{
+	unsigned char key[16];
+	struct config *c;
+
+	/* parsed: IPv4 mapped into IPv6, the prefix counted on 128 bits; no prefix is one host */
+	c = load_networks("127.0.0.0/8, ::1\t192.0.2.1 2001:db8::/32,0.0.0.0/0 ::/0");
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	CHECK_INT(c->relay_network_count, 6);
+	if (c->relay_network_count == 6) {
+		CHECK(memcmp(c->relay_networks[0].addr, v4(key, 127, 0, 0, 0), 16) == 0);
+		CHECK_INT(c->relay_networks[0].prefix, 104);
+		CHECK(memcmp(c->relay_networks[1].addr, v6(key, "::1"), 16) == 0);
+		CHECK_INT(c->relay_networks[1].prefix, 128);
+		CHECK(memcmp(c->relay_networks[2].addr, v4(key, 192, 0, 2, 1), 16) == 0);
+		CHECK_INT(c->relay_networks[2].prefix, 128);
+		CHECK(memcmp(c->relay_networks[3].addr, v6(key, "2001:db8::"), 16) == 0);
+		CHECK_INT(c->relay_networks[3].prefix, 32);
+		CHECK_INT(c->relay_networks[4].prefix, 96);
+		CHECK_INT(c->relay_networks[5].prefix, 0);
+	}
+	config_unref(c);
+
+	/* empty: nobody relays */
+	c = load_quiet("relay_networks =\n");
+	CHECK(c != NULL && c->relay_network_count == 0);
+	if (c != NULL) {
+		CHECK(!config_in_relay_networks(c, v4(key, 127, 0, 0, 1)));
+		CHECK(!config_in_relay_networks(c, v6(key, "::1")));
+	}
+	config_unref(c);
+
+	c = load_networks("127.0.0.0/8");
+	if (c != NULL) {
+		CHECK(config_in_relay_networks(c, v4(key, 127, 1, 2, 3)));
+		CHECK(config_in_relay_networks(c, v4(key, 127, 0, 0, 0)));
+		CHECK(config_in_relay_networks(c, v4(key, 127, 255, 255, 255)));
+		CHECK(!config_in_relay_networks(c, v4(key, 128, 0, 0, 1)));
+		CHECK(!config_in_relay_networks(c, v4(key, 126, 255, 255, 255)));
+		CHECK(!config_in_relay_networks(c, v6(key, "::1")));
+		CHECK(!config_in_relay_networks(c, v6(key, "::127.1.2.3")));
+		CHECK(!config_in_relay_networks(c, v6(key, "7f01:203::")));
+	}
+	config_unref(c);
+
+	c = load_networks("::1/128");
+	if (c != NULL) {
+		CHECK(config_in_relay_networks(c, v6(key, "::1")));
+		CHECK(config_in_relay_networks(c, v6(key, "0:0:0:0:0:0:0:1")));
+		CHECK(!config_in_relay_networks(c, v6(key, "::2")));
+		CHECK(!config_in_relay_networks(c, v6(key, "::")));
+		CHECK(!config_in_relay_networks(c, v4(key, 127, 0, 0, 1)));
+		CHECK(!config_in_relay_networks(c, v4(key, 0, 0, 0, 1)));
+	}
+	config_unref(c);
+
+	c = load_networks("10.0.0.0/8");
+	if (c != NULL) {
+		CHECK(config_in_relay_networks(c, v4(key, 10, 200, 0, 1)));
+		CHECK(!config_in_relay_networks(c, v4(key, 11, 0, 0, 1)));
+		CHECK(!config_in_relay_networks(c, v4(key, 9, 255, 255, 255)));
+	}
+	config_unref(c);
+
+	c = load_networks("0.0.0.0/0");
+	if (c != NULL) {
+		CHECK(config_in_relay_networks(c, v4(key, 0, 0, 0, 0)));
+		CHECK(config_in_relay_networks(c, v4(key, 1, 2, 3, 4)));
+		CHECK(config_in_relay_networks(c, v4(key, 255, 255, 255, 255)));
+		CHECK(config_in_relay_networks(c, v4(key, 10, 0, 0, 1)));
+		CHECK(!config_in_relay_networks(c, v6(key, "::1")));
+		CHECK(!config_in_relay_networks(c, v6(key, "::")));
+		CHECK(!config_in_relay_networks(c, v6(key, "2001:db8::1")));
+		CHECK(!config_in_relay_networks(c, v6(key, "::fffe:1.2.3.4")));
+		CHECK(!config_in_relay_networks(c, v6(key, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")));
+	}
+	config_unref(c);
+
+	c = load_networks("::/0");
+	if (c != NULL) {
+		CHECK(config_in_relay_networks(c, v6(key, "2001:db8::1")));
+		CHECK(config_in_relay_networks(c, v6(key, "::")));
+		CHECK(config_in_relay_networks(c, v4(key, 192, 0, 2, 1)));
+	}
+	config_unref(c);
+
+	/* prefixes that are not a whole number of bytes, and a list */
+	c = load_networks("192.0.2.128/25, 2001:db8:8000::/33, 198.51.100.7");
+	if (c != NULL) {
+		CHECK(config_in_relay_networks(c, v4(key, 192, 0, 2, 128)));
+		CHECK(config_in_relay_networks(c, v4(key, 192, 0, 2, 200)));
+		CHECK(!config_in_relay_networks(c, v4(key, 192, 0, 2, 127)));
+		CHECK(!config_in_relay_networks(c, v4(key, 192, 0, 3, 128)));
+		CHECK(config_in_relay_networks(c, v6(key, "2001:db8:8000::1")));
+		CHECK(config_in_relay_networks(c, v6(key, "2001:db8:ffff:ffff::")));
+		CHECK(!config_in_relay_networks(c, v6(key, "2001:db8:7fff::1")));
+		CHECK(!config_in_relay_networks(c, v6(key, "2001:db9:8000::")));
+		CHECK(config_in_relay_networks(c, v4(key, 198, 51, 100, 7)));
+		CHECK(!config_in_relay_networks(c, v4(key, 198, 51, 100, 6)));
+		CHECK(!config_in_relay_networks(c, v4(key, 198, 51, 100, 8)));
+	}
+	config_unref(c);
+
+	/* an IPv4-mapped IPv6 block is the same as the IPv4 one */
+	c = load_networks("::ffff:10.0.0.0/104");
+	if (c != NULL) {
+		CHECK(config_in_relay_networks(c, v4(key, 10, 1, 2, 3)));
+		CHECK(!config_in_relay_networks(c, v4(key, 11, 1, 2, 3)));
+	}
+	config_unref(c);
+}
+
 /* ---- random texts: load or fail cleanly, never both or neither ---- */
 
 static const char *const pieces[] = {
@@ -899,6 +1305,10 @@ int main(void)
 	test_good_cases();
 	test_text_values();
 	test_listen();
+	test_listen_one_line();
+	test_tls_certificate();
+	test_auth_choices();
+	test_relay_networks();
 	test_defaults();
 	test_listing_round_trip();
 	test_generated_files();
