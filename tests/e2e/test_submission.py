@@ -281,6 +281,15 @@ def test_relay_without_auth_refused_on_submission_and_mx(tern_server):
         c.expect(220)
         c.cmd("EHLO client.test")
         assert_code(c.cmd("MAIL FROM:<%s>" % ALICE), 530, "5.7.0", "Authentication required")
+    # TLS alone grants nothing.
+    with srv.connect("mx") as c:
+        c.expect(220)
+        c.cmd("EHLO client.test")
+        assert c.cmd("STARTTLS").code == 220
+        c.starttls(srv.tls_context())
+        assert c.cmd("EHLO client.test").code == 250
+        assert c.cmd("MAIL FROM:<%s>" % ALICE).code == 250
+        assert_code(c.cmd("RCPT TO:<friend@remote.example>"), 554, "5.7.1")
 
 
 # ---------------------------------------------------------------- rate limits
