@@ -118,11 +118,15 @@ static bool mkdir_synced(const char *dir)
 	return fsync_path(parent);
 }
 
-/* maildir_create - make mail/DOMAIN/LOCAL/{tmp,new,cur} as needed. */
+/*
+ * maildir_create - make mail/DOMAIN/LOCAL/{new,cur,tmp} as needed. tmp/
+ * comes last: another worker delivering to the same new mailbox takes a
+ * tmp/ that exists as the sign that new/ does too.
+ */
 static bool maildir_create(const char *data_dir, const char *domain, const char *root)
 {
 	char path[MAILDIR_PATH_MAX];
-	static const char *const subdirs[] = {"tmp", "new", "cur"};
+	static const char *const subdirs[] = {"new", "cur", "tmp"};
 	if (!str_format(path, sizeof path, "%s/mail", data_dir) || !mkdir_synced(path))
 		return false;
 	if (!str_format(path, sizeof path, "%s/mail/%s", data_dir, domain) || !mkdir_synced(path))
