@@ -6,6 +6,7 @@
 #   make check      the same tiers on the current build only (no sanitizer pass)
 #   make fuzz       run each fuzz target for FUZZ_SECONDS
 #   make bench      tern against Postfix, same machine, same run
+#   make bench-submission  the same on the submission path: STARTTLS, AUTH PLAIN, TLS handshakes
 #   make SAN=1      build with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/
 #   make WERROR=1   warnings are errors (CI does this)
 
@@ -43,7 +44,7 @@ MAIN_OBJ := $(BUILD)/src/main.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test check unit dialog e2e crash fuzz bench clean deps test-deps lint docs
+.PHONY: all run test check unit dialog e2e crash fuzz bench bench-submission clean deps test-deps lint docs
 
 all: $(BUILD)/tern
 
@@ -92,6 +93,11 @@ bench:
 	@scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(CURDIR)/build/tern
+
+bench-submission:
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh --submission $(CURDIR)/build/tern
 
 docs: all
 	./$(BUILD)/tern config defaults --markdown > docs/CONFIG.md

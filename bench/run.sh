@@ -1,7 +1,9 @@
 #!/bin/sh
 # run.sh - tern against Postfix and smtp-sink on this machine, in one run.
 #
-# Usage: bench/run.sh TERN_BINARY        (make bench builds tern and calls this)
+# Usage: bench/run.sh TERN_BINARY                 (make bench builds tern and calls this)
+#        bench/run.sh --submission TERN_BINARY    STARTTLS + AUTH PLAIN against Postfix with
+#                                                 Dovecot's auth (make bench-submission)
 #
 # Environment (all optional):
 #   BENCH_OUT=FILE            also write the report here (default: a file in $TMPDIR or /tmp)
@@ -12,13 +14,20 @@
 #   BENCH_IDLE_N_POSTFIX=N    the same against Postfix (default: BENCH_IDLE_N)
 #   BENCH_SERVERS="sink postfix tern"  which servers to run
 #   BENCH_KEEP=1              keep the temporary directory (logs, queues, mailboxes)
+#   BENCH_TLS_KEY=rsa         --submission: certificate key, rsa (2048 bits) or ec (P-256)
 #
-# Needs root (Postfix's master runs as root) and Postfix's smtp-source and smtp-sink
-# (scripts/install-deps.sh bench). See bench/README.md.
+# Needs root (Postfix's master runs as root) and Postfix's smtp-source and smtp-sink, and for
+# --submission Dovecot, OpenSSL and a C compiler (scripts/install-deps.sh bench).
+# See bench/README.md.
 set -eu
 
-if [ $# -ne 1 ]; then
-	echo "usage: $0 TERN_BINARY" >&2
+driver=bench.py
+if [ $# -ge 1 ] && [ "$1" = "--submission" ]; then
+	driver=submission.py
+	shift
+fi
+if [ $# -ne 1 ] || [ "${1#-}" != "$1" ]; then
+	echo "usage: $0 [--submission] TERN_BINARY" >&2
 	exit 2
 fi
 
@@ -26,4 +35,4 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 here=$(dirname "$0")
-exec /usr/bin/python3 "$here/bench.py" "$1"
+exec /usr/bin/python3 "$here/$driver" "$1"

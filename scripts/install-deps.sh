@@ -4,7 +4,8 @@
 # Usage: scripts/install-deps.sh [build|test|bench]
 #   build  the libraries and the compiler (the default)
 #   test   build, plus the real clients and tools the test suite drives
-#   bench  test, plus Postfix, whose smtp-source and smtp-sink are the load tools
+#   bench  test, plus Postfix, whose smtp-source and smtp-sink are the load tools, and
+#          Dovecot's auth service with SQLite, Postfix's SASL server in the submission bench
 #
 # Only missing packages are installed, so a second run costs one dpkg query.
 set -eu
@@ -13,7 +14,7 @@ what=${1:-build}
 
 build_pkgs="make gcc pkg-config libevent-dev libssl-dev libsqlite3-dev libunbound-dev libcrypt-dev sqlite3"
 test_pkgs="clang python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp openssl procps"
-bench_pkgs="postfix"
+bench_pkgs="postfix dovecot-core dovecot-sqlite"
 
 case "$what" in
 build) pkgs="$build_pkgs" ;;

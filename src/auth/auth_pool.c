@@ -9,6 +9,8 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +22,11 @@
 
 #define AUTH_POOL_MAX_THREADS 16
 #define AUTH_POOL_CACHE_SLOTS 1024
-#define AUTH_POOL_CACHE_MS    (3600 * 1000)
 
 struct auth_request {
 	struct auth_request *next;
 	uint64_t ticket;
+	uint64_t cache_ms;
 	bool ok;
 	char *password;
 	char *hash;
@@ -46,6 +48,7 @@ struct auth_pool {
 	struct event *results_event;
 	auth_pool_done *done;
 	void *done_arg;
+	unsigned char cache_key[32]; /* random, never written anywhere */
 	struct cache_slot cache[AUTH_POOL_CACHE_SLOTS];
 };
 
@@ -57,15 +60,18 @@ static void request_free(struct auth_request *r)
 	free(r);
 }
 
-/* cache_digest - SHA-256 of hash NUL password: the cache never holds the password itself. */
-static void cache_digest(const struct auth_request *r, unsigned char digest[32])
+/* cache_digest - HMAC-SHA-256 of hash NUL password under the process's key: the cache never holds the password. */
+static void cache_digest(const struct auth_pool *pool, const struct auth_request *r, unsigned char digest[32])
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, r->hash, strlen(r->hash) + 1) != 1 ||
-	    EVP_DigestUpdate(ctx, r->password, strlen(r->password)) != 1 || EVP_DigestFinal_ex(ctx, digest, NULL) != 1)
-		fatal("SHA-256 failed");
-	EVP_MD_CTX_free(ctx);
+	size_t hash_len = strlen(r->hash) + 1, password_len = strlen(r->password);
+	unsigned char *input = xmalloc(hash_len + password_len);
+	memcpy(input, r->hash, hash_len);
+	memcpy(input + hash_len, r->password, password_len);
+	unsigned int len = 0;
+	if (!HMAC(EVP_sha256(), pool->cache_key, sizeof pool->cache_key, input, hash_len + password_len, digest, &len))
+		fatal("HMAC-SHA-256 failed");
+	OPENSSL_cleanse(input, hash_len + password_len);
+	free(input);
 }
 
 static struct cache_slot *cache_slot_for(struct auth_pool *pool, const unsigned char digest[32])
@@ -77,8 +83,10 @@ static struct cache_slot *cache_slot_for(struct auth_pool *pool, const unsigned 
 /* check_one - the cache, else crypt(3); remembers a success. Runs on a worker. */
 static bool check_one(struct auth_pool *pool, const struct auth_request *r)
 {
+	if (r->cache_ms == 0)
+		return auth_password_check(r->password, r->hash);
 	unsigned char digest[32];
-	cache_digest(r, digest);
+	cache_digest(pool, r, digest);
 	int64_t now = time_mono_ms();
 	pthread_mutex_lock(&pool->lock);
 	struct cache_slot *slot = cache_slot_for(pool, digest);
@@ -90,7 +98,7 @@ static bool check_one(struct auth_pool *pool, const struct auth_request *r)
 	if (ok) {
 		pthread_mutex_lock(&pool->lock);
 		memcpy(slot->digest, digest, sizeof digest);
-		slot->expires_ms = now + AUTH_POOL_CACHE_MS;
+		slot->expires_ms = now + (int64_t)r->cache_ms;
 		pthread_mutex_unlock(&pool->lock);
 	}
 	return ok;
@@ -144,6 +152,8 @@ struct auth_pool *auth_pool_start(struct event_base *base, unsigned threads, aut
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->wake, NULL);
 	pool->queue_tail = &pool->queue;
+	if (RAND_bytes(pool->cache_key, sizeof pool->cache_key) != 1)
+		fatal("RAND_bytes failed");
 	pool->done = done;
 	pool->done_arg = arg;
 	pool->results_event = event_new(base, -1, 0, deliver_results, pool);
@@ -159,10 +169,11 @@ struct auth_pool *auth_pool_start(struct event_base *base, unsigned threads, aut
 	return pool;
 }
 
-void auth_pool_check(struct auth_pool *pool, uint64_t ticket, const char *password, const char *hash)
+void auth_pool_check(struct auth_pool *pool, uint64_t ticket, const char *password, const char *hash, uint64_t cache_ms)
 {
 	struct auth_request *r = xcalloc(1, sizeof *r);
 	r->ticket = ticket;
+	r->cache_ms = cache_ms;
 	r->password = str_dup(password);
 	r->hash = str_dup(hash);
 	pthread_mutex_lock(&pool->lock);
@@ -191,6 +202,8 @@ void auth_pool_stop(struct auth_pool *pool)
 		}
 	}
 	event_free(pool->results_event);
+	OPENSSL_cleanse(pool->cache_key, sizeof pool->cache_key);
+	OPENSSL_cleanse(pool->cache, sizeof pool->cache);
 	pthread_cond_destroy(&pool->wake);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);

@@ -98,6 +98,7 @@ struct config {
 	uint64_t auth_fail_limit;
 	uint64_t auth_fail_window;
 	uint64_t auth_lockout;
+	uint64_t auth_cache_ttl;
 	uint64_t user_message_rate; /* per hour; 0: no limit */
 	uint64_t user_recipient_rate;
 	uint64_t ip_message_rate;

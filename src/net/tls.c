@@ -81,6 +81,8 @@ static SSL_CTX *ctx_new(const struct tls_cert_files *files, bool min_tls13, char
 	 * keeps them to this server. */
 	static const unsigned char sid_ctx[] = "tern";
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+	/* One TLS 1.3 ticket, not OpenSSL's two: a mail client reconnects to one server. */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
 		str_format(err, errlen, "cannot set the cipher list: %s", tls_error_text(why, sizeof why));
 		SSL_CTX_free(ctx);

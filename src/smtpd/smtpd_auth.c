@@ -171,7 +171,8 @@ static void auth_next(struct smtpd_session *s, enum sasl_status status)
 		break;
 	case SASL_VERIFY:
 		session_enter_state(s, SMTPD_AUTH_WAIT);
-		auth_pool_check(smtpd_auth_pool(s->smtpd), s->id, sasl_password(s->sasl), sasl_password_hash(s->sasl));
+		auth_pool_check(smtpd_auth_pool(s->smtpd), s->id, sasl_password(s->sasl), sasl_password_hash(s->sasl),
+		                s->config->auth_cache_ttl * 1000);
 		break;
 	case SASL_SUCCESS:
 		auth_succeeded(s);

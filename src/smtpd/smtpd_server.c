@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -245,6 +246,10 @@ static void smtpd_accept(struct evconnlistener *listener, evutil_socket_t fd, st
 		refuse_connection(fd, SMTP_R_TOO_MANY_FROM_ADDRESS);
 		return;
 	}
+	/* Replies are small and each waits for the client: send them at once
+	 * (without this a reply after a TLS handshake waits for a delayed ACK). */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	uint64_t id = slot_take(smtpd);
 	smtpd->session_count++;
 	peer_add(smtpd, key, 1);
