@@ -31,7 +31,7 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 
-PKGS := libevent_core libevent_pthreads libevent_openssl openssl sqlite3
+PKGS := libevent_core libevent_pthreads libevent_openssl openssl sqlite3 libunbound
 CPPFLAGS += -D_GNU_SOURCE -Isrc
 CFLAGS += -std=c11 $(OPT) $(WARN) -fstack-protector-strong -fPIE -pthread -MMD -MP \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)

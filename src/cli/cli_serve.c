@@ -23,6 +23,7 @@
 #include "cli/cli_serve.h"
 #include "config/config.h"
 #include "mda/mda.h"
+#include "mta/mta.h"
 #include "net/tls.h"
 #include "smtpd/smtpd.h"
 #include "store/store.h"
@@ -36,6 +37,8 @@ struct serve {
 	struct config *config;
 	struct event_base *base;
 	struct smtpd *smtpd;
+	struct mda *mda;
+	struct mta *mta;
 };
 
 static void raise_descriptor_limit(void)
@@ -105,6 +108,16 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	smtpd_shutdown(sv->smtpd);
 }
 
+/* serve_dispatch - store_dispatch: local recipients to the mailbox writers, others to remote delivery. */
+static void serve_dispatch(struct delivery_job *job, void *arg)
+{
+	struct serve *sv = arg;
+	if (job->remote)
+		mta_dispatch(job, sv->mta);
+	else
+		mda_dispatch(job, sv->mda);
+}
+
 /*
  * load_tls - the certificates of config: the configured ones, or else the
  * self-signed one in DATA_DIR/tls (made on first start). NULL after
@@ -156,6 +169,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		log_error("event=reload_tls_failed reason=\"keeping the certificates in use\"");
 	log_set_level(fresh->log_level);
 	smtpd_reload(sv->smtpd, fresh);
+	mta_reload(sv->mta, fresh);
 	config_unref(sv->config);
 	sv->config = fresh;
 	log_info("event=reloaded path=%s", fresh->path ? fresh->path : "(defaults)");
@@ -203,24 +217,31 @@ int cli_serve(const char *config_path)
 	        .max_queue_lifetime_ms = sv.config->max_queue_lifetime * 1000,
 	        .max_inflight = SERVE_MAX_INFLIGHT,
 	};
-	struct mda *mda = mda_create(sv.config->data_dir, sv.config->hostname, sv.config->delivery_workers);
-	struct store *store =
-	        store_start(&settings, sv.base, smtpd_commit_done, sv.smtpd, mda_dispatch, mda, err, sizeof err);
+	err[0] = '\0';
+	sv.mda = mda_create(sv.config->data_dir, sv.config->hostname, sv.config->delivery_workers);
+	sv.mta = mta_create(sv.base, sv.config, err, sizeof err);
+	struct store *store = sv.mta ? store_start(&settings, sv.base, smtpd_commit_done, sv.smtpd, serve_dispatch, &sv,
+	                                           err, sizeof err)
+	                             : NULL;
 	struct store_reader *reader = store ? store_reader_open(sv.config->data_dir, err, sizeof err) : NULL;
-	if (!store || !reader || !mda_run(mda, store)) {
+	struct store_reader *mta_reader = reader ? store_reader_open(sv.config->data_dir, err, sizeof err) : NULL;
+	if (!store || !reader || !mta_reader || !mda_run(sv.mda, store)) {
 		log_error("event=startup_failed reason=\"%s\"", err);
 		return 1;
 	}
+	mta_run(sv.mta, store, mta_reader);
 	smtpd_run(sv.smtpd, store, reader);
 
 	log_info("event=ready pid=%d hostname=%s data_dir=%s", (int)getpid(), sv.config->hostname, sv.config->data_dir);
 
 	event_base_dispatch(sv.base);
 
-	mda_stop(mda);
+	mda_stop(sv.mda);
 	store_stop(store);
-	mda_free(mda);
+	mda_free(sv.mda);
+	mta_free(sv.mta);
 	store_reader_close(reader);
+	store_reader_close(mta_reader);
 	smtpd_free(sv.smtpd);
 	event_free(term);
 	event_free(intr);

@@ -103,6 +103,14 @@ struct config {
 	uint64_t user_recipient_rate;
 	uint64_t ip_message_rate;
 	uint64_t ip_recipient_rate;
+
+	/* Remote delivery */
+	char *dns_resolver; /* "system", "recursive", or a forwarder "ADDRESS" / "ADDRESS@PORT" */
+	uint64_t remote_port;
+	uint64_t remote_max_connections;
+	uint64_t remote_connect_timeout;
+	uint64_t remote_command_timeout;
+	uint64_t remote_data_timeout;
 };
 
 /*

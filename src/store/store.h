@@ -73,6 +73,7 @@ struct delivery_rcpt {
 
 struct delivery_job {
 	int64_t msg_id;
+	bool remote; /* recipients in other domains (mailbox ""): remote delivery, not the mailboxes */
 	char qid[ID_LEN + 1];
 	char *sender;
 	int64_t arrival_ms;

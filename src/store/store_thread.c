@@ -118,11 +118,10 @@ static void store_prepare_all(struct store *s)
 	s->delete_message = store_db_prepare(
 	        db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=?1)");
 	s->backlog_messages = store_db_prepare(db, "SELECT DISTINCT msg_id FROM recipients WHERE state='queued'"
-	                                           " AND mailbox<>'' AND msg_id>? ORDER BY msg_id LIMIT ?");
+	                                           " AND msg_id>? ORDER BY msg_id LIMIT ?");
 	s->message_row = store_db_prepare(db, "SELECT qid, sender, arrival_ms FROM messages WHERE id=?");
 	s->queued_rcpts = store_db_prepare(
-	        db, "SELECT id, address, mailbox, attempts FROM recipients WHERE msg_id=? AND state='queued'"
-	            " AND mailbox<>''");
+	        db, "SELECT id, address, mailbox, attempts FROM recipients WHERE msg_id=? AND state='queued'");
 	s->rcpt_row = store_db_prepare(db, "SELECT id, address, mailbox, attempts FROM recipients WHERE id=?");
 	s->due_rcpts = store_db_prepare(db, "SELECT id, msg_id FROM recipients WHERE state='deferred'"
 	                                    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
@@ -210,19 +209,9 @@ static bool store_insert_message(struct store *s, struct store_message *msg, int
 	return true;
 }
 
-/*
- * store_job_from_message - a delivery job for the local recipients of a
- * message just committed (taking its body), or NULL when it has none.
- * Recipients in other domains (relayed mail: mailbox "") stay queued for
- * remote delivery.
- */
+/* store_job_from_message - a delivery job for a message just committed; takes its body. */
 static struct delivery_job *store_job_from_message(struct store_message *msg, int64_t msg_id, const int64_t *ids)
 {
-	size_t local = 0;
-	for (size_t i = 0; i < msg->rcpt_count; i++)
-		local += msg->rcpts[i].mailbox[0] != '\0';
-	if (local == 0)
-		return NULL;
 	struct delivery_job *job = xcalloc(1, sizeof *job);
 	job->msg_id = msg_id;
 	memcpy(job->qid, msg->qid, sizeof job->qid);
@@ -232,14 +221,12 @@ static struct delivery_job *store_job_from_message(struct store_message *msg, in
 		job->body = msg->body;
 		msg->body = NULL;
 	}
-	job->rcpts = xcalloc(local, sizeof *job->rcpts);
+	job->rcpt_count = msg->rcpt_count;
+	job->rcpts = xcalloc(msg->rcpt_count, sizeof *job->rcpts);
 	for (size_t i = 0; i < msg->rcpt_count; i++) {
-		if (msg->rcpts[i].mailbox[0] == '\0')
-			continue;
-		struct delivery_rcpt *r = &job->rcpts[job->rcpt_count++];
-		r->id = ids[i];
-		r->address = str_dup(msg->rcpts[i].address);
-		r->mailbox = str_dup(msg->rcpts[i].mailbox);
+		job->rcpts[i].id = ids[i];
+		job->rcpts[i].address = str_dup(msg->rcpts[i].address);
+		job->rcpts[i].mailbox = str_dup(msg->rcpts[i].mailbox);
 	}
 	return job;
 }
@@ -358,10 +345,66 @@ static struct delivery_job *store_load_job(struct store *s, int64_t msg_id)
 	return store_job_or_null(job);
 }
 
+/*
+ * store_split_remote - move the recipients in other domains (mailbox "")
+ * out of job into a job of their own, with its own copy of the body;
+ * NULL when there are none.
+ */
+static struct delivery_job *store_split_remote(struct delivery_job *job)
+{
+	size_t remote = 0;
+	for (size_t i = 0; i < job->rcpt_count; i++)
+		remote += job->rcpts[i].mailbox[0] == '\0';
+	if (remote == 0)
+		return NULL;
+	struct delivery_job *out = xcalloc(1, sizeof *out);
+	out->msg_id = job->msg_id;
+	memcpy(out->qid, job->qid, sizeof out->qid);
+	out->sender = str_dup(job->sender);
+	out->arrival_ms = job->arrival_ms;
+	out->remote = true;
+	out->rcpts = xcalloc(remote, sizeof *out->rcpts);
+	size_t kept = 0;
+	for (size_t i = 0; i < job->rcpt_count; i++) {
+		if (job->rcpts[i].mailbox[0] == '\0')
+			out->rcpts[out->rcpt_count++] = job->rcpts[i];
+		else
+			job->rcpts[kept++] = job->rcpts[i];
+	}
+	job->rcpt_count = kept;
+	if (job->body && kept > 0) {
+		/* Both jobs need the body, on different threads: a copy each. */
+		out->body = evbuffer_new();
+		if (!out->body)
+			fatal("evbuffer_new failed");
+		struct evbuffer_ptr at;
+		struct evbuffer_iovec vec;
+		evbuffer_ptr_set(job->body, &at, 0, EVBUFFER_PTR_SET);
+		while (evbuffer_peek(job->body, -1, &at, &vec, 1) > 0 && vec.iov_len > 0) {
+			evbuffer_add(out->body, vec.iov_base, vec.iov_len);
+			evbuffer_ptr_set(job->body, &at, vec.iov_len, EVBUFFER_PTR_ADD);
+		}
+	} else {
+		out->body = job->body;
+		job->body = kept > 0 ? job->body : NULL;
+	}
+	return out;
+}
+
+/* store_hand_over - local recipients to the mailbox writers, the others to remote delivery. */
 static void store_hand_over(struct store *s, struct delivery_job *job)
 {
-	s->inflight++;
-	s->dispatch(job, s->dispatch_arg);
+	struct delivery_job *remote = store_split_remote(job);
+	if (job->rcpt_count > 0) {
+		s->inflight++;
+		s->dispatch(job, s->dispatch_arg);
+	} else {
+		delivery_job_free(job);
+	}
+	if (remote) {
+		s->inflight++;
+		s->dispatch(remote, s->dispatch_arg);
+	}
 }
 
 /* store_load_backlog - hand over queued messages past the cursor, in id order. */
@@ -486,9 +529,7 @@ static void store_dispatch_new(struct store *s, struct store_message *msg, int64
 		return;
 	}
 	s->cursor = msg_id;
-	struct delivery_job *job = store_job_from_message(msg, msg_id, ids);
-	if (job)
-		store_hand_over(s, job);
+	store_hand_over(s, store_job_from_message(msg, msg_id, ids));
 }
 
 static void store_write_turn(struct store *s, struct store_message *commits, struct delivery_job *results,

@@ -1,0 +1,498 @@
+/*
+ * mta.c - remote delivery: jobs in, routes out, results back to the store.
+ *
+ * A job from the store thread is queued under a lock and picked up on the
+ * loop thread. Its recipients are grouped by domain; each group is a
+ * delivery, routed as RFC 5321 5.1 says: the domain's MX hosts by
+ * preference, in random order among equals; no MX records but the name
+ * exists: the domain itself (implicit MX); a null MX (RFC 7505) or a
+ * domain that does not exist: bounce at once; a DNS failure: try later.
+ * Every address of every host is tried in turn until one session decides
+ * the recipients' fate; if none does, they are deferred with the last
+ * reason seen.
+ *
+ * At most remote_max_connections sessions run at once; other deliveries
+ * wait in a FIFO for a slot.
+ */
+#include "mta/mta.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mta/mta_private.h"
+#include "net/tls.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+#include "util/util_time.h"
+
+struct mta {
+	struct event_base *base;
+	struct config *config;
+	struct dns *dns;
+	SSL_CTX *tls;
+	struct store *store;
+	struct store_reader *reader;
+	/* Jobs handed over by the store thread. */
+	pthread_mutex_t lock;
+	struct delivery_job *incoming;
+	struct event *incoming_event;
+	struct mta_job *jobs; /* every job under way, for mta_free */
+	/* Connection slots. */
+	size_t connections;
+	struct mta_delivery *waiting, **waiting_tail;
+	uint64_t rng;
+};
+
+struct event_base *mta_base(struct mta *mta)
+{
+	return mta->base;
+}
+
+const struct config *mta_config(struct mta *mta)
+{
+	return mta->config;
+}
+
+SSL_CTX *mta_tls(struct mta *mta)
+{
+	return mta->tls;
+}
+
+/* ---- Finishing ---- */
+
+static void rcpt_set(struct mta_job *j, size_t index, enum delivery_status status, const char *why)
+{
+	struct delivery_rcpt *r = &j->job->rcpts[index];
+	r->status = status;
+	str_copy(r->error, sizeof r->error, why ? why : "");
+}
+
+static void job_unlink(struct mta_job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		j->mta->jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+}
+
+static void job_finish(struct mta_job *j)
+{
+	job_unlink(j);
+	if (j->body != j->job->body)
+		evbuffer_free(j->body);
+	store_delivery_done(j->mta->store, j->job);
+	free(j);
+}
+
+static void slot_release(struct mta *mta);
+
+static void delivery_unlink(struct mta_delivery *d)
+{
+	struct mta_delivery **p = &d->job->deliveries;
+	while (*p != d)
+		p = &(*p)->next_in_job;
+	*p = d->next_in_job;
+}
+
+static void delivery_free(struct mta_delivery *d)
+{
+	struct mta_job *j = d->job;
+	delivery_unlink(d);
+	if (d->connection_held)
+		slot_release(d->mta);
+	free(d->rcpt_index);
+	free(d);
+	if (--j->deliveries_left == 0)
+		job_finish(j);
+}
+
+/* delivery_end_all - every recipient of the delivery gets the same result. */
+static void delivery_end_all(struct mta_delivery *d, enum delivery_status status, const char *why)
+{
+	const char *kind = status == DELIVERY_PERMFAIL ? "bounced" : "deferred";
+	for (size_t i = 0; i < d->rcpt_count; i++)
+		rcpt_set(d->job, d->rcpt_index[i], status, why);
+	log_info("event=remote_%s qid=%s domain=%s rcpts=%zu reason=\"%s\"", kind, d->job->job->qid, d->domain,
+	         d->rcpt_count, why);
+	delivery_free(d);
+}
+
+/* ---- Addresses, hosts ---- */
+
+static void delivery_next_host(struct mta_delivery *d);
+
+static void delivery_try_address(struct mta_delivery *d)
+{
+	while (d->addr_at < d->addr_count) {
+		d->session = mta_session_start(d, &d->addrs[d->addr_at++], d->hosts[d->host_at].host, d->last_error,
+		                               sizeof d->last_error);
+		if (d->session)
+			return;
+	}
+	d->host_at++;
+	delivery_next_host(d);
+}
+
+void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why)
+{
+	mta_session_free(d->session);
+	d->session = NULL;
+	if (outcome == SESSION_FINAL) {
+		delivery_free(d);
+		return;
+	}
+	str_copy(d->last_error, sizeof d->last_error, why);
+	delivery_try_address(d);
+}
+
+static void addrs_found(void *arg, enum dns_status status, const struct sockaddr_storage *addrs, size_t count);
+
+static void lookup_host(struct mta_delivery *d, int family)
+{
+	dns_lookup_addr(d->mta->dns, d->hosts[d->host_at].host, family, addrs_found, d);
+}
+
+static void addrs_found(void *arg, enum dns_status status, const struct sockaddr_storage *addrs, size_t count)
+{
+	struct mta_delivery *d = arg;
+	for (size_t i = 0; i < count && d->addr_count < MTA_ADDRS_MAX; i++)
+		d->addrs[d->addr_count++] = addrs[i];
+	if (!d->addrs_v6_done) {
+		/* IPv4 first, then IPv6, then try them in that order. */
+		d->addrs_v6_done = true;
+		if (status != DNS_OK)
+			str_format(d->last_error, sizeof d->last_error, "4.4.4 cannot find the address of %s (%s)",
+			           d->hosts[d->host_at].host, dns_status_name(status));
+		lookup_host(d, AF_INET6);
+		return;
+	}
+	if (d->addr_count == 0 && status != DNS_OK && !d->last_error[0])
+		str_format(d->last_error, sizeof d->last_error, "4.4.4 cannot find the address of %s (%s)",
+		           d->hosts[d->host_at].host, dns_status_name(status));
+	delivery_try_address(d);
+}
+
+static void delivery_next_host(struct mta_delivery *d)
+{
+	if (d->host_at >= d->host_count) {
+		delivery_end_all(d, DELIVERY_TEMPFAIL,
+		                 d->last_error[0] ? d->last_error : "4.4.1 no mail exchanger could be reached");
+		return;
+	}
+	d->addr_count = d->addr_at = 0;
+	d->addrs_v6_done = false;
+	lookup_host(d, AF_INET);
+}
+
+/* ---- Routing ---- */
+
+static uint64_t mta_random(struct mta *mta)
+{
+	mta->rng ^= mta->rng << 13;
+	mta->rng ^= mta->rng >> 7;
+	mta->rng ^= mta->rng << 17;
+	return mta->rng;
+}
+
+/* hosts_order - by preference, random among equals (RFC 5321 5.1). */
+static void hosts_order(struct mta *mta, struct dns_mx *hosts, size_t count)
+{
+	for (size_t i = count; i > 1; i--) {
+		size_t k = (size_t)(mta_random(mta) % i);
+		struct dns_mx t = hosts[i - 1];
+		hosts[i - 1] = hosts[k];
+		hosts[k] = t;
+	}
+	for (size_t i = 1; i < count; i++) {
+		struct dns_mx t = hosts[i];
+		size_t k = i;
+		while (k > 0 && hosts[k - 1].preference > t.preference) {
+			hosts[k] = hosts[k - 1];
+			k--;
+		}
+		hosts[k] = t;
+	}
+}
+
+static void mx_found(void *arg, enum dns_status status, const struct dns_mx *mx, size_t count)
+{
+	struct mta_delivery *d = arg;
+	char why[160];
+	switch (status) {
+	case DNS_NXDOMAIN:
+		str_format(why, sizeof why, "5.1.2 domain %s does not exist", d->domain);
+		delivery_end_all(d, DELIVERY_PERMFAIL, why);
+		return;
+	case DNS_TEMPFAIL:
+		str_format(why, sizeof why, "4.4.3 cannot look up the mail exchangers of %s", d->domain);
+		delivery_end_all(d, DELIVERY_TEMPFAIL, why);
+		return;
+	case DNS_NODATA:
+		/* No MX: the domain is its own mail exchanger (implicit MX). */
+		d->hosts[0].preference = 0;
+		str_copy(d->hosts[0].host, sizeof d->hosts[0].host, d->domain);
+		d->host_count = 1;
+		break;
+	case DNS_OK:
+		if (count == 1 && mx[0].host[0] == '\0') {
+			str_format(why, sizeof why, "5.1.10 domain %s accepts no mail (null MX)", d->domain);
+			delivery_end_all(d, DELIVERY_PERMFAIL, why);
+			return;
+		}
+		for (size_t i = 0; i < count && d->host_count < MTA_HOSTS_MAX; i++)
+			if (mx[i].host[0])
+				d->hosts[d->host_count++] = mx[i];
+		hosts_order(d->mta, d->hosts, d->host_count);
+		break;
+	}
+	d->host_at = 0;
+	delivery_next_host(d);
+}
+
+static void delivery_route(struct mta_delivery *d)
+{
+	dns_lookup_mx(d->mta->dns, d->domain, mx_found, d);
+}
+
+/* ---- Connection slots ---- */
+
+static void slot_take(struct mta *mta, struct mta_delivery *d)
+{
+	if (mta->connections < mta->config->remote_max_connections) {
+		mta->connections++;
+		d->connection_held = true;
+		delivery_route(d);
+		return;
+	}
+	d->next_waiting = NULL;
+	*mta->waiting_tail = d;
+	mta->waiting_tail = &d->next_waiting;
+}
+
+static void slot_release(struct mta *mta)
+{
+	mta->connections--;
+	struct mta_delivery *d = mta->waiting;
+	if (!d)
+		return;
+	mta->waiting = d->next_waiting;
+	if (!mta->waiting)
+		mta->waiting_tail = &mta->waiting;
+	slot_take(mta, d);
+}
+
+/* ---- Jobs ---- */
+
+static const char *address_domain(const char *address)
+{
+	const char *at = strrchr(address, '@');
+	return at ? at + 1 : "";
+}
+
+static bool has_high_bytes(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
+static bool body_eight_bit(struct evbuffer *body)
+{
+	struct evbuffer_ptr at;
+	struct evbuffer_iovec vec;
+	evbuffer_ptr_set(body, &at, 0, EVBUFFER_PTR_SET);
+	while (evbuffer_peek(body, -1, &at, &vec, 1) > 0 && vec.iov_len > 0) {
+		const unsigned char *p = vec.iov_base;
+		for (size_t i = 0; i < vec.iov_len; i++)
+			if (p[i] >= 0x80)
+				return true;
+		evbuffer_ptr_set(body, &at, vec.iov_len, EVBUFFER_PTR_ADD);
+	}
+	return false;
+}
+
+/* job_deliveries - one delivery per domain among the job's recipients. */
+static void job_start(struct mta *mta, struct delivery_job *job)
+{
+	struct mta_job *j = xcalloc(1, sizeof *j);
+	j->mta = mta;
+	j->job = job;
+	j->body = job->body;
+	j->next = mta->jobs;
+	if (mta->jobs)
+		mta->jobs->prev = j;
+	mta->jobs = j;
+	if (!j->body) {
+		j->body = evbuffer_new();
+		if (!j->body)
+			fatal("evbuffer_new failed");
+		if (!store_reader_body(mta->reader, job->msg_id, j->body)) {
+			for (size_t i = 0; i < job->rcpt_count; i++)
+				rcpt_set(j, i, DELIVERY_TEMPFAIL, "4.3.0 cannot read the message from the queue");
+			job_finish(j);
+			return;
+		}
+	}
+	j->eight_bit = body_eight_bit(j->body);
+	j->smtputf8 = has_high_bytes(job->sender);
+	bool *taken = xcalloc(job->rcpt_count ? job->rcpt_count : 1, sizeof *taken);
+	struct mta_delivery *list = NULL;
+	for (size_t i = 0; i < job->rcpt_count; i++) {
+		j->smtputf8 |= has_high_bytes(job->rcpts[i].address);
+		if (taken[i])
+			continue;
+		struct mta_delivery *d = xcalloc(1, sizeof *d);
+		d->mta = mta;
+		d->job = j;
+		str_copy(d->domain, sizeof d->domain, address_domain(job->rcpts[i].address));
+		str_lower(d->domain);
+		d->rcpt_index = xcalloc(job->rcpt_count, sizeof *d->rcpt_index);
+		for (size_t k = i; k < job->rcpt_count; k++) {
+			if (!taken[k] && strcasecmp(address_domain(job->rcpts[k].address), d->domain) == 0) {
+				taken[k] = true;
+				d->rcpt_index[d->rcpt_count++] = k;
+			}
+		}
+		d->next_waiting = list;
+		list = d;
+		d->next_in_job = j->deliveries;
+		j->deliveries = d;
+		j->deliveries_left++;
+	}
+	free(taken);
+	if (j->deliveries_left == 0) {
+		job_finish(j);
+		return;
+	}
+	while (list) {
+		struct mta_delivery *next = list->next_waiting;
+		slot_take(mta, list);
+		list = next;
+	}
+}
+
+static void take_incoming(evutil_socket_t fd, short what, void *arg)
+{
+	struct mta *mta = arg;
+	pthread_mutex_lock(&mta->lock);
+	struct delivery_job *jobs = mta->incoming;
+	mta->incoming = NULL;
+	pthread_mutex_unlock(&mta->lock);
+	/* They were pushed newest first: start them oldest first. */
+	struct delivery_job *ordered = NULL;
+	while (jobs) {
+		struct delivery_job *next = jobs->next;
+		jobs->next = ordered;
+		ordered = jobs;
+		jobs = next;
+	}
+	while (ordered) {
+		struct delivery_job *next = ordered->next;
+		ordered->next = NULL;
+		job_start(mta, ordered);
+		ordered = next;
+	}
+}
+
+void mta_dispatch(struct delivery_job *job, void *arg)
+{
+	struct mta *mta = arg;
+	pthread_mutex_lock(&mta->lock);
+	job->next = mta->incoming;
+	mta->incoming = job;
+	pthread_mutex_unlock(&mta->lock);
+	event_active(mta->incoming_event, EV_READ, 0);
+}
+
+/* ---- Life ---- */
+
+static SSL_CTX *client_tls(char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		str_copy(err, errlen, "cannot make the client TLS context");
+		return NULL;
+	}
+	/* Opportunistic TLS (RFC 7435): encrypt when offered, without judging
+	 * the certificate; a policy that verifies comes with MTA-STS/DANE. */
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return ctx;
+}
+
+struct mta *mta_create(struct event_base *base, struct config *config, char *err, size_t errlen)
+{
+	struct dns *dns = dns_new(base, config->dns_resolver, err, errlen);
+	SSL_CTX *tls = dns ? client_tls(err, errlen) : NULL;
+	if (!tls) {
+		dns_free(dns);
+		return NULL;
+	}
+	struct mta *mta = xcalloc(1, sizeof *mta);
+	mta->base = base;
+	mta->config = config_ref(config);
+	mta->dns = dns;
+	mta->tls = tls;
+	mta->waiting_tail = &mta->waiting;
+	mta->rng = (uint64_t)time_wall_ms() | 1;
+	pthread_mutex_init(&mta->lock, NULL);
+	mta->incoming_event = event_new(base, -1, 0, take_incoming, mta);
+	if (!mta->incoming_event)
+		fatal("event_new failed");
+	return mta;
+}
+
+void mta_run(struct mta *mta, struct store *store, struct store_reader *reader)
+{
+	mta->store = store;
+	mta->reader = reader;
+}
+
+void mta_reload(struct mta *mta, struct config *config)
+{
+	config_unref(mta->config);
+	mta->config = config_ref(config);
+}
+
+void mta_free(struct mta *mta)
+{
+	if (!mta)
+		return;
+	/* The loop has stopped: drop what is under way. Its recipients are
+	 * still 'queued' in the store and go out again after a restart. */
+	dns_free(mta->dns);
+	while (mta->jobs) {
+		struct mta_job *j = mta->jobs;
+		mta->jobs = j->next;
+		while (j->deliveries) {
+			struct mta_delivery *d = j->deliveries;
+			j->deliveries = d->next_in_job;
+			mta_session_free(d->session);
+			free(d->rcpt_index);
+			free(d);
+		}
+		if (j->body != j->job->body)
+			evbuffer_free(j->body);
+		delivery_job_free(j->job);
+		free(j);
+	}
+	while (mta->incoming) {
+		struct delivery_job *next = mta->incoming->next;
+		delivery_job_free(mta->incoming);
+		mta->incoming = next;
+	}
+	event_free(mta->incoming_event);
+	SSL_CTX_free(mta->tls);
+	config_unref(mta->config);
+	pthread_mutex_destroy(&mta->lock);
+	free(mta);
+}

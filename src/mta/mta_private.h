@@ -1,0 +1,80 @@
+/*
+ * mta_private.h - private to src/mta: a delivery (the recipients of one
+ * job in one domain) and what its SMTP client session needs of it.
+ *
+ * Ownership: the mta owns its jobs; a job owns its deliveries; a delivery
+ * owns at most one session at a time. A session reports once, through
+ * delivery_session_done, and is freed by the delivery after that call.
+ */
+#ifndef TERN_MTA_PRIVATE_H
+#define TERN_MTA_PRIVATE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "mta/mta.h"
+#include "net/dns.h"
+
+struct evbuffer;
+struct mta_session;
+struct ssl_ctx_st;
+
+#define MTA_HOSTS_MAX 32
+#define MTA_ADDRS_MAX 16
+
+/* What one attempt through one address came to. */
+enum session_outcome {
+	SESSION_NEXT,  /* nothing decided (no connection, greeting refused, TLS failed, 4xx before MAIL): try the next
+	                  address */
+	SESSION_FINAL, /* each recipient has its own result */
+};
+
+struct mta_job;
+
+struct mta_delivery {
+	struct mta *mta;
+	struct mta_job *job;
+	struct mta_delivery *next_waiting; /* in the mta's queue for a connection slot */
+	struct mta_delivery *next_in_job;
+	char domain[DNS_NAME_MAX + 1];
+	size_t *rcpt_index; /* into job->job->rcpts */
+	size_t rcpt_count;
+	/* Route: hosts by preference, then the current host's addresses. */
+	struct dns_mx hosts[MTA_HOSTS_MAX];
+	size_t host_count, host_at;
+	struct sockaddr_storage addrs[MTA_ADDRS_MAX];
+	size_t addr_count, addr_at;
+	bool addrs_v6_done;
+	char last_error[160]; /* why the last address failed, for the deferral */
+	bool connection_held;
+	struct mta_session *session;
+};
+
+struct mta_job {
+	struct mta *mta;
+	struct delivery_job *job;
+	struct evbuffer *body; /* the content, canonical CRLF */
+	bool eight_bit;        /* the content holds bytes >= 0x80 */
+	bool smtputf8;         /* an address holds bytes >= 0x80 */
+	size_t deliveries_left;
+	struct mta_delivery *deliveries;
+	struct mta_job *prev, *next; /* the mta's jobs under way */
+};
+
+/* mta.c: what a session needs from the mta. */
+struct event_base *mta_base(struct mta *mta);
+const struct config *mta_config(struct mta *mta);
+struct ssl_ctx_st *mta_tls(struct mta *mta);
+
+/* mta.c: the session is over; outcome SESSION_NEXT or SESSION_FINAL (results set in the job's rcpts). */
+void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why);
+
+/* mta_session.c */
+/* mta_session_start - connect to addr (host's); NULL, with why, if that cannot even begin. */
+struct mta_session *mta_session_start(struct mta_delivery *d, const struct sockaddr_storage *addr, const char *host,
+                                      char *why, size_t why_size);
+void mta_session_free(struct mta_session *session);
+
+#endif
