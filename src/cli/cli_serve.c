@@ -216,7 +216,14 @@ int cli_serve(const char *config_path)
 	        .retry_max_ms = sv.config->retry_max * 1000,
 	        .max_queue_lifetime_ms = sv.config->max_queue_lifetime * 1000,
 	        .max_inflight = SERVE_MAX_INFLIGHT,
+	        .hostname = sv.config->hostname,
+	        .local_domains = sv.config->local_domains,
+	        .local_domain_count = sv.config->local_domain_count,
+	        .postmaster = sv.config->postmaster,
+	        .recipient_delimiter = sv.config->recipient_delimiter,
 	};
+	/* The store keeps pointers into this configuration until it stops. */
+	struct config *store_config = config_ref(sv.config);
 	err[0] = '\0';
 	sv.mda = mda_create(sv.config->data_dir, sv.config->hostname, sv.config->delivery_workers);
 	sv.mta = mta_create(sv.base, sv.config, err, sizeof err);
@@ -240,6 +247,7 @@ int cli_serve(const char *config_path)
 	store_stop(store);
 	mda_free(sv.mda);
 	mta_free(sv.mta);
+	config_unref(store_config);
 	store_reader_close(reader);
 	store_reader_close(mta_reader);
 	smtpd_free(sv.smtpd);

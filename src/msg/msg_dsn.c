@@ -29,10 +29,10 @@
  *     would run past column 900 is broken with a fold of its own (RFC 5322
  *     2.1.1 allows 998), so a field value may gain a space but no line is
  *     ever long; text lines are wrapped at 76 columns the same way.
- * A line of parts 1 and 2 never starts with "-", so only part 3 can hold
- * the boundary; it starts with "=_", which quoted-printable never writes,
- * and is checked against the bytes of part 3 and changed until it is not
- * found there.
+ * The boundary ("=_", which quoted-printable never writes, the seed and a
+ * hash) must occur nowhere but in Content-Type and the delimiter lines: it
+ * is looked for in part 3 and in a dry run of everything else (values from
+ * peers could hold it), and changed until it is not found.
  *
  * The original is returned whole only when it is clean (CRLF lines of at
  * most 998 octets, no NUL: what the DATA reader accepts) and fits
@@ -426,17 +426,51 @@ static bool date_of(char buf[DATE_SIZE], int64_t ms)
 
 /* ---- output ---- */
 
+/* Output goes to emit in runs of up to OUT_SIZE bytes or, in a dry run
+ * (emit NULL), is searched for needle instead: found counts where it is. */
+#define OUT_SIZE 4096
+
 struct out {
 	dsn_emit *emit;
 	void *ctx;
+	const char *needle;
+	size_t needle_len, found;
+	size_t tail_len; /* the last needle_len - 1 bytes searched, which a match may start in */
+	char tail[BOUNDARY_SIZE];
 	size_t len;
-	char buf[4096];
+	char buf[OUT_SIZE];
 };
+
+static void out_search(struct out *o, const char *s, size_t n)
+{
+	char joined[BOUNDARY_SIZE + OUT_SIZE];
+	const char *at, *end;
+	size_t keep;
+
+	while (n > 0) {
+		size_t take = n < OUT_SIZE ? n : OUT_SIZE;
+		memcpy(joined, o->tail, o->tail_len);
+		memcpy(joined + o->tail_len, s, take);
+		at = joined;
+		end = joined + o->tail_len + take;
+		while ((at = memmem(at, (size_t)(end - at), o->needle, o->needle_len)) != NULL) {
+			o->found++;
+			at += o->needle_len;
+		}
+		keep = o->needle_len - 1 < (size_t)(end - joined) ? o->needle_len - 1 : (size_t)(end - joined);
+		memcpy(o->tail, end - keep, keep);
+		o->tail_len = keep;
+		s += take;
+		n -= take;
+	}
+}
 
 static void out_flush(struct out *o)
 {
-	if (o->len > 0)
+	if (o->len > 0 && o->emit)
 		o->emit(o->ctx, o->buf, o->len);
+	else if (o->len > 0)
+		out_search(o, o->buf, o->len);
 	o->len = 0;
 }
 
@@ -445,7 +479,10 @@ static void out_put(struct out *o, const char *s, size_t n)
 	if (n > sizeof o->buf - o->len) {
 		out_flush(o);
 		if (n > sizeof o->buf) {
-			o->emit(o->ctx, s, n);
+			if (o->emit)
+				o->emit(o->ctx, s, n);
+			else
+				out_search(o, s, n);
 			return;
 		}
 	}
@@ -780,27 +817,6 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-/*
- * plan_boundary - "=_SEED_HASH", HASH from the seed. Should part 3 hold it,
- * the next tries mix in a hash of part 3 itself, which its author cannot
- * arrange to contain. false if every try is found (it has not happened).
- */
-static bool plan_boundary(struct plan *p)
-{
-	uint64_t h = fnv1a(0xcbf29ce484222325u, p->seed, strlen(p->seed));
-	unsigned try;
-
-	for (try = 0; try < BOUNDARY_TRIES; try++) {
-		if (try == 1)
-			h ^= fnv1a(0xcbf29ce484222325u, p->body, p->body_len);
-		str_format(p->boundary, sizeof p->boundary, "=_%s_%016llx", p->seed,
-		           (unsigned long long)mix64(h + try * 0x9e3779b97f4a7c15u));
-		if (p->body_len == 0 || memmem(p->body, p->body_len, p->boundary, strlen(p->boundary)) == NULL)
-			return true;
-	}
-	return false;
-}
-
 /* plan_make - check the report and decide; false if it is unusable. */
 static bool plan_make(struct plan *p, const struct dsn_report *r)
 {
@@ -825,7 +841,7 @@ static bool plan_make(struct plan *p, const struct dsn_report *r)
 	if (p->seed[0] == '\0')
 		return false;
 	plan_part3(p, r);
-	return plan_boundary(p);
+	return true;
 }
 
 /* ---- the text part ---- */
@@ -1130,12 +1146,47 @@ static void delimiter(struct out *o, const struct plan *p, bool last)
 	out_str(o, last ? "--\r\n" : "\r\n");
 }
 
+/* boundary_clear - the boundary is in part 3 nowhere, and in the rest only in Content-Type. */
+static bool boundary_clear(const struct dsn_report *r, const struct plan *p)
+{
+	struct out dry = {.needle = p->boundary, .needle_len = strlen(p->boundary)};
+
+	if (p->body_len > 0 && memmem(p->body, p->body_len, dry.needle, dry.needle_len) != NULL)
+		return false;
+	header(&dry, r, p);
+	part_text(&dry, r, p);
+	part_status(&dry, r);
+	out_flush(&dry);
+	return dry.found == 1;
+}
+
+/*
+ * plan_boundary - "=_SEED_HASH", HASH from the seed. Should it be found,
+ * the next tries mix in a hash of part 3, which its author cannot arrange
+ * to contain. false if every try is found (it has not happened).
+ */
+static bool plan_boundary(struct plan *p, const struct dsn_report *r)
+{
+	uint64_t h = fnv1a(0xcbf29ce484222325u, p->seed, strlen(p->seed));
+	unsigned try;
+
+	for (try = 0; try < BOUNDARY_TRIES; try++) {
+		if (try == 1)
+			h ^= fnv1a(0xcbf29ce484222325u, p->body, p->body_len);
+		str_format(p->boundary, sizeof p->boundary, "=_%s_%016llx", p->seed,
+		           (unsigned long long)mix64(h + try * 0x9e3779b97f4a7c15u));
+		if (boundary_clear(r, p))
+			return true;
+	}
+	return false;
+}
+
 bool msg_dsn_build(const struct dsn_report *report, dsn_emit *emit, void *ctx)
 {
 	struct plan plan;
 	struct out out = {.emit = emit, .ctx = ctx}, *o = &out;
 
-	if (report == NULL || emit == NULL || !plan_make(&plan, report))
+	if (report == NULL || emit == NULL || !plan_make(&plan, report) || !plan_boundary(&plan, report))
 		return false;
 	header(o, report, &plan);
 	out_str(o, "This is a delivery status notification in MIME format.\r\n");

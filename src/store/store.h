@@ -95,6 +95,13 @@ struct store_settings {
 	uint64_t retry_max_ms;
 	uint64_t max_queue_lifetime_ms;
 	size_t max_inflight; /* messages handed to delivery at once */
+	/* For bounces: who we are and where their recipients go. The strings
+	 * must stay as they are until store_stop. */
+	const char *hostname;
+	char *const *local_domains; /* lower-cased */
+	size_t local_domain_count;
+	const char *postmaster;
+	const char *recipient_delimiter;
 };
 
 struct store;

@@ -20,6 +20,7 @@
  * and keeps the delivery results for the next turn.
  */
 #include "store/store.h"
+#include "store/store_bounce.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -66,8 +67,10 @@ struct store {
 	size_t inflight;
 	int64_t next_retry_ms;
 	uint64_t rng;
+	struct store_reader *dir; /* directory lookups for bounces */
 	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
-	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry;
+	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry,
+	        *message_body;
 };
 
 void store_message_free(struct store_message *msg)
@@ -127,13 +130,14 @@ static void store_prepare_all(struct store *s)
 	                                    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
 	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
 	s->min_retry = store_db_prepare(db, "SELECT MIN(next_attempt_ms) FROM recipients WHERE state='deferred'");
+	s->message_body = store_db_prepare(db, "SELECT body FROM messages WHERE id=?");
 }
 
 static void store_finalize_all(struct store *s)
 {
 	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,      s->delete_rcpt, s->defer_rcpt,   s->fail_rcpt,
 	                       s->delete_message, s->backlog_messages, s->message_row, s->queued_rcpts, s->rcpt_row,
-	                       s->due_rcpts,      s->requeue_rcpt,     s->min_retry};
+	                       s->due_rcpts,      s->requeue_rcpt,     s->min_retry,   s->message_body};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 }
@@ -256,7 +260,7 @@ static int64_t store_backoff_ms(struct store *s, int64_t attempts)
 }
 
 static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, const struct delivery_rcpt *r,
-                             int64_t now)
+                             int64_t now, bool *bounced)
 {
 	if (r->status == DELIVERY_OK) {
 		sqlite3_bind_int64(s->delete_rcpt, 1, r->id);
@@ -268,6 +272,7 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 		sqlite3_bind_int64(s->fail_rcpt, 2, r->id);
 		log_warning("event=%s qid=%s rcpt_id=%lld error=\"%s\"", expired ? "expired" : "failed", job->qid,
 		            (long long)r->id, r->error);
+		*bounced = true;
 		return store_step_done(s, s->fail_rcpt);
 	}
 	int64_t next = now + store_backoff_ms(s, r->attempts + 1);
@@ -281,11 +286,50 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 	return store_step_done(s, s->defer_rcpt);
 }
 
+/*
+ * store_queue_bounce - in the same transaction as the failures: the
+ * notification to the sender, queued like any message (the backlog loader
+ * hands it over), so a crash cannot lose it or send it twice.
+ */
+static bool store_queue_bounce(struct store *s, const struct delivery_job *job, const struct delivery_rcpt **failed,
+                               size_t count, int64_t now)
+{
+	sqlite3_bind_int64(s->message_body, 1, job->msg_id);
+	bool found = sqlite3_step(s->message_body) == SQLITE_ROW;
+	const char *original = found ? sqlite3_column_blob(s->message_body, 0) : NULL;
+	size_t original_len = found ? (size_t)sqlite3_column_bytes(s->message_body, 0) : 0;
+	struct store_message *bounce =
+	        bounce_message(&s->settings, s->dir, job, failed, count, original, original_len, now);
+	sqlite3_reset(s->message_body);
+	if (!bounce)
+		return true;
+	int64_t msg_id, rcpt_id;
+	bool ok = store_insert_message(s, bounce, &msg_id, &rcpt_id);
+	if (ok) {
+		log_info("event=bounce_queued qid=%s original=%s to=\"%s\" rcpts=%zu", bounce->qid, job->qid,
+		         job->sender, count);
+		s->backlog = true;
+	}
+	store_message_free(bounce);
+	return ok;
+}
+
 static bool store_apply_job(struct store *s, const struct delivery_job *job, int64_t now)
 {
-	for (size_t i = 0; i < job->rcpt_count; i++)
-		if (!store_apply_rcpt(s, job, &job->rcpts[i], now))
-			return false;
+	const struct delivery_rcpt **failed = xcalloc(job->rcpt_count ? job->rcpt_count : 1, sizeof *failed);
+	size_t failed_count = 0;
+	bool ok = true;
+	for (size_t i = 0; ok && i < job->rcpt_count; i++) {
+		bool bounced = false;
+		ok = store_apply_rcpt(s, job, &job->rcpts[i], now, &bounced);
+		if (bounced)
+			failed[failed_count++] = &job->rcpts[i];
+	}
+	if (ok && failed_count > 0)
+		ok = store_queue_bounce(s, job, failed, failed_count, now);
+	free(failed);
+	if (!ok)
+		return false;
 	sqlite3_bind_int64(s->delete_message, 1, job->msg_id);
 	return store_step_done(s, s->delete_message);
 }
@@ -702,6 +746,13 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
 	if (s->settings.max_inflight == 0)
 		s->settings.max_inflight = 1;
 	s->db = db;
+	s->dir = store_reader_open(s->data_dir, err, errlen);
+	if (!s->dir) {
+		sqlite3_close(db);
+		free(s->data_dir);
+		free(s);
+		return NULL;
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	s->commits_tail = &s->commits;
@@ -747,6 +798,7 @@ void store_stop(struct store *s)
 		s->done = next;
 	}
 	store_finalize_all(s);
+	store_reader_close(s->dir);
 	sqlite3_close(s->db);
 	event_free(s->done_event);
 	pthread_mutex_destroy(&s->lock);

@@ -1,0 +1,120 @@
+/*
+ * store_bounce.c - composing and addressing a bounce (see store_bounce.h).
+ *
+ * The notification itself is made by msg/msg_dsn.c. Here: what goes into
+ * it (a recipient's error is "CODE X.Y.Z text (host[address])" when a
+ * remote server refused, or "X.Y.Z text" for tern's own reasons), and where
+ * it goes: the original sender, through the same directory as RCPT.
+ */
+#include "store/store_bounce.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg/msg_dsn.h"
+#include "util/util_log.h"
+#include "util/util_str.h"
+
+static void emit_to_buffer(void *ctx, const char *bytes, size_t len)
+{
+	evbuffer_add(ctx, bytes, len);
+}
+
+/* remote_mta - "host" out of an error ending in "(host[address])", into out; NULL if none. */
+static const char *remote_mta(const char *error, char *out, size_t size)
+{
+	const char *open = strrchr(error, '(');
+	const char *bracket = open ? strchr(open, '[') : NULL;
+	if (!bracket || bracket == open + 1 || !str_copy_n(out, size, open + 1, (size_t)(bracket - open - 1)))
+		return NULL;
+	return out;
+}
+
+/* bounce_route - the mailbox for address: its own, postmaster's for an unknown local one, "" for remote. */
+static void bounce_route(const struct store_settings *settings, struct store_reader *dir, const char *address,
+                         char *mailbox, size_t size)
+{
+	char lower[STORE_ADDRESS_MAX];
+	str_copy(lower, sizeof lower, address);
+	str_lower(lower);
+	const char *at = strrchr(lower, '@');
+	bool local = false;
+	for (size_t i = 0; at && i < settings->local_domain_count; i++)
+		local |= strcmp(at + 1, settings->local_domains[i]) == 0;
+	if (!local) {
+		mailbox[0] = '\0';
+		return;
+	}
+	char boxes[1][STORE_ADDRESS_MAX];
+	int n = store_dir_resolve(dir, lower, settings->recipient_delimiter, settings->postmaster, boxes, 1);
+	str_copy(mailbox, size, n > 0 ? boxes[0] : settings->postmaster);
+}
+
+struct store_message *bounce_message(const struct store_settings *settings, struct store_reader *dir,
+                                     const struct delivery_job *job, const struct delivery_rcpt *const *failed,
+                                     size_t count, const char *original, size_t original_len, int64_t now_ms)
+{
+	if (job->sender[0] == '\0' || count == 0)
+		return NULL;
+	struct dsn_rcpt *rcpts = xcalloc(count, sizeof *rcpts);
+	char(*status)[DSN_STATUS_SIZE] = xcalloc(count, sizeof *status);
+	char(*hosts)[256] = xcalloc(count, sizeof *hosts);
+	for (size_t i = 0; i < count; i++) {
+		const char *error = failed[i]->error;
+		/* Our own reasons start with the status ("5.1.2 ..."); a remote reply with its code ("550 5.1.1 ...").
+		 */
+		bool ours = error[0] >= '2' && error[0] <= '5' && error[1] == '.';
+		if (ours)
+			str_copy_n(status[i], DSN_STATUS_SIZE, error, strcspn(error, " "));
+		else
+			msg_dsn_status_for_reply(error, status[i]);
+		if (status[i][0] != '5')
+			str_copy(status[i], DSN_STATUS_SIZE,
+			         "5.4.7"); /* given up on after retries: delivery time expired */
+		rcpts[i].address = failed[i]->address;
+		rcpts[i].action = DSN_FAILED;
+		rcpts[i].status = status[i];
+		rcpts[i].remote_mta = remote_mta(error, hosts[i], sizeof hosts[i]);
+		rcpts[i].diagnostic = error[0] ? error : NULL;
+		rcpts[i].last_attempt_ms = now_ms;
+	}
+	struct store_message *msg = xcalloc(1, sizeof *msg);
+	id_next(msg->qid);
+	msg->spill_fd = -1;
+	msg->sender = str_dup("");
+	msg->arrival_ms = now_ms;
+	msg->body = evbuffer_new();
+	if (!msg->body)
+		fatal("evbuffer_new failed");
+	struct dsn_report report = {
+	        .reporting_mta = settings->hostname,
+	        .qid = job->qid,
+	        .to = job->sender,
+	        .arrival_ms = job->arrival_ms,
+	        .now_ms = now_ms,
+	        .rcpts = rcpts,
+	        .rcpt_count = count,
+	        .original = original,
+	        .original_len = original_len,
+	        .original_max = BOUNCE_ORIGINAL_MAX,
+	        .boundary_seed = msg->qid,
+	};
+	bool ok = msg_dsn_build(&report, emit_to_buffer, msg->body);
+	free(rcpts);
+	free(status);
+	free(hosts);
+	if (!ok) {
+		log_error("event=bounce_failed qid=%s reason=\"cannot compose the notification\"", job->qid);
+		store_message_free(msg);
+		return NULL;
+	}
+	msg->size = evbuffer_get_length(msg->body);
+	msg->rcpts = xcalloc(1, sizeof *msg->rcpts);
+	msg->rcpt_count = 1;
+	char mailbox[STORE_ADDRESS_MAX];
+	bounce_route(settings, dir, job->sender, mailbox, sizeof mailbox);
+	msg->rcpts[0].address = str_dup(job->sender);
+	msg->rcpts[0].mailbox = str_dup(mailbox);
+	return msg;
+}

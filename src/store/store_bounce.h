@@ -1,0 +1,29 @@
+/*
+ * store_bounce.h - private to src/store: the bounce (RFC 3464 delivery
+ * status notification) owed to a sender whose recipients failed for good.
+ */
+#ifndef TERN_STORE_BOUNCE_H
+#define TERN_STORE_BOUNCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Full originals up to this size go back in the bounce; larger ones as headers only (as Postfix's bounce_size_limit).
+ */
+#define BOUNCE_ORIGINAL_MAX (50 * 1024)
+
+/*
+ * bounce_message - a new message from <> to job's sender reporting the
+ * failed recipients (their error text is the remote reply or tern's own
+ * reason), with the original (or its header) attached; its one recipient
+ * routed through dir and settings (local mailbox, postmaster for an
+ * unknown local address, or "" for remote delivery). NULL when no bounce is
+ * owed: the sender was <> (RFC 5321 6.1: never bounce a bounce).
+ */
+struct store_message *bounce_message(const struct store_settings *settings, struct store_reader *dir,
+                                     const struct delivery_job *job, const struct delivery_rcpt *const *failed,
+                                     size_t count, const char *original, size_t original_len, int64_t now_ms);
+
+#endif
