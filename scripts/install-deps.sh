@@ -3,9 +3,10 @@
 #
 # Usage: scripts/install-deps.sh [build|test|bench]
 #   build  the libraries and the compiler (the default)
-#   test   build, plus the real clients and tools the test suite drives
-#   bench  test, plus Postfix, whose smtp-source and smtp-sink are the load tools, and
-#          Dovecot's auth service with SQLite, Postfix's SASL server in the submission bench
+#   test   build, plus the real clients, servers and tools the test suite drives
+#          (Postfix and nsd among them, as peers and DNS for outbound delivery)
+#   bench  test, plus Dovecot's auth service with SQLite, Postfix's SASL server in the
+#          submission bench (Postfix's smtp-source and smtp-sink are the load tools)
 #
 # Only missing packages are installed, so a second run costs one dpkg query.
 set -eu
@@ -13,8 +14,8 @@ set -eu
 what=${1:-build}
 
 build_pkgs="make gcc pkg-config libevent-dev libssl-dev libsqlite3-dev libunbound-dev libcrypt-dev sqlite3"
-test_pkgs="clang python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp openssl procps"
-bench_pkgs="postfix dovecot-core dovecot-sqlite"
+test_pkgs="clang python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp openssl procps nsd bind9-dnsutils python3-unbound postfix"
+bench_pkgs="dovecot-core dovecot-sqlite"
 
 case "$what" in
 build) pkgs="$build_pkgs" ;;
@@ -41,6 +42,14 @@ export DEBIAN_FRONTEND=noninteractive
 # Postfix is only a load tool and a peer for tests: install it without a system
 # configuration so that it does not start listening on port 25 by itself.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# The tests start their own nsd, Postfix and Dovecot on loopback: the packages'
+# system services must not start on installation (policy-rc.d, the Debian way),
+# and the rule is removed again if this script put it there.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -7,15 +7,39 @@ own free port (Server.port_of(kind)). At teardown every server the
 test started is stopped by PID; a server that did not exit 0 after SIGTERM, or
 whose log shows a sanitizer report or a fatal error, fails the test. When a
 test fails, the tail of each server's log is attached to the report.
+
+For outbound delivery (tests/lib/dns_server.py and tests/lib/smtp_peers.py
+say more):
+
+`dns_server(zones=None, ttl=1, name=None)` returns a started
+dns_server.DNSServer: NSD on loopback behind a relay; dns.address
+("127.0.0.1:PORT") is what tern's dns_resolver takes. Skips if NSD is missing.
+
+`smtp_peer(**options)` returns a started smtp_peers.SMTPPeer on the next free
+127.0.0.N, port 25 unless port= is given; starttls=True gets a certificate
+from `peer_ca` (a session-wide smtp_peers.TestCA; peer_ca.cert is the CA to
+trust).
+
+`postfix_peer(domains=("example.test",), tls=False, **options)` returns a
+started private Postfix (smtp_peers.PostfixPeer) on 127.0.0.N:25 delivering
+to Maildirs, offering STARTTLS with a peer_ca certificate if tls;
+`smtp_sink(**options)` a started smtp-sink (smtp_peers.SmtpSink). Both skip
+when Postfix is not installed or the tests do not run as root.
+
+Each is stopped by PID at teardown and its temporary directory removed; when
+a test fails, their logs or transcripts are attached to the report.
 """
 
 import os
+import shutil
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 
+import dns_server as dnsmod  # noqa: E402
+import smtp_peers  # noqa: E402
 import tern_harness as th  # noqa: E402
 
 
@@ -31,6 +55,12 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         for srv in getattr(item, "_tern_servers", []):
             rep.sections.append(("tern log: %s" % srv.name, srv.log_tail(120)))
+        for helper in getattr(item, "_tern_helpers", []):
+            try:
+                text = helper.log_tail()
+            except Exception as e:  # the report must not fail on a helper
+                text = "(no log: %r)" % e
+            rep.sections.append(("%s: %s" % (type(helper).__name__, helper.name), text))
 
 
 @pytest.fixture
@@ -72,3 +102,106 @@ def tern_server(request, tmp_path):
         pytest.fail("\n\n".join(problems))
 
 
+def _helpers(request):
+    """The list of helper servers a test made, for the failure report."""
+    item = request.node
+    if not hasattr(item, "_tern_helpers"):
+        item._tern_helpers = []
+    return item._tern_helpers
+
+
+def _stop_all(made):
+    problems = []
+    for obj in reversed(made):
+        try:
+            obj.stop()
+        except Exception as e:  # stop every helper even if one fails
+            problems.append("stopping %s: %r" % (obj.name, e))
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def dns_server(request):
+    why = dnsmod.problem()
+    if why:
+        pytest.skip(why)
+    made = []
+    helpers = _helpers(request)
+
+    def make(zones=None, ttl=dnsmod.DEFAULT_TTL, name=None, catch_all=dnsmod.CATCH_ALL):
+        srv = dnsmod.DNSServer(zones=zones, ttl=ttl, name=name or "dns%d" % (len(made) + 1),
+                               catch_all=catch_all)
+        made.append(srv)
+        helpers.append(srv)
+        return srv.start()
+
+    yield make
+    _stop_all(made)
+
+
+@pytest.fixture(scope="session")
+def peer_ca(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    return smtp_peers.TestCA(str(tmp_path_factory.mktemp("peer-ca")))
+
+
+@pytest.fixture
+def smtp_peer(request):
+    made = []
+    helpers = _helpers(request)
+
+    def make(port=25, **options):
+        why = smtp_peers.port_problem(port)
+        if why:
+            pytest.skip(why)
+        if options.get("starttls") and not options.get("cert") and "ca" not in options:
+            options["ca"] = request.getfixturevalue("peer_ca")
+        peer = smtp_peers.SMTPPeer(port=port, **options)
+        made.append(peer)
+        helpers.append(peer)
+        return peer.start()
+
+    yield make
+    _stop_all(made)
+
+
+@pytest.fixture
+def postfix_peer(request):
+    why = smtp_peers.postfix_problem()
+    if why:
+        pytest.skip(why)
+    made = []
+    helpers = _helpers(request)
+
+    def make(domains=("example.test",), tls=False, **options):
+        if tls and not options.get("cert"):
+            options["ca"] = request.getfixturevalue("peer_ca")
+        pf = smtp_peers.PostfixPeer(domains=domains, name=options.pop("name", None) or
+                                    "postfix%d" % (len(made) + 1), **options)
+        made.append(pf)
+        helpers.append(pf)
+        return pf.start()
+
+    yield make
+    _stop_all(made)
+
+
+@pytest.fixture
+def smtp_sink(request):
+    why = smtp_peers.sink_problem()
+    if why:
+        pytest.skip(why)
+    made = []
+    helpers = _helpers(request)
+
+    def make(**options):
+        sink = smtp_peers.SmtpSink(name=options.pop("name", None) or "sink%d" % (len(made) + 1),
+                                   **options)
+        made.append(sink)
+        helpers.append(sink)
+        return sink.start()
+
+    yield make
+    _stop_all(made)

@@ -63,12 +63,14 @@ static bool dns_configure(struct ub_ctx *ctx, const char *resolver, char *err, s
 		rc = ub_ctx_resolvconf(ctx, NULL);
 	} else if (strcmp(resolver, "recursive") != 0) {
 		/* A forwarder on this machine is normal (a local cache, or a test
-		 * server), and it is trusted to answer for test. too, which
-		 * libunbound would otherwise answer itself with NXDOMAIN
-		 * (RFC 6761 6.2: private setups and labs use it). */
+		 * server), and it is trusted to answer for test. and for the
+		 * loopback PTR zone too, which libunbound would otherwise answer
+		 * itself (RFC 6761: private setups and labs use them). */
 		rc = ub_ctx_set_option(ctx, "do-not-query-localhost:", "no");
 		if (rc == 0)
 			rc = ub_ctx_set_option(ctx, "local-zone:", "test. transparent");
+		if (rc == 0)
+			rc = ub_ctx_set_option(ctx, "local-zone:", "127.in-addr.arpa. transparent");
 		if (rc == 0)
 			rc = ub_ctx_set_fwd(ctx, resolver);
 	}
