@@ -55,6 +55,8 @@ enum client_state {
 	C_RCPT,
 	C_DATA,
 	C_CONTENT,
+	C_SKIP,      /* pipelined replies of a transaction already settled */
+	C_EMPTY_DOT, /* DATA was accepted though no recipient was: an empty message ends it */
 	C_QUIT,
 };
 
@@ -67,7 +69,7 @@ struct mta_session {
 	char host[DNS_NAME_MAX + 1];
 	char peer[DNS_NAME_MAX + 64]; /* "host[address]" for logs and reasons */
 	/* What EHLO offered. */
-	bool esmtp, starttls, eightbitmime, smtputf8;
+	bool esmtp, starttls, eightbitmime, smtputf8, pipelining;
 	uint64_t size_limit;
 	/* The reply being read. */
 	int code;
@@ -77,7 +79,9 @@ struct mta_session {
 	size_t rcpt_at;
 	bool *accepted; /* per recipient of the delivery */
 	size_t accepted_count;
-	bool decided; /* recipients have their results */
+	bool pipelined;   /* MAIL, RCPTs and DATA went out together (RFC 2920) */
+	size_t skip_left; /* C_SKIP: replies still to come */
+	bool decided;     /* recipients have their results */
 	/* Ended: reported to the delivery at the top of the callback, which frees the session. */
 	bool ended;
 	char end_reason[200];
@@ -180,7 +184,7 @@ static void set_timeout(struct mta_session *s, uint64_t seconds)
 static void send_ehlo(struct mta_session *s, enum client_state state)
 {
 	s->state = state;
-	s->esmtp = s->starttls = s->eightbitmime = s->smtputf8 = false;
+	s->esmtp = s->starttls = s->eightbitmime = s->smtputf8 = s->pipelining = false;
 	s->size_limit = 0;
 	send_line(s, "EHLO %s\r\n", mta_config(s->d->mta)->hostname);
 }
@@ -267,7 +271,23 @@ static void send_mail(struct mta_session *s)
 	if (!s->esmtp)
 		params[0] = '\0';
 	s->state = C_MAIL;
+	s->accepted = xcalloc(s->d->rcpt_count, sizeof *s->accepted);
 	send_line(s, "MAIL FROM:<%s>%s\r\n", j->job->sender, params);
+	if (!s->pipelining)
+		return;
+	/* RFC 2920: the whole envelope and DATA in one go; the replies come back in order. */
+	s->pipelined = true;
+	for (size_t i = 0; i < s->d->rcpt_count; i++)
+		send_line(s, "RCPT TO:<%s>\r\n", j->job->rcpts[s->d->rcpt_index[i]].address);
+	send_line(s, "DATA\r\n");
+}
+
+/* send_quit - the transaction is settled: say goodbye. */
+static void send_quit(struct mta_session *s)
+{
+	s->state = C_QUIT;
+	set_timeout(s, mta_config(s->d->mta)->remote_command_timeout);
+	send_line(s, "QUIT\r\n");
 }
 
 /* ---- TLS ---- */
@@ -308,6 +328,8 @@ static void ehlo_keyword(struct mta_session *s, const char *kw)
 		s->eightbitmime = true;
 	else if (strncasecmp(kw, "SMTPUTF8", 8) == 0)
 		s->smtputf8 = true;
+	else if (strncasecmp(kw, "PIPELINING", 10) == 0)
+		s->pipelining = true;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == ' ' || kw[4] == '\0'))
 		s->size_limit = kw[4] ? strtoull(kw + 5, NULL, 10) : 0;
 }
@@ -349,10 +371,17 @@ static void on_reply(struct mta_session *s)
 	case C_MAIL:
 		if (status != DELIVERY_OK) {
 			decide_all(s, status, why, false);
-			s->state = C_QUIT;
-			return send_line(s, "QUIT\r\n");
+			if (!s->pipelined)
+				return send_quit(s);
+			/* The RCPT and DATA replies are on their way: let them pass. */
+			s->state = C_SKIP;
+			s->skip_left = s->d->rcpt_count + 1;
+			return;
 		}
-		s->accepted = xcalloc(s->d->rcpt_count, sizeof *s->accepted);
+		if (s->pipelined) {
+			s->state = C_RCPT;
+			return;
+		}
 		return send_rcpt_or_data(s);
 	case C_RCPT:
 		if (status == DELIVERY_OK) {
@@ -362,19 +391,36 @@ static void on_reply(struct mta_session *s)
 			result_one(s, s->rcpt_at, status, why);
 		}
 		s->rcpt_at++;
-		return send_rcpt_or_data(s);
+		if (!s->pipelined)
+			return send_rcpt_or_data(s);
+		if (s->rcpt_at == s->d->rcpt_count)
+			s->state = C_DATA;
+		return;
 	case C_DATA:
+		if (s->code == 354 && s->accepted_count == 0) {
+			/* Pipelined, every RCPT refused, DATA taken all the same. */
+			s->decided = true;
+			s->state = C_EMPTY_DOT;
+			return send_line(s, ".\r\n");
+		}
 		if (s->code != 354) {
 			decide_all(s, status == DELIVERY_OK ? DELIVERY_TEMPFAIL : status, why, true);
-			s->state = C_QUIT;
-			return send_line(s, "QUIT\r\n");
+			return send_quit(s);
 		}
 		return send_content(s);
 	case C_CONTENT:
 		decide_all(s, status, why, true);
-		s->state = C_QUIT;
-		set_timeout(s, mta_config(s->d->mta)->remote_command_timeout);
-		return send_line(s, "QUIT\r\n");
+		return send_quit(s);
+	case C_SKIP:
+		if (s->code == 354) {
+			s->state = C_EMPTY_DOT;
+			return send_line(s, ".\r\n");
+		}
+		if (--s->skip_left == 0)
+			return send_quit(s);
+		return;
+	case C_EMPTY_DOT:
+		return send_quit(s);
 	case C_QUIT:
 		return session_end(s, "done");
 	default:
