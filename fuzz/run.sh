@@ -33,6 +33,7 @@ sources_for() {
 	data) echo "src/smtp/smtp_data.c" ;;
 	header) echo "src/msg/msg_header.c" ;;
 	msg_address) echo "src/msg/msg_address.c src/msg/msg_header.c" ;;
+	msg_dsn) echo "src/msg/msg_dsn.c src/util/util_str.c src/util/util_time.c src/util/util_log.c" ;;
 	sasl) echo "src/auth/auth_sasl.c src/auth/auth_secret.c src/util/util_base64.c src/util/util_str.c src/util/util_log.c" ;;
 	*) return 1 ;;
 	esac

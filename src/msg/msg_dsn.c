@@ -53,19 +53,19 @@
 #include "util/util_str.h"
 #include "util/util_time.h"
 
-#define FOLD_AT        78   /* RFC 5322 2.1.1: lines SHOULD stay within 78 */
-#define HARD_AT        900  /* a longer word is broken here (the limit is 998) */
-#define LINE_MAX_OCTETS 998 /* RFC 5322 2.1.1, RFC 5321 4.5.3.1.6: without CRLF */
-#define WRAP_AT        76   /* text part */
-#define VALUE_MAX      800  /* a made-safe address, host name or id, "..." included */
-#define DIAG_MAX       4096 /* a made-safe reply text */
-#define SEED_MAX       32   /* characters of the seed in the boundary and Message-ID */
-#define QID_MAX        64
-#define HOST_MAX       253  /* RFC 1035 2.3.4 as text */
-#define TYPE_MAX       32   /* an ORCPT address type ("rfc822", "utf-8") */
-#define BOUNDARY_SIZE  72   /* RFC 2046 5.1.1: at most 70 characters */
-#define BOUNDARY_TRIES 16
-#define DATE_SIZE      64
+#define FOLD_AT         78   /* RFC 5322 2.1.1: lines SHOULD stay within 78 */
+#define HARD_AT         900  /* a longer word is broken here (the limit is 998) */
+#define LINE_MAX_OCTETS 998  /* RFC 5322 2.1.1, RFC 5321 4.5.3.1.6: without CRLF */
+#define WRAP_AT         76   /* text part */
+#define VALUE_MAX       800  /* a made-safe address, host name or id, "..." included */
+#define DIAG_MAX        4096 /* a made-safe reply text */
+#define SEED_MAX        32   /* characters of the seed in the boundary and Message-ID */
+#define QID_MAX         64
+#define HOST_MAX        253 /* RFC 1035 2.3.4 as text */
+#define TYPE_MAX        32  /* an ORCPT address type ("rfc822", "utf-8") */
+#define BOUNDARY_SIZE   72  /* RFC 2046 5.1.1: at most 70 characters */
+#define BOUNDARY_TRIES  16
+#define DATE_SIZE       64
 
 /* ---- bounded text ---- */
 
@@ -239,7 +239,7 @@ static bool xtext_decode(const char *s, size_t len, char *out, size_t *out_len)
 		unsigned char c = (unsigned char)s[i];
 		if (c == '+') {
 			const char *hi, *lo;
-			if (len - i < 3 || s[i + 1] == '\0' || s[i + 2] == '\0')
+			if (len - i < 3)
 				return false;
 			hi = strchr(hex, s[i + 1]);
 			lo = strchr(hex, s[i + 2]);
@@ -308,7 +308,11 @@ static void text_address(struct text *t, const char *addr, bool global)
 	}
 	text_str(t, "utf-8; ");
 	if (global && plain) {
-		text_put(t, addr, len);
+		/* a character at a time, so that a cut never splits one */
+		for (i = 0; i < len && !t->cut; i += n) {
+			n = s[i] >= 0x80 ? utf8_char(s + i, len - i, &cp) : 1;
+			text_put(t, addr + i, n);
+		}
 		return;
 	}
 	for (i = 0; i < len && !t->cut; i += n) {
@@ -718,7 +722,7 @@ static const char *action_name(enum dsn_action action)
 	return "failed";
 }
 
-/* content_scan - whether s[0..len) is clean (CRLF lines of at most 998 octets, no NUL) and whether it has 8-bit bytes. */
+/* content_scan - whether s[0..len) is clean (CRLF lines of at most 998 octets, no NUL), and 8-bit. */
 static void content_scan(const char *s, size_t len, bool *clean, bool *eight_bit)
 {
 	size_t i, line = 0;

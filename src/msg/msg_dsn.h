@@ -31,7 +31,7 @@
 /* The header section returned in place of a full original is cut at a
  * field boundary after this many bytes (a header section is rarely over
  * 20 KB; this bounds the notification when a sender's is not). */
-#define DSN_HEADERS_MAX (128 * 1024)
+#define DSN_HEADERS_MAX ((size_t)128 * 1024)
 
 /* msg_dsn_status_for_reply writes at most this many bytes with its NUL. */
 #define DSN_STATUS_SIZE 16
@@ -39,8 +39,8 @@
 enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED, DSN_RELAYED, DSN_EXPANDED };
 
 struct dsn_rcpt {
-	const char *address;     /* final recipient (as given at RCPT) */
-	const char *orcpt;       /* RFC 3461 ORCPT value "rfc822;addr" as given (xtext), or NULL */
+	const char *address; /* final recipient (as given at RCPT) */
+	const char *orcpt;   /* RFC 3461 ORCPT value "rfc822;addr" as given (xtext), or NULL */
 	enum dsn_action action;
 	const char *status;      /* "5.1.1", "4.4.1" (RFC 3463: class 2, 4 or 5) */
 	const char *remote_mta;  /* host name of the remote MTA, or NULL */
