@@ -142,13 +142,14 @@ static void delivery_try_address(struct mta_delivery *d)
 
 void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why)
 {
+	/* why may live in the session: keep it before the session goes. */
+	str_copy(d->last_error, sizeof d->last_error, why);
 	mta_session_free(d->session);
 	d->session = NULL;
 	if (outcome == SESSION_FINAL) {
 		delivery_free(d);
 		return;
 	}
-	str_copy(d->last_error, sizeof d->last_error, why);
 	delivery_try_address(d);
 }
 
