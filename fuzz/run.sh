@@ -31,6 +31,7 @@ sources_for() {
 	command) echo "src/smtp/smtp_command.c src/smtp/smtp_address.c" ;;
 	address) echo "src/smtp/smtp_address.c" ;;
 	data) echo "src/smtp/smtp_data.c" ;;
+	client_reply) echo "src/smtp/smtp_client_reply.c" ;;
 	header) echo "src/msg/msg_header.c" ;;
 	msg_address) echo "src/msg/msg_address.c src/msg/msg_header.c" ;;
 	msg_dsn) echo "src/msg/msg_dsn.c src/util/util_str.c src/util/util_time.c src/util/util_log.c" ;;

@@ -36,12 +36,12 @@
 
 #include "mta/mta_private.h"
 #include "net/tls.h"
+#include "smtp/smtp_client_reply.h"
 #include "smtp/smtp_data.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 
 #define MTA_REPLY_LINE_MAX 2048
-#define MTA_REPLY_LINES    100
 
 enum client_state {
 	C_CONNECTING,
@@ -69,12 +69,10 @@ struct mta_session {
 	char host[DNS_NAME_MAX + 1];
 	char peer[DNS_NAME_MAX + 64]; /* "host[address]" for logs and reasons */
 	/* What EHLO offered. */
-	bool esmtp, starttls, eightbitmime, smtputf8, pipelining;
-	uint64_t size_limit;
+	bool esmtp;
+	struct smtp_ehlo ehlo;
 	/* The reply being read. */
-	int code;
-	char text[512];
-	size_t lines;
+	struct smtp_client_reply reply;
 	/* The transaction. */
 	size_t rcpt_at;
 	bool *accepted; /* per recipient of the delivery */
@@ -104,12 +102,13 @@ static void result_one(struct mta_session *s, size_t i, enum delivery_status sta
 /* reply_reason - the peer's reply, printable ASCII only, with who said it. */
 static void reply_reason(const struct mta_session *s, char *out, size_t size)
 {
-	char clean[sizeof s->text];
+	const char *text = s->reply.text;
+	char clean[sizeof s->reply.text];
 	size_t n = 0;
-	for (size_t i = 0; s->text[i] && n + 1 < sizeof clean; i++)
-		clean[n++] = (s->text[i] >= 0x20 && s->text[i] < 0x7f) ? s->text[i] : '?';
+	for (size_t i = 0; text[i] && n + 1 < sizeof clean; i++)
+		clean[n++] = (text[i] >= 0x20 && text[i] < 0x7f) ? text[i] : '?';
 	clean[n] = '\0';
-	str_format(out, size, "%d %s (%s)", s->code, clean, s->peer);
+	str_format(out, size, "%d %s (%s)", s->reply.code, clean, s->peer);
 }
 
 /* decide_all - every recipient still open gets status (those refused at RCPT keep theirs). */
@@ -184,8 +183,8 @@ static void set_timeout(struct mta_session *s, uint64_t seconds)
 static void send_ehlo(struct mta_session *s, enum client_state state)
 {
 	s->state = state;
-	s->esmtp = s->starttls = s->eightbitmime = s->smtputf8 = s->pipelining = false;
-	s->size_limit = 0;
+	s->esmtp = false;
+	memset(&s->ehlo, 0, sizeof s->ehlo);
 	send_line(s, "EHLO %s\r\n", mta_config(s->d->mta)->hostname);
 }
 
@@ -236,13 +235,13 @@ static bool refuse_early(struct mta_session *s)
 	struct mta_job *j = s->d->job;
 	char why[200];
 	size_t size = evbuffer_get_length(j->body);
-	if (s->size_limit > 0 && size > s->size_limit)
+	if (s->ehlo.size > 0 && size > s->ehlo.size)
 		str_format(why, sizeof why, "5.3.4 message too big for %s (%zu octets, it takes %llu)", s->peer, size,
-		           (unsigned long long)s->size_limit);
-	else if (j->eight_bit && !s->eightbitmime)
+		           (unsigned long long)s->ehlo.size);
+	else if (j->eight_bit && !s->ehlo.eightbitmime)
 		str_format(why, sizeof why, "5.6.3 the message has 8-bit content and %s does not take 8BITMIME",
 		           s->peer);
-	else if (j->smtputf8 && !s->smtputf8)
+	else if (j->smtputf8 && !s->ehlo.smtputf8)
 		str_format(why, sizeof why, "5.6.7 the message needs SMTPUTF8, which %s does not offer", s->peer);
 	else
 		return false;
@@ -259,7 +258,7 @@ static void send_mail(struct mta_session *s)
 	struct mta_job *j = s->d->job;
 	char params[128] = "";
 	size_t used = 0;
-	if (s->size_limit > 0 || s->esmtp) {
+	if (s->ehlo.size > 0 || s->esmtp) {
 		str_format(params, sizeof params, " SIZE=%zu", evbuffer_get_length(j->body));
 		used = strlen(params);
 	}
@@ -273,7 +272,7 @@ static void send_mail(struct mta_session *s)
 	s->state = C_MAIL;
 	s->accepted = xcalloc(s->d->rcpt_count, sizeof *s->accepted);
 	send_line(s, "MAIL FROM:<%s>%s\r\n", j->job->sender, params);
-	if (!s->pipelining)
+	if (!s->ehlo.pipelining)
 		return;
 	/* RFC 2920: the whole envelope and DATA in one go; the replies come back in order. */
 	s->pipelined = true;
@@ -319,27 +318,12 @@ static void start_tls(struct mta_session *s)
 
 /* ---- Replies ---- */
 
-/* ehlo_keyword - note one line of the EHLO reply. */
-static void ehlo_keyword(struct mta_session *s, const char *kw)
-{
-	if (strncasecmp(kw, "STARTTLS", 8) == 0 && (kw[8] == '\0' || kw[8] == ' '))
-		s->starttls = true;
-	else if (strncasecmp(kw, "8BITMIME", 8) == 0)
-		s->eightbitmime = true;
-	else if (strncasecmp(kw, "SMTPUTF8", 8) == 0)
-		s->smtputf8 = true;
-	else if (strncasecmp(kw, "PIPELINING", 10) == 0)
-		s->pipelining = true;
-	else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == ' ' || kw[4] == '\0'))
-		s->size_limit = kw[4] ? strtoull(kw + 5, NULL, 10) : 0;
-}
-
 /* on_reply - a whole reply is in (code, text): the next step. */
 static void on_reply(struct mta_session *s)
 {
 	char why[300];
 	reply_reason(s, why, sizeof why);
-	enum delivery_status status = status_of(s->code);
+	enum delivery_status status = status_of(s->reply.code);
 	switch (s->state) {
 	case C_GREETING:
 		if (status != DELIVERY_OK)
@@ -354,7 +338,7 @@ static void on_reply(struct mta_session *s)
 		if (status != DELIVERY_OK)
 			return session_end(s, "EHLO refused");
 		s->esmtp = true;
-		if (s->state == C_EHLO && s->starttls && !s->tls) {
+		if (s->state == C_EHLO && s->ehlo.starttls && !s->tls) {
 			s->state = C_STARTTLS;
 			return send_line(s, "STARTTLS\r\n");
 		}
@@ -364,7 +348,7 @@ static void on_reply(struct mta_session *s)
 			return session_end(s, "HELO refused");
 		return send_mail(s);
 	case C_STARTTLS:
-		if (s->code == 220)
+		if (s->reply.code == 220)
 			return start_tls(s);
 		/* Opportunistic: a refused STARTTLS leaves the session as it was. */
 		return send_mail(s);
@@ -397,13 +381,13 @@ static void on_reply(struct mta_session *s)
 			s->state = C_DATA;
 		return;
 	case C_DATA:
-		if (s->code == 354 && s->accepted_count == 0) {
+		if (s->reply.code == 354 && s->accepted_count == 0) {
 			/* Pipelined, every RCPT refused, DATA taken all the same. */
 			s->decided = true;
 			s->state = C_EMPTY_DOT;
 			return send_line(s, ".\r\n");
 		}
-		if (s->code != 354) {
+		if (s->reply.code != 354) {
 			decide_all(s, status == DELIVERY_OK ? DELIVERY_TEMPFAIL : status, why, true);
 			return send_quit(s);
 		}
@@ -412,7 +396,7 @@ static void on_reply(struct mta_session *s)
 		decide_all(s, status, why, true);
 		return send_quit(s);
 	case C_SKIP:
-		if (s->code == 354) {
+		if (s->reply.code == 354) {
 			s->state = C_EMPTY_DOT;
 			return send_line(s, ".\r\n");
 		}
@@ -428,38 +412,24 @@ static void on_reply(struct mta_session *s)
 	}
 }
 
-/*
- * take_line - one reply line: "ddd-text" goes on, "ddd text" or "ddd"
- * ends the reply. false after ending the session (a malformed reply).
- */
+/* take_line - one reply line; *complete once the reply is. false after ending the session. */
 static bool take_line(struct mta_session *s, const char *line, size_t len, bool *complete)
 {
-	*complete = false;
-	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' || line[2] < '0' ||
-	    line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-')) {
-		session_end(s, "malformed reply");
+	static const char *const problems[] = {
+	        [SMTP_LINE_MALFORMED] = "malformed reply",
+	        [SMTP_LINE_MISMATCH] = "reply lines with different codes",
+	        [SMTP_LINE_TOO_MANY] = "reply too long",
+	};
+	const char *text;
+	size_t text_len;
+	enum smtp_client_line kind = smtp_client_reply_line(&s->reply, line, len, &text, &text_len);
+	*complete = kind == SMTP_LINE_LAST;
+	if (kind != SMTP_LINE_MORE && kind != SMTP_LINE_LAST) {
+		session_end(s, problems[kind]);
 		return false;
 	}
-	int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (s->lines > 0 && code != s->code) {
-		session_end(s, "reply lines with different codes");
-		return false;
-	}
-	if (++s->lines > MTA_REPLY_LINES) {
-		session_end(s, "reply too long");
-		return false;
-	}
-	s->code = code;
-	const char *text = len > 4 ? line + 4 : "";
-	size_t text_len = len > 4 ? len - 4 : 0;
-	if ((s->state == C_EHLO || s->state == C_EHLO_TLS) && s->lines > 1) {
-		char kw[128];
-		str_copy_n(kw, sizeof kw, text, text_len < sizeof kw ? text_len : sizeof kw - 1);
-		ehlo_keyword(s, kw);
-	}
-	if (s->lines == 1)
-		str_copy_n(s->text, sizeof s->text, text, text_len < sizeof s->text ? text_len : sizeof s->text - 1);
-	*complete = len == 3 || line[3] == ' ';
+	if ((s->state == C_EHLO || s->state == C_EHLO_TLS) && s->reply.lines > 1)
+		smtp_ehlo_keyword(&s->ehlo, text, text_len);
 	return true;
 }
 
@@ -482,8 +452,8 @@ static void session_read(struct bufferevent *bev, void *arg)
 			take_line(s, line, len, &complete);
 		free(line);
 		if (complete) {
-			s->lines = 0;
 			on_reply(s);
+			smtp_client_reply_init(&s->reply);
 			/* After STARTTLS's 220 this buffer is gone: TLS reads now. */
 			if (s->state == C_HANDSHAKE)
 				break;
