@@ -32,6 +32,7 @@ sources_for() {
 	address) echo "src/smtp/smtp_address.c" ;;
 	data) echo "src/smtp/smtp_data.c" ;;
 	client_reply) echo "src/smtp/smtp_client_reply.c" ;;
+	dns) echo "src/net/dns.c src/util/util_str.c src/util/util_log.c" ;;
 	header) echo "src/msg/msg_header.c" ;;
 	msg_address) echo "src/msg/msg_address.c src/msg/msg_header.c" ;;
 	msg_dsn) echo "src/msg/msg_dsn.c src/util/util_str.c src/util/util_time.c src/util/util_log.c" ;;
@@ -44,6 +45,7 @@ sources_for() {
 libs_for() {
 	case "$1" in
 	sasl) echo "-lcrypto -lcrypt" ;;
+	dns) echo "-lunbound -levent_core" ;;
 	esac
 }
 

@@ -49,6 +49,8 @@ const char *dns_status_name(enum dns_status status)
 
 static void dns_readable(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
+	(void)what;
 	struct dns *dns = arg;
 	int err = ub_process(dns->ctx);
 	if (err != 0)
@@ -148,6 +150,14 @@ static bool wire_name(const unsigned char *p, size_t len, char out[DNS_NAME_MAX 
 	return false;
 }
 
+bool dns_parse_mx(const unsigned char *rdata, size_t len, struct dns_mx *mx)
+{
+	if (len < 3 || !wire_name(rdata + 2, len - 2, mx->host))
+		return false;
+	mx->preference = (unsigned)(rdata[0] << 8 | rdata[1]);
+	return true;
+}
+
 /* answer_status - what the answer says before its records are read. */
 static enum dns_status answer_status(int err, const struct ub_result *result)
 {
@@ -165,12 +175,8 @@ static void mx_answer(struct dns_lookup *l, enum dns_status status, const struct
 	struct dns_mx mx[DNS_MX_MAX];
 	size_t count = 0;
 	for (int i = 0; status == DNS_OK && result->data[i] && count < DNS_MX_MAX; i++) {
-		const unsigned char *d = (const unsigned char *)result->data[i];
-		size_t len = (size_t)result->len[i];
-		if (len < 3 || !wire_name(d + 2, len - 2, mx[count].host))
-			continue;
-		mx[count].preference = (unsigned)(d[0] << 8 | d[1]);
-		count++;
+		if (dns_parse_mx((const unsigned char *)result->data[i], (size_t)result->len[i], &mx[count]))
+			count++;
 	}
 	if (status == DNS_OK && count == 0)
 		status = DNS_TEMPFAIL; /* records, but none usable */

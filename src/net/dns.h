@@ -51,6 +51,13 @@ void dns_lookup_mx(struct dns *dns, const char *domain, dns_mx_done *done, void 
 /* dns_lookup_addr - A (family AF_INET) or AAAA (AF_INET6) records of host; ports are 0. */
 void dns_lookup_addr(struct dns *dns, const char *host, int family, dns_addr_done *done, void *arg);
 
+/*
+ * dns_parse_mx - one MX record's RDATA (wire format: preference, then an
+ * uncompressed name) into mx; false if malformed or the name is not a
+ * host name. Exposed for the fuzzer; the answers use it.
+ */
+bool dns_parse_mx(const unsigned char *rdata, size_t len, struct dns_mx *mx);
+
 /* dns_status_name - "ok", "nodata", "nxdomain", "tempfail". */
 const char *dns_status_name(enum dns_status status);
 
