@@ -38,6 +38,7 @@
 #include "net/tls.h"
 #include "smtp/smtp_client_reply.h"
 #include "smtp/smtp_data.h"
+#include "smtp/smtp_dsn.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 
@@ -210,13 +211,31 @@ static void send_content(struct mta_session *s)
 	set_timeout(s, mta_config(s->d->mta)->remote_data_timeout);
 }
 
+/* send_rcpt - RCPT for the delivery's recipient i, with its DSN parameters when the peer takes them. */
+static void send_rcpt(struct mta_session *s, size_t i)
+{
+	const struct delivery_rcpt *r = &s->d->job->job->rcpts[s->d->rcpt_index[i]];
+	char notify[40] = "", orcpt[SMTP_ORCPT_MAX + 8] = "";
+	if (s->ehlo.dsn && r->notify) {
+		str_format(notify, sizeof notify, " NOTIFY=%s%s%s%s", (r->notify & STORE_NOTIFY_NEVER) ? "NEVER" : "",
+		           (r->notify & STORE_NOTIFY_SUCCESS) ? "SUCCESS," : "",
+		           (r->notify & STORE_NOTIFY_FAILURE) ? "FAILURE," : "",
+		           (r->notify & STORE_NOTIFY_DELAY) ? "DELAY," : "");
+		size_t n = strlen(notify);
+		if (notify[n - 1] == ',')
+			notify[n - 1] = '\0';
+	}
+	if (s->ehlo.dsn && r->orcpt)
+		str_format(orcpt, sizeof orcpt, " ORCPT=%s", r->orcpt);
+	send_line(s, "RCPT TO:<%s>%s%s\r\n", r->address, notify, orcpt);
+}
+
 static void send_rcpt_or_data(struct mta_session *s)
 {
 	struct mta_delivery *d = s->d;
 	if (s->rcpt_at < d->rcpt_count) {
-		const char *address = d->job->job->rcpts[d->rcpt_index[s->rcpt_at]].address;
 		s->state = C_RCPT;
-		send_line(s, "RCPT TO:<%s>\r\n", address);
+		send_rcpt(s, s->rcpt_at);
 		return;
 	}
 	if (s->accepted_count == 0) {
@@ -256,7 +275,7 @@ static void send_mail(struct mta_session *s)
 	if (refuse_early(s))
 		return;
 	struct mta_job *j = s->d->job;
-	char params[128] = "";
+	char params[256] = "";
 	size_t used = 0;
 	if (s->ehlo.size > 0 || s->esmtp) {
 		str_format(params, sizeof params, " SIZE=%zu", evbuffer_get_length(j->body));
@@ -267,6 +286,13 @@ static void send_mail(struct mta_session *s)
 	used = strlen(params);
 	if (j->smtputf8)
 		str_format(params + used, sizeof params - used, " SMTPUTF8");
+	used = strlen(params);
+	/* RFC 3461 6.2: a peer that takes DSN gets the parameters as they came. */
+	if (s->ehlo.dsn && j->job->ret_hdrs)
+		str_format(params + used, sizeof params - used, " RET=HDRS");
+	used = strlen(params);
+	if (s->ehlo.dsn && j->job->envid)
+		str_format(params + used, sizeof params - used, " ENVID=%s", j->job->envid);
 	if (!s->esmtp)
 		params[0] = '\0';
 	s->state = C_MAIL;
@@ -277,7 +303,7 @@ static void send_mail(struct mta_session *s)
 	/* RFC 2920: the whole envelope and DATA in one go; the replies come back in order. */
 	s->pipelined = true;
 	for (size_t i = 0; i < s->d->rcpt_count; i++)
-		send_line(s, "RCPT TO:<%s>\r\n", j->job->rcpts[s->d->rcpt_index[i]].address);
+		send_rcpt(s, i);
 	send_line(s, "DATA\r\n");
 }
 

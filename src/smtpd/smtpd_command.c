@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtp/smtp_dsn.h"
 #include "smtpd/smtpd_limits.h"
 #include "smtpd/smtpd_private.h"
 #include "util/util_log.h"
@@ -71,6 +72,7 @@ static void handle_ehlo(struct smtpd_session *s, const struct smtp_command *cmd)
 	           "%s"
 	           "%s%s%s"
 	           "250-8BITMIME\r\n"
+	           "250-DSN\r\n"
 	           "250-SMTPUTF8\r\n"
 	           "250-ENHANCEDSTATUSCODES\r\n"
 	           "250 CHUNKING\r\n",
@@ -154,10 +156,41 @@ static enum smtp_reply_id sender_refusal(struct smtpd_session *s, const struct s
 
 /* ---- MAIL ---- */
 
-/* mail_params - check MAIL's parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8). */
-static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd, bool *smtputf8)
+_Static_assert(SMTP_NOTIFY_NEVER == STORE_NOTIFY_NEVER && SMTP_NOTIFY_SUCCESS == STORE_NOTIFY_SUCCESS &&
+                       SMTP_NOTIFY_FAILURE == STORE_NOTIFY_FAILURE && SMTP_NOTIFY_DELAY == STORE_NOTIFY_DELAY,
+               "NOTIFY bits agree");
+
+/* What MAIL's parameters said. */
+struct mail_options {
+	bool smtputf8;
+	bool ret_hdrs;
+	const char *envid; /* into the command line, or NULL */
+	size_t envid_len;
+};
+
+/* dsn_mail_param - RET or ENVID (RFC 3461 4.3, 4.4); false after replying. */
+static bool dsn_mail_param(struct smtpd_session *s, const struct smtp_param *p, struct mail_options *o)
 {
-	*smtputf8 = false;
+	bool ok = p->value != NULL;
+	if (ok && str_ieq(p->key, p->key_len, "RET"))
+		ok = smtp_dsn_ret(p->value, p->value_len, &o->ret_hdrs);
+	else if (ok) {
+		ok = smtp_dsn_envid(p->value, p->value_len);
+		o->envid = p->value;
+		o->envid_len = p->value_len;
+	}
+	if (!ok)
+		session_reply_text(s, SMTP_R_PARAM_BAD,
+		                   str_ieq(p->key, p->key_len, "RET") ? "RET must be FULL or HDRS"
+		                                                      : "ENVID must be xtext of at most 100 octets");
+	return ok;
+}
+
+/* mail_params - check MAIL's parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 3461 RET and ENVID). */
+static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd, struct mail_options *o)
+{
+	memset(o, 0, sizeof *o);
+	bool *smtputf8 = &o->smtputf8;
 	if (cmd->param_count > 0 && !s->esmtp) {
 		session_reply(s, SMTP_R_PARAM_AFTER_HELO);
 		return false;
@@ -186,6 +219,9 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 				return false;
 			}
 			*smtputf8 = true;
+		} else if (str_ieq(p->key, p->key_len, "RET") || str_ieq(p->key, p->key_len, "ENVID")) {
+			if (!dsn_mail_param(s, p, o))
+				return false;
 		} else {
 			session_reply(s, SMTP_R_PARAM_UNKNOWN);
 			return false;
@@ -196,15 +232,15 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 
 static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 {
-	bool smtputf8;
+	struct mail_options options;
 	if (s->kind != LISTENER_MX && !s->auth_user[0]) {
 		/* RFC 6409 4.3: submission needs AUTH, and AUTH needs TLS here. */
 		session_reply(s, auth_offered(s) ? SMTP_R_AUTH_REQUIRED : SMTP_R_STARTTLS_FIRST);
 		return;
 	}
-	if (!mail_params(s, cmd, &smtputf8))
+	if (!mail_params(s, cmd, &options))
 		return;
-	if (cmd->path.has_utf8 && !smtputf8) {
+	if (cmd->path.has_utf8 && !options.smtputf8) {
 		session_reply(s, SMTP_R_UTF8_NEEDED);
 		return;
 	}
@@ -224,7 +260,9 @@ static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 	struct smtpd_txn *txn = txn_new();
 	id_next(txn->qid);
 	txn->sender = str_dup(cmd->path.addr);
-	txn->smtputf8 = smtputf8;
+	txn->smtputf8 = options.smtputf8;
+	txn->ret_hdrs = options.ret_hdrs;
+	txn->envid = options.envid ? str_dup_n(options.envid, options.envid_len) : NULL;
 	s->txn = txn;
 	session_enter_state(s, SMTPD_MAIL);
 	char q[LOG_QUOTE_MAX];
@@ -271,6 +309,37 @@ static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, 
 	return true;
 }
 
+/* rcpt_params - NOTIFY and ORCPT (RFC 3461 4.1, 4.2); false after replying. */
+static bool rcpt_params(struct smtpd_session *s, const struct smtp_command *cmd, unsigned *notify, const char **orcpt,
+                        size_t *orcpt_len)
+{
+	if (cmd->param_count > 0 && !s->esmtp) {
+		session_reply(s, SMTP_R_PARAM_AFTER_HELO);
+		return false;
+	}
+	for (size_t i = 0; i < cmd->param_count; i++) {
+		const struct smtp_param *p = &cmd->params[i];
+		if (str_ieq(p->key, p->key_len, "NOTIFY")) {
+			if (!p->value || !smtp_dsn_notify(p->value, p->value_len, notify)) {
+				session_reply_text(s, SMTP_R_PARAM_BAD,
+				                   "NOTIFY must be NEVER, or SUCCESS, FAILURE, DELAY joined by commas");
+				return false;
+			}
+		} else if (str_ieq(p->key, p->key_len, "ORCPT")) {
+			if (!p->value || !smtp_dsn_orcpt(p->value, p->value_len)) {
+				session_reply_text(s, SMTP_R_PARAM_BAD, "ORCPT must be addr-type;xtext");
+				return false;
+			}
+			*orcpt = p->value;
+			*orcpt_len = p->value_len;
+		} else {
+			session_reply(s, SMTP_R_PARAM_UNKNOWN);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void handle_rcpt(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	struct smtpd_txn *txn = s->txn;
@@ -280,8 +349,10 @@ static void handle_rcpt(struct smtpd_session *s, const struct smtp_command *cmd)
 		session_reply(s, SMTP_R_TOO_MANY_RCPTS);
 		return;
 	}
-	if (cmd->param_count > 0) {
-		session_reply(s, SMTP_R_PARAM_UNKNOWN);
+	unsigned notify = 0;
+	const char *orcpt = NULL;
+	size_t orcpt_len = 0;
+	if (!rcpt_params(s, cmd, &notify, &orcpt, &orcpt_len)) {
 		txn->rcpts_refused++;
 		return;
 	}
@@ -299,7 +370,7 @@ static void handle_rcpt(struct smtpd_session *s, const struct smtp_command *cmd)
 	}
 	if (ok) {
 		for (int i = 0; i < count; i++)
-			txn_add_mailbox(txn, cmd->path.addr, boxes[i]);
+			txn_add_mailbox(txn, cmd->path.addr, boxes[i], notify, orcpt, orcpt_len);
 		if (!txn->first_rcpt)
 			txn->first_rcpt = str_dup(cmd->path.addr);
 		txn->rcpts_accepted++;

@@ -43,6 +43,8 @@ struct smtpd_txn {
 	char qid[ID_LEN + 1];
 	char *sender;
 	bool smtputf8;
+	bool ret_hdrs; /* RFC 3461 RET=HDRS */
+	char *envid;   /* RFC 3461 ENVID, or NULL */
 	struct store_rcpt *rcpts; /* distinct mailboxes */
 	size_t rcpt_count, rcpt_cap;
 	uint64_t rcpts_accepted; /* RCPT commands answered 250 */
@@ -140,6 +142,7 @@ size_t txn_feed(struct smtpd_session *s, const char *bytes, size_t len);
 /* txn_finish - content complete: refuse it, or hand it to the store. */
 void txn_finish(struct smtpd_session *s);
 void txn_reset(struct smtpd_session *s);
-bool txn_add_mailbox(struct smtpd_txn *txn, const char *address, const char *mailbox);
+bool txn_add_mailbox(struct smtpd_txn *txn, const char *address, const char *mailbox, unsigned notify,
+                     const char *orcpt, size_t orcpt_len);
 
 #endif

@@ -43,9 +43,11 @@ void txn_free(struct smtpd_txn *txn)
 	for (size_t i = 0; i < txn->rcpt_count; i++) {
 		free(txn->rcpts[i].address);
 		free(txn->rcpts[i].mailbox);
+		free(txn->rcpts[i].orcpt);
 	}
 	free(txn->rcpts);
 	free(txn->sender);
+	free(txn->envid);
 	free(txn->first_rcpt);
 	if (txn->body)
 		evbuffer_free(txn->body);
@@ -64,7 +66,8 @@ void txn_reset(struct smtpd_session *s)
 
 /* txn_add_mailbox - one copy per mailbox, however many addresses lead there;
  * a relayed recipient (mailbox "") once per address. */
-bool txn_add_mailbox(struct smtpd_txn *txn, const char *address, const char *mailbox)
+bool txn_add_mailbox(struct smtpd_txn *txn, const char *address, const char *mailbox, unsigned notify,
+                     const char *orcpt, size_t orcpt_len)
 {
 	bool remote = mailbox[0] == '\0';
 	for (size_t i = 0; i < txn->rcpt_count; i++) {
@@ -79,6 +82,8 @@ bool txn_add_mailbox(struct smtpd_txn *txn, const char *address, const char *mai
 	}
 	txn->rcpts[txn->rcpt_count].address = str_dup(address);
 	txn->rcpts[txn->rcpt_count].mailbox = str_dup(mailbox);
+	txn->rcpts[txn->rcpt_count].notify = notify;
+	txn->rcpts[txn->rcpt_count].orcpt = orcpt ? str_dup_n(orcpt, orcpt_len) : NULL;
 	txn->rcpt_count++;
 	return true;
 }
@@ -244,6 +249,9 @@ static struct store_message *txn_to_message(struct smtpd_session *s, struct smtp
 	msg->session_id = s->id;
 	msg->sender = txn->sender;
 	txn->sender = NULL;
+	msg->ret_hdrs = txn->ret_hdrs;
+	msg->envid = txn->envid;
+	txn->envid = NULL;
 	msg->rcpts = txn->rcpts;
 	msg->rcpt_count = txn->rcpt_count;
 	txn->rcpts = NULL;

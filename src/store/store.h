@@ -27,9 +27,20 @@ struct event_base;
 
 /* ---- Accepting messages (loop thread) ---- */
 
+/* RFC 3461 NOTIFY, as bits; 0: not given (failures and delays are reported). */
+#define STORE_NOTIFY_NEVER   (1u << 0)
+#define STORE_NOTIFY_SUCCESS (1u << 1)
+#define STORE_NOTIFY_FAILURE (1u << 2)
+#define STORE_NOTIFY_DELAY   (1u << 3)
+
+/* store_notify_wants - does a recipient with these NOTIFY bits want this kind of report? */
+#define STORE_NOTIFY_WANTS(notify, kind) ((notify) == 0 ? (kind) != STORE_NOTIFY_SUCCESS : ((notify) & (kind)) != 0)
+
 struct store_rcpt {
-	char *address; /* as the client gave it, for logs and Delivered-To */
-	char *mailbox; /* the local mailbox it resolved to */
+	char *address;   /* as the client gave it, for logs and Delivered-To */
+	char *mailbox;   /* the local mailbox it resolved to; "" for another domain */
+	unsigned notify; /* STORE_NOTIFY_* */
+	char *orcpt;     /* RFC 3461 ORCPT as given ("rfc822;a@b", xtext), or NULL */
 };
 
 struct store_message {
@@ -37,6 +48,8 @@ struct store_message {
 	char qid[ID_LEN + 1];
 	uint64_t session_id; /* to find the session again, or drop the reply */
 	char *sender;        /* "" for the null reverse path */
+	bool ret_hdrs;       /* RFC 3461 RET=HDRS: bounces carry the header only */
+	char *envid;         /* RFC 3461 ENVID as given (xtext), or NULL */
 	struct store_rcpt *rcpts;
 	size_t rcpt_count;
 	struct evbuffer *body; /* the content, canonical CRLF, trace header first */
@@ -67,6 +80,8 @@ struct delivery_rcpt {
 	char *address;
 	char *mailbox;
 	int64_t attempts; /* before this one */
+	unsigned notify;  /* STORE_NOTIFY_* */
+	char *orcpt;      /* or NULL */
 	enum delivery_status status;
 	char error[160];
 };
@@ -76,6 +91,8 @@ struct delivery_job {
 	bool remote; /* recipients in other domains (mailbox ""): remote delivery, not the mailboxes */
 	char qid[ID_LEN + 1];
 	char *sender;
+	bool ret_hdrs;
+	char *envid; /* or NULL */
 	int64_t arrival_ms;
 	struct evbuffer *body; /* NULL: the worker reads it with store_reader_body */
 	struct delivery_rcpt *rcpts;

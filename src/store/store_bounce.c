@@ -73,6 +73,7 @@ struct store_message *bounce_message(const struct store_settings *settings, stru
 			str_copy(status[i], DSN_STATUS_SIZE,
 			         "5.4.7"); /* given up on after retries: delivery time expired */
 		rcpts[i].address = failed[i]->address;
+		rcpts[i].orcpt = failed[i]->orcpt;
 		rcpts[i].action = DSN_FAILED;
 		rcpts[i].status = status[i];
 		rcpts[i].remote_mta = remote_mta(error, hosts[i], sizeof hosts[i]);
@@ -91,6 +92,8 @@ struct store_message *bounce_message(const struct store_settings *settings, stru
 	        .reporting_mta = settings->hostname,
 	        .qid = job->qid,
 	        .to = job->sender,
+	        .envid = job->envid,
+	        .headers_only = job->ret_hdrs,
 	        .arrival_ms = job->arrival_ms,
 	        .now_ms = now_ms,
 	        .rcpts = rcpts,

@@ -55,6 +55,12 @@ static const char schema_v2[] = "ALTER TABLE users ADD COLUMN scram TEXT;"
                                 "ALTER TABLE users ADD COLUMN cram TEXT;"
                                 "ALTER TABLE users ADD COLUMN senders TEXT NOT NULL DEFAULT '';";
 
+/* Version 3: RFC 3461 DSN parameters: RET and ENVID per message, NOTIFY and ORCPT per recipient. */
+static const char schema_v3[] = "ALTER TABLE messages ADD COLUMN ret_hdrs INTEGER NOT NULL DEFAULT 0;"
+                                "ALTER TABLE messages ADD COLUMN envid TEXT;"
+                                "ALTER TABLE recipients ADD COLUMN notify INTEGER NOT NULL DEFAULT 0;"
+                                "ALTER TABLE recipients ADD COLUMN orcpt TEXT;";
+
 bool store_db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
@@ -101,6 +107,8 @@ static bool store_db_migrate(sqlite3 *db, char *err, size_t errlen)
 		ok = store_db_exec(db, schema_v1);
 	if (ok && version < 2)
 		ok = store_db_exec(db, schema_v2);
+	if (ok && version < 3)
+		ok = store_db_exec(db, schema_v3);
 	if (ok && version < STORE_SCHEMA_VERSION) {
 		char sql[64];
 		str_format(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);

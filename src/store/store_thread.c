@@ -80,9 +80,11 @@ void store_message_free(struct store_message *msg)
 	for (size_t i = 0; i < msg->rcpt_count; i++) {
 		free(msg->rcpts[i].address);
 		free(msg->rcpts[i].mailbox);
+		free(msg->rcpts[i].orcpt);
 	}
 	free(msg->rcpts);
 	free(msg->sender);
+	free(msg->envid);
 	if (msg->body)
 		evbuffer_free(msg->body);
 	if (msg->spill_fd >= 0)
@@ -97,9 +99,11 @@ void delivery_job_free(struct delivery_job *job)
 	for (size_t i = 0; i < job->rcpt_count; i++) {
 		free(job->rcpts[i].address);
 		free(job->rcpts[i].mailbox);
+		free(job->rcpts[i].orcpt);
 	}
 	free(job->rcpts);
 	free(job->sender);
+	free(job->envid);
 	if (job->body)
 		evbuffer_free(job->body);
 	free(job);
@@ -111,8 +115,10 @@ static void store_prepare_all(struct store *s)
 {
 	sqlite3 *db = s->db;
 	s->insert_message =
-	        store_db_prepare(db, "INSERT INTO messages(qid, sender, arrival_ms, size, body) VALUES(?,?,?,?,?)");
-	s->insert_rcpt = store_db_prepare(db, "INSERT INTO recipients(msg_id, address, mailbox) VALUES(?,?,?)");
+	        store_db_prepare(db, "INSERT INTO messages(qid, sender, arrival_ms, size, body, ret_hdrs, envid)"
+	                             " VALUES(?,?,?,?,?,?,?)");
+	s->insert_rcpt = store_db_prepare(
+	        db, "INSERT INTO recipients(msg_id, address, mailbox, notify, orcpt) VALUES(?,?,?,?,?)");
 	s->delete_rcpt = store_db_prepare(db, "DELETE FROM recipients WHERE id=?");
 	s->defer_rcpt = store_db_prepare(db, "UPDATE recipients SET state='deferred', attempts=attempts+1,"
 	                                     " next_attempt_ms=?, last_error=? WHERE id=?");
@@ -122,10 +128,12 @@ static void store_prepare_all(struct store *s)
 	        db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=?1)");
 	s->backlog_messages = store_db_prepare(db, "SELECT DISTINCT msg_id FROM recipients WHERE state='queued'"
 	                                           " AND msg_id>? ORDER BY msg_id LIMIT ?");
-	s->message_row = store_db_prepare(db, "SELECT qid, sender, arrival_ms FROM messages WHERE id=?");
-	s->queued_rcpts = store_db_prepare(
-	        db, "SELECT id, address, mailbox, attempts FROM recipients WHERE msg_id=? AND state='queued'");
-	s->rcpt_row = store_db_prepare(db, "SELECT id, address, mailbox, attempts FROM recipients WHERE id=?");
+	s->message_row =
+	        store_db_prepare(db, "SELECT qid, sender, arrival_ms, ret_hdrs, envid FROM messages WHERE id=?");
+	s->queued_rcpts = store_db_prepare(db, "SELECT id, address, mailbox, attempts, notify, orcpt FROM recipients"
+	                                       " WHERE msg_id=? AND state='queued'");
+	s->rcpt_row =
+	        store_db_prepare(db, "SELECT id, address, mailbox, attempts, notify, orcpt FROM recipients WHERE id=?");
 	s->due_rcpts = store_db_prepare(db, "SELECT id, msg_id FROM recipients WHERE state='deferred'"
 	                                    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
 	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
@@ -197,6 +205,11 @@ static bool store_insert_message(struct store *s, struct store_message *msg, int
 		sqlite3_bind_zeroblob64(st, 5, msg->size);
 	else
 		sqlite3_bind_blob64(st, 5, evbuffer_pullup(msg->body, -1), msg->size, SQLITE_STATIC);
+	sqlite3_bind_int(st, 6, msg->ret_hdrs);
+	if (msg->envid)
+		sqlite3_bind_text(st, 7, msg->envid, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 7);
 	if (!store_step_done(s, st))
 		return false;
 	*msg_id = sqlite3_last_insert_rowid(s->db);
@@ -206,6 +219,11 @@ static bool store_insert_message(struct store *s, struct store_message *msg, int
 		sqlite3_bind_int64(s->insert_rcpt, 1, *msg_id);
 		sqlite3_bind_text(s->insert_rcpt, 2, msg->rcpts[i].address, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s->insert_rcpt, 3, msg->rcpts[i].mailbox, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s->insert_rcpt, 4, (int)msg->rcpts[i].notify);
+		if (msg->rcpts[i].orcpt)
+			sqlite3_bind_text(s->insert_rcpt, 5, msg->rcpts[i].orcpt, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s->insert_rcpt, 5);
 		if (!store_step_done(s, s->insert_rcpt))
 			return false;
 		rcpt_ids[i] = sqlite3_last_insert_rowid(s->db);
@@ -220,6 +238,8 @@ static struct delivery_job *store_job_from_message(struct store_message *msg, in
 	job->msg_id = msg_id;
 	memcpy(job->qid, msg->qid, sizeof job->qid);
 	job->sender = str_dup(msg->sender);
+	job->ret_hdrs = msg->ret_hdrs;
+	job->envid = msg->envid ? str_dup(msg->envid) : NULL;
 	job->arrival_ms = msg->arrival_ms;
 	if (msg->spill_fd < 0) {
 		job->body = msg->body;
@@ -231,6 +251,8 @@ static struct delivery_job *store_job_from_message(struct store_message *msg, in
 		job->rcpts[i].id = ids[i];
 		job->rcpts[i].address = str_dup(msg->rcpts[i].address);
 		job->rcpts[i].mailbox = str_dup(msg->rcpts[i].mailbox);
+		job->rcpts[i].notify = msg->rcpts[i].notify;
+		job->rcpts[i].orcpt = msg->rcpts[i].orcpt ? str_dup(msg->rcpts[i].orcpt) : NULL;
 	}
 	return job;
 }
@@ -322,7 +344,8 @@ static bool store_apply_job(struct store *s, const struct delivery_job *job, int
 	for (size_t i = 0; ok && i < job->rcpt_count; i++) {
 		bool bounced = false;
 		ok = store_apply_rcpt(s, job, &job->rcpts[i], now, &bounced);
-		if (bounced)
+		/* RFC 3461 4.1: NOTIFY=NEVER, or a list without FAILURE, wants no bounce. */
+		if (bounced && STORE_NOTIFY_WANTS(job->rcpts[i].notify, STORE_NOTIFY_FAILURE))
 			failed[failed_count++] = &job->rcpts[i];
 	}
 	if (ok && failed_count > 0)
@@ -347,12 +370,15 @@ static struct delivery_job *store_load_message(struct store *s, int64_t msg_id)
 		str_copy(job->qid, sizeof job->qid, (const char *)sqlite3_column_text(s->message_row, 0));
 		job->sender = str_dup((const char *)sqlite3_column_text(s->message_row, 1));
 		job->arrival_ms = sqlite3_column_int64(s->message_row, 2);
+		job->ret_hdrs = sqlite3_column_int(s->message_row, 3) != 0;
+		const char *envid = (const char *)sqlite3_column_text(s->message_row, 4);
+		job->envid = envid ? str_dup(envid) : NULL;
 	}
 	sqlite3_reset(s->message_row);
 	return job;
 }
 
-/* store_add_rcpt - append the recipient in the current row of stmt (id, address, mailbox, attempts). */
+/* store_add_rcpt - append the recipient in the current row of stmt (id, address, mailbox, attempts, notify, orcpt). */
 static void store_add_rcpt(struct delivery_job *job, size_t *cap, sqlite3_stmt *stmt)
 {
 	if (job->rcpt_count == *cap) {
@@ -365,6 +391,9 @@ static void store_add_rcpt(struct delivery_job *job, size_t *cap, sqlite3_stmt *
 	r->address = str_dup((const char *)sqlite3_column_text(stmt, 1));
 	r->mailbox = str_dup((const char *)sqlite3_column_text(stmt, 2));
 	r->attempts = sqlite3_column_int64(stmt, 3);
+	r->notify = (unsigned)sqlite3_column_int(stmt, 4);
+	const char *orcpt = (const char *)sqlite3_column_text(stmt, 5);
+	r->orcpt = orcpt ? str_dup(orcpt) : NULL;
 }
 
 /* store_job_or_null - a job with no recipients left is no job. */
@@ -405,6 +434,8 @@ static struct delivery_job *store_split_remote(struct delivery_job *job)
 	out->msg_id = job->msg_id;
 	memcpy(out->qid, job->qid, sizeof out->qid);
 	out->sender = str_dup(job->sender);
+	out->ret_hdrs = job->ret_hdrs;
+	out->envid = job->envid ? str_dup(job->envid) : NULL;
 	out->arrival_ms = job->arrival_ms;
 	out->remote = true;
 	out->rcpts = xcalloc(remote, sizeof *out->rcpts);
