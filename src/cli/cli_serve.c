@@ -215,6 +215,7 @@ int cli_serve(const char *config_path)
 	        .retry_initial_ms = sv.config->retry_initial * 1000,
 	        .retry_max_ms = sv.config->retry_max * 1000,
 	        .max_queue_lifetime_ms = sv.config->max_queue_lifetime * 1000,
+	        .delay_warning_ms = sv.config->delay_warning * 1000,
 	        .max_inflight = SERVE_MAX_INFLIGHT,
 	        .hostname = sv.config->hostname,
 	        .local_domains = sv.config->local_domains,

@@ -82,6 +82,7 @@ struct config {
 	uint64_t retry_initial;
 	uint64_t retry_max;
 	uint64_t max_queue_lifetime;
+	uint64_t delay_warning;
 	uint64_t shutdown_timeout;
 
 	/* TLS */

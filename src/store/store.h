@@ -82,6 +82,7 @@ struct delivery_rcpt {
 	int64_t attempts; /* before this one */
 	unsigned notify;  /* STORE_NOTIFY_* */
 	char *orcpt;      /* or NULL */
+	bool warned;      /* the sender was told of the delay already */
 	enum delivery_status status;
 	char error[160];
 };
@@ -111,7 +112,8 @@ struct store_settings {
 	uint64_t retry_initial_ms;
 	uint64_t retry_max_ms;
 	uint64_t max_queue_lifetime_ms;
-	size_t max_inflight; /* messages handed to delivery at once */
+	uint64_t delay_warning_ms; /* warn the sender of a recipient deferred this long; 0: never */
+	size_t max_inflight;       /* messages handed to delivery at once */
 	/* For bounces: who we are and where their recipients go. The strings
 	 * must stay as they are until store_stop. */
 	const char *hostname;

@@ -51,9 +51,11 @@ static void bounce_route(const struct store_settings *settings, struct store_rea
 	str_copy(mailbox, size, n > 0 ? boxes[0] : settings->postmaster);
 }
 
-struct store_message *bounce_message(const struct store_settings *settings, struct store_reader *dir,
-                                     const struct delivery_job *job, const struct delivery_rcpt *const *failed,
-                                     size_t count, const char *original, size_t original_len, int64_t now_ms)
+/* notification - a report of kind action for the given recipients of job. */
+static struct store_message *notification(const struct store_settings *settings, struct store_reader *dir,
+                                          const struct delivery_job *job, const struct delivery_rcpt *const *failed,
+                                          size_t count, const char *original, size_t original_len, int64_t now_ms,
+                                          enum dsn_action action)
 {
 	if (job->sender[0] == '\0' || count == 0)
 		return NULL;
@@ -69,12 +71,16 @@ struct store_message *bounce_message(const struct store_settings *settings, stru
 			str_copy_n(status[i], DSN_STATUS_SIZE, error, strcspn(error, " "));
 		else
 			msg_dsn_status_for_reply(error, status[i]);
-		if (status[i][0] != '5')
-			str_copy(status[i], DSN_STATUS_SIZE,
-			         "5.4.7"); /* given up on after retries: delivery time expired */
+		/* Given up on after retries: delivery time expired (5.4.7). */
+		if (action == DSN_FAILED && status[i][0] != '5')
+			str_copy(status[i], DSN_STATUS_SIZE, "5.4.7");
+		if (action == DSN_DELAYED && status[i][0] != '4')
+			str_copy(status[i], DSN_STATUS_SIZE, "4.0.0");
 		rcpts[i].address = failed[i]->address;
 		rcpts[i].orcpt = failed[i]->orcpt;
-		rcpts[i].action = DSN_FAILED;
+		rcpts[i].action = action;
+		if (action == DSN_DELAYED)
+			rcpts[i].retry_until_ms = job->arrival_ms + (int64_t)settings->max_queue_lifetime_ms;
 		rcpts[i].status = status[i];
 		rcpts[i].remote_mta = remote_mta(error, hosts[i], sizeof hosts[i]);
 		rcpts[i].diagnostic = error[0] ? error : NULL;
@@ -93,7 +99,7 @@ struct store_message *bounce_message(const struct store_settings *settings, stru
 	        .qid = job->qid,
 	        .to = job->sender,
 	        .envid = job->envid,
-	        .headers_only = job->ret_hdrs,
+	        .headers_only = job->ret_hdrs || action == DSN_DELAYED,
 	        .arrival_ms = job->arrival_ms,
 	        .now_ms = now_ms,
 	        .rcpts = rcpts,
@@ -108,7 +114,7 @@ struct store_message *bounce_message(const struct store_settings *settings, stru
 	free(status);
 	free(hosts);
 	if (!ok) {
-		log_error("event=bounce_failed qid=%s reason=\"cannot compose the notification\"", job->qid);
+		log_error("event=notification_failed qid=%s reason=\"cannot compose it\"", job->qid);
 		store_message_free(msg);
 		return NULL;
 	}
@@ -120,4 +126,18 @@ struct store_message *bounce_message(const struct store_settings *settings, stru
 	msg->rcpts[0].address = str_dup(job->sender);
 	msg->rcpts[0].mailbox = str_dup(mailbox);
 	return msg;
+}
+
+struct store_message *bounce_message(const struct store_settings *settings, struct store_reader *dir,
+                                     const struct delivery_job *job, const struct delivery_rcpt *const *failed,
+                                     size_t count, const char *original, size_t original_len, int64_t now_ms)
+{
+	return notification(settings, dir, job, failed, count, original, original_len, now_ms, DSN_FAILED);
+}
+
+struct store_message *delay_warning_message(const struct store_settings *settings, struct store_reader *dir,
+                                            const struct delivery_job *job, const struct delivery_rcpt *const *delayed,
+                                            size_t count, const char *original, size_t original_len, int64_t now_ms)
+{
+	return notification(settings, dir, job, delayed, count, original, original_len, now_ms, DSN_DELAYED);
 }

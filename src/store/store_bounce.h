@@ -26,4 +26,13 @@ struct store_message *bounce_message(const struct store_settings *settings, stru
                                      const struct delivery_job *job, const struct delivery_rcpt *const *failed,
                                      size_t count, const char *original, size_t original_len, int64_t now_ms);
 
+/*
+ * delay_warning_message - the same for recipients still being retried
+ * (RFC 3464 action "delayed"): when tern will give up, and the header of
+ * the original only. NULL when none is owed.
+ */
+struct store_message *delay_warning_message(const struct store_settings *settings, struct store_reader *dir,
+                                            const struct delivery_job *job, const struct delivery_rcpt *const *delayed,
+                                            size_t count, const char *original, size_t original_len, int64_t now_ms);
+
 #endif

@@ -55,11 +55,13 @@ static const char schema_v2[] = "ALTER TABLE users ADD COLUMN scram TEXT;"
                                 "ALTER TABLE users ADD COLUMN cram TEXT;"
                                 "ALTER TABLE users ADD COLUMN senders TEXT NOT NULL DEFAULT '';";
 
-/* Version 3: RFC 3461 DSN parameters: RET and ENVID per message, NOTIFY and ORCPT per recipient. */
+/* Version 3: RFC 3461 DSN parameters: RET and ENVID per message, NOTIFY and ORCPT per recipient;
+ * whether the sender was warned of a recipient's delay. */
 static const char schema_v3[] = "ALTER TABLE messages ADD COLUMN ret_hdrs INTEGER NOT NULL DEFAULT 0;"
                                 "ALTER TABLE messages ADD COLUMN envid TEXT;"
                                 "ALTER TABLE recipients ADD COLUMN notify INTEGER NOT NULL DEFAULT 0;"
-                                "ALTER TABLE recipients ADD COLUMN orcpt TEXT;";
+                                "ALTER TABLE recipients ADD COLUMN orcpt TEXT;"
+                                "ALTER TABLE recipients ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;";
 
 bool store_db_exec(sqlite3 *db, const char *sql)
 {

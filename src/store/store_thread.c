@@ -121,7 +121,7 @@ static void store_prepare_all(struct store *s)
 	        db, "INSERT INTO recipients(msg_id, address, mailbox, notify, orcpt) VALUES(?,?,?,?,?)");
 	s->delete_rcpt = store_db_prepare(db, "DELETE FROM recipients WHERE id=?");
 	s->defer_rcpt = store_db_prepare(db, "UPDATE recipients SET state='deferred', attempts=attempts+1,"
-	                                     " next_attempt_ms=?, last_error=? WHERE id=?");
+	                                     " next_attempt_ms=?, last_error=?, warned=warned OR ? WHERE id=?");
 	s->fail_rcpt = store_db_prepare(db, "UPDATE recipients SET state='bounced', attempts=attempts+1,"
 	                                    " last_error=? WHERE id=?");
 	s->delete_message = store_db_prepare(
@@ -130,10 +130,11 @@ static void store_prepare_all(struct store *s)
 	                                           " AND msg_id>? ORDER BY msg_id LIMIT ?");
 	s->message_row =
 	        store_db_prepare(db, "SELECT qid, sender, arrival_ms, ret_hdrs, envid FROM messages WHERE id=?");
-	s->queued_rcpts = store_db_prepare(db, "SELECT id, address, mailbox, attempts, notify, orcpt FROM recipients"
-	                                       " WHERE msg_id=? AND state='queued'");
-	s->rcpt_row =
-	        store_db_prepare(db, "SELECT id, address, mailbox, attempts, notify, orcpt FROM recipients WHERE id=?");
+	s->queued_rcpts =
+	        store_db_prepare(db, "SELECT id, address, mailbox, attempts, notify, orcpt, warned FROM recipients"
+	                             " WHERE msg_id=? AND state='queued'");
+	s->rcpt_row = store_db_prepare(
+	        db, "SELECT id, address, mailbox, attempts, notify, orcpt, warned FROM recipients WHERE id=?");
 	s->due_rcpts = store_db_prepare(db, "SELECT id, msg_id FROM recipients WHERE state='deferred'"
 	                                    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
 	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
@@ -282,8 +283,9 @@ static int64_t store_backoff_ms(struct store *s, int64_t attempts)
 }
 
 static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, const struct delivery_rcpt *r,
-                             int64_t now, bool *bounced)
+                             int64_t now, bool *bounced, bool *warned)
 {
+	*warned = false;
 	if (r->status == DELIVERY_OK) {
 		sqlite3_bind_int64(s->delete_rcpt, 1, r->id);
 		return store_step_done(s, s->delete_rcpt);
@@ -300,9 +302,13 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 	int64_t next = now + store_backoff_ms(s, r->attempts + 1);
 	if (next < s->next_retry_ms)
 		s->next_retry_ms = next;
+	bool warn = !r->warned && s->settings.delay_warning_ms > 0 &&
+	            now - job->arrival_ms >= (int64_t)s->settings.delay_warning_ms;
+	*warned = warn;
 	sqlite3_bind_int64(s->defer_rcpt, 1, next);
 	sqlite3_bind_text(s->defer_rcpt, 2, r->error, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s->defer_rcpt, 3, r->id);
+	sqlite3_bind_int(s->defer_rcpt, 3, warn);
+	sqlite3_bind_int64(s->defer_rcpt, 4, r->id);
 	log_info("event=deferred qid=%s rcpt_id=%lld attempts=%lld retry_in_s=%lld error=\"%s\"", job->qid,
 	         (long long)r->id, (long long)r->attempts + 1, (long long)(next - now) / 1000, r->error);
 	return store_step_done(s, s->defer_rcpt);
@@ -313,44 +319,52 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
  * notification to the sender, queued like any message (the backlog loader
  * hands it over), so a crash cannot lose it or send it twice.
  */
-static bool store_queue_bounce(struct store *s, const struct delivery_job *job, const struct delivery_rcpt **failed,
-                               size_t count, int64_t now)
+static bool store_queue_bounce(struct store *s, const struct delivery_job *job, const struct delivery_rcpt **rcpts,
+                               size_t count, int64_t now, bool delayed)
 {
 	sqlite3_bind_int64(s->message_body, 1, job->msg_id);
 	bool found = sqlite3_step(s->message_body) == SQLITE_ROW;
 	const char *original = found ? sqlite3_column_blob(s->message_body, 0) : NULL;
 	size_t original_len = found ? (size_t)sqlite3_column_bytes(s->message_body, 0) : 0;
-	struct store_message *bounce =
-	        bounce_message(&s->settings, s->dir, job, failed, count, original, original_len, now);
+	struct store_message *notice =
+	        delayed ? delay_warning_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
+	                : bounce_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now);
 	sqlite3_reset(s->message_body);
-	if (!bounce)
+	if (!notice)
 		return true;
 	int64_t msg_id, rcpt_id;
-	bool ok = store_insert_message(s, bounce, &msg_id, &rcpt_id);
+	bool ok = store_insert_message(s, notice, &msg_id, &rcpt_id);
 	if (ok) {
-		log_info("event=bounce_queued qid=%s original=%s to=\"%s\" rcpts=%zu", bounce->qid, job->qid,
-		         job->sender, count);
+		log_info("event=%s qid=%s original=%s to=\"%s\" rcpts=%zu",
+		         delayed ? "delay_warning_queued" : "bounce_queued", notice->qid, job->qid, job->sender, count);
 		s->backlog = true;
 	}
-	store_message_free(bounce);
+	store_message_free(notice);
 	return ok;
 }
 
 static bool store_apply_job(struct store *s, const struct delivery_job *job, int64_t now)
 {
-	const struct delivery_rcpt **failed = xcalloc(job->rcpt_count ? job->rcpt_count : 1, sizeof *failed);
-	size_t failed_count = 0;
+	size_t n = job->rcpt_count ? job->rcpt_count : 1;
+	const struct delivery_rcpt **failed = xcalloc(n, sizeof *failed), **delayed = xcalloc(n, sizeof *delayed);
+	size_t failed_count = 0, delayed_count = 0;
 	bool ok = true;
 	for (size_t i = 0; ok && i < job->rcpt_count; i++) {
-		bool bounced = false;
-		ok = store_apply_rcpt(s, job, &job->rcpts[i], now, &bounced);
-		/* RFC 3461 4.1: NOTIFY=NEVER, or a list without FAILURE, wants no bounce. */
-		if (bounced && STORE_NOTIFY_WANTS(job->rcpts[i].notify, STORE_NOTIFY_FAILURE))
-			failed[failed_count++] = &job->rcpts[i];
+		bool bounced = false, warn = false;
+		const struct delivery_rcpt *r = &job->rcpts[i];
+		ok = store_apply_rcpt(s, job, r, now, &bounced, &warn);
+		/* RFC 3461 4.1: a NOTIFY list without FAILURE (or DELAY), or NEVER, wants no such report. */
+		if (bounced && STORE_NOTIFY_WANTS(r->notify, STORE_NOTIFY_FAILURE))
+			failed[failed_count++] = r;
+		if (warn && STORE_NOTIFY_WANTS(r->notify, STORE_NOTIFY_DELAY))
+			delayed[delayed_count++] = r;
 	}
 	if (ok && failed_count > 0)
-		ok = store_queue_bounce(s, job, failed, failed_count, now);
+		ok = store_queue_bounce(s, job, failed, failed_count, now, false);
+	if (ok && delayed_count > 0)
+		ok = store_queue_bounce(s, job, delayed, delayed_count, now, true);
 	free(failed);
+	free(delayed);
 	if (!ok)
 		return false;
 	sqlite3_bind_int64(s->delete_message, 1, job->msg_id);
@@ -394,6 +408,7 @@ static void store_add_rcpt(struct delivery_job *job, size_t *cap, sqlite3_stmt *
 	r->notify = (unsigned)sqlite3_column_int(stmt, 4);
 	const char *orcpt = (const char *)sqlite3_column_text(stmt, 5);
 	r->orcpt = orcpt ? str_dup(orcpt) : NULL;
+	r->warned = sqlite3_column_int(stmt, 6) != 0;
 }
 
 /* store_job_or_null - a job with no recipients left is no job. */
