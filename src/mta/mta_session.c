@@ -277,7 +277,7 @@ static void send_mail(struct mta_session *s)
 	struct mta_job *j = s->d->job;
 	char params[256] = "";
 	size_t used = 0;
-	if (s->ehlo.size > 0 || s->esmtp) {
+	if (s->ehlo.size_offered) {
 		str_format(params, sizeof params, " SIZE=%zu", evbuffer_get_length(j->body));
 		used = strlen(params);
 	}

@@ -87,6 +87,8 @@ void smtp_ehlo_keyword(struct smtp_ehlo *ehlo, const char *text, size_t len)
 		ehlo->dsn = true;
 	else if (keyword_is(text, len, "CHUNKING"))
 		ehlo->chunking = true;
-	else if (keyword_is(text, len, "SIZE"))
+	else if (keyword_is(text, len, "SIZE")) {
+		ehlo->size_offered = true;
 		ehlo->size = size_value(text + 4, len - 4);
+	}
 }

@@ -34,7 +34,8 @@ struct smtp_client_reply {
 /* What an EHLO reply offers. */
 struct smtp_ehlo {
 	bool starttls, pipelining, eightbitmime, smtputf8, dsn, chunking;
-	uint64_t size; /* SIZE's value; 0 when absent or without a number */
+	bool size_offered; /* SIZE, with or without a limit: MAIL may carry SIZE= (RFC 1870) */
+	uint64_t size;     /* SIZE's limit; 0 when absent or without a number */
 };
 
 /* smtp_client_reply_init - start a new reply. */

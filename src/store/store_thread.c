@@ -67,6 +67,7 @@ struct store {
 	size_t inflight;
 	int64_t next_retry_ms;
 	uint64_t rng;
+	uint64_t jitter_key;      /* random per process: retry times are not predictable from outside */
 	struct store_reader *dir; /* directory lookups for bounces */
 	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
 	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry,
@@ -270,15 +271,22 @@ static uint64_t store_random(struct store *s)
 }
 
 /* store_backoff_ms - retry_initial doubled per attempt up to retry_max, +-25% jitter. */
-static int64_t store_backoff_ms(struct store *s, int64_t attempts)
+static int64_t store_backoff_ms(struct store *s, int64_t msg_id, int64_t attempts)
 {
 	uint64_t delay = s->settings.retry_initial_ms;
 	for (int64_t i = 1; i < attempts && delay < s->settings.retry_max_ms; i++)
 		delay *= 2;
 	if (delay > s->settings.retry_max_ms)
 		delay = s->settings.retry_max_ms;
+	/* The jitter depends on the message and the attempt, not on the
+	 * recipient: recipients of one message deferred together come due
+	 * together and go out again in one transaction. */
+	uint64_t h = s->jitter_key ^ ((uint64_t)msg_id * 0x9e3779b97f4a7c15ull) ^ (uint64_t)attempts;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
 	uint64_t span = delay / 2;
-	uint64_t jitter = span ? store_random(s) % (span + 1) : 0;
+	uint64_t jitter = span ? h % (span + 1) : 0;
 	return (int64_t)(delay - delay / 4 + jitter);
 }
 
@@ -299,7 +307,7 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 		*bounced = true;
 		return store_step_done(s, s->fail_rcpt);
 	}
-	int64_t next = now + store_backoff_ms(s, r->attempts + 1);
+	int64_t next = now + store_backoff_ms(s, job->msg_id, r->attempts + 1);
 	if (next < s->next_retry_ms)
 		s->next_retry_ms = next;
 	bool warn = !r->warned && s->settings.delay_warning_ms > 0 &&
@@ -811,6 +819,7 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
 	s->done_event = event_new(base, -1, 0, store_done_event, s);
 	if (getrandom(&s->rng, sizeof s->rng, 0) != (ssize_t)sizeof s->rng || s->rng == 0)
 		s->rng = 0x9e3779b97f4a7c15ull;
+	s->jitter_key = store_random(s);
 	store_prepare_all(s);
 	/* Recovery: nothing is in flight after a start, so every 'queued'
 	 * recipient is backlog from the start of the id range. */

@@ -91,7 +91,7 @@ static void test_ehlo_keywords(void)
 	take(&e, "DSN");
 	take(&e, "CHUNKING");
 	take(&e, "SIZE 10240000");
-	CHECK(e.starttls && e.pipelining && e.eightbitmime && e.smtputf8 && e.dsn && e.chunking);
+	CHECK(e.starttls && e.pipelining && e.eightbitmime && e.smtputf8 && e.dsn && e.chunking && e.size_offered);
 	CHECK_INT(e.size, 10240000);
 
 	memset(&e, 0, sizeof e);
@@ -100,8 +100,10 @@ static void test_ehlo_keywords(void)
 	take(&e, "8BITMIMES");
 	CHECK(!e.starttls && !e.eightbitmime);
 	CHECK_INT(e.size, 0);
+	CHECK(!e.size_offered);
 	take(&e, "SIZE");
 	CHECK_INT(e.size, 0);
+	CHECK(e.size_offered);
 	take(&e, "SIZE 99999999999999999999999");
 	CHECK_INT(e.size, 0);
 	take(&e, "SIZE 12x");
