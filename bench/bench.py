@@ -721,6 +721,28 @@ def sha256_short(path):
     return h.hexdigest()[:12]
 
 
+def idle_lines(idle):
+    """The idle-connection table (one row per server) and its failures, as report lines."""
+    lines = []
+    rows = []
+    for name in ("tern", "postfix"):
+        x = idle.get(name)
+        if not x:
+            continue
+        if "err" in x:
+            rows.append([name, "-", "FAIL", "-", "-", "-", "-"])
+            continue
+        rows.append([name, str(x["n"]), "%.1f" % x["rss_per"], "%.1f" % x["pss_per"],
+                     "%s -> %s" % (fmt_mib(x["rss0"]), fmt_mib(x["rss1"])),
+                     "%d -> %d" % (x["procs0"], x["procs1"]), "%.1f" % x["secs"]])
+    lines.append(table(rows, ["server", "N", "KiB RSS/conn", "KiB PSS/conn",
+                              "RSS MiB before -> after", "processes", "open s"]))
+    for name in ("tern", "postfix"):
+        if "err" in idle.get(name, {}):
+            lines.append("FAIL idle %s: %s" % (name, idle[name]["err"]))
+    return lines
+
+
 def table(rows, header):
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     out = []
@@ -795,22 +817,7 @@ def report(meta, results, idle, scenarios):
     lines.append("")
     lines.append("Memory per idle connection (greeting received, EHLO answered, held open); "
                  "(after - before) / N over the server's processes")
-    rows = []
-    for name in ("tern", "postfix"):
-        x = idle.get(name)
-        if not x:
-            continue
-        if "err" in x:
-            rows.append([name, "-", "FAIL", "-", "-", "-", "-"])
-            continue
-        rows.append([name, str(x["n"]), "%.1f" % x["rss_per"], "%.1f" % x["pss_per"],
-                     "%s -> %s" % (fmt_mib(x["rss0"]), fmt_mib(x["rss1"])),
-                     "%d -> %d" % (x["procs0"], x["procs1"]), "%.1f" % x["secs"]])
-    lines.append(table(rows, ["server", "N", "KiB RSS/conn", "KiB PSS/conn",
-                              "RSS MiB before -> after", "processes", "open s"]))
-    for name in ("tern", "postfix"):
-        if "err" in idle.get(name, {}):
-            lines.append("FAIL idle %s: %s" % (name, idle[name]["err"]))
+    lines += idle_lines(idle)
     t, p = idle.get("tern", {}), idle.get("postfix", {})
     if t.get("pss_per", 0) > 0 and p.get("pss_per", 0) > 0:
         lines.append("postfix/tern, PSS per idle connection: %.0f" %
