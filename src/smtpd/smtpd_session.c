@@ -445,12 +445,11 @@ void session_begin_tls(struct smtpd_session *s)
 static void session_start_tls(struct smtpd_session *s)
 {
 	s->tls_starting = false;
-	bufferevent_free(s->bev);
-	txn_reset(s);
 	s->helo[0] = '\0';
 	s->esmtp = false;
 	s->auth_user[0] = '\0'; /* an AUTH before TLS (loopback only) is forgotten too */
-	s->state = SMTPD_CONNECTED;
+	txn_reset(s);            /* back to SMTPD_CONNECTED, with the plain socket's timeouts */
+	bufferevent_free(s->bev);
 	session_tls_bev(s);
 }
 
