@@ -162,18 +162,27 @@ def cpu_seconds(s0, s1):
     return t / CLK_TCK
 
 
-class Sampler(threading.Thread):
-    """Sampler - peak summed RSS and PSS of a process tree, every SAMPLE_INTERVAL."""
+def roots_mem(roots):
+    """tree_mem summed over several process trees."""
+    rss = pss = n = 0
+    for root in roots:
+        r, p, k = tree_mem(root)
+        rss, pss, n = rss + r, pss + p, n + k
+    return rss, pss, n
 
-    def __init__(self, root):
+
+class Sampler(threading.Thread):
+    """Sampler - peak summed RSS and PSS of one process tree or several, every SAMPLE_INTERVAL."""
+
+    def __init__(self, roots):
         super().__init__(daemon=True)
-        self.root = root
+        self.roots = roots if isinstance(roots, (list, tuple)) else [roots]
         self.peak_rss = self.peak_pss = self.peak_procs = 0
         self.stop_ev = threading.Event()
 
     def run(self):
         while True:
-            rss, pss, n = tree_mem(self.root)
+            rss, pss, n = roots_mem(self.roots)
             self.peak_rss = max(self.peak_rss, rss)
             self.peak_pss = max(self.peak_pss, pss)
             self.peak_procs = max(self.peak_procs, n)

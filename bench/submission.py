@@ -26,7 +26,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.dont_write_bytecode = True  # importing bench.py must not write into the repository
@@ -358,40 +357,6 @@ def check_listeners(servers):
             raise BenchError("a bench server listens on %s; refusing to go on" % local)
 
 
-# ---------------------------------------------------------------- memory and CPU over several roots
-
-
-def roots_mem(roots):
-    rss = pss = n = 0
-    for root in roots:
-        r, p, k = B.tree_mem(root)
-        rss, pss, n = rss + r, pss + p, n + k
-    return rss, pss, n
-
-
-class Sampler(threading.Thread):
-    """Sampler - peak summed RSS and PSS over several process trees."""
-
-    def __init__(self, roots):
-        super().__init__(daemon=True)
-        self.roots = roots
-        self.peak_rss = self.peak_pss = self.peak_procs = 0
-        self.stop_ev = threading.Event()
-
-    def run(self):
-        while True:
-            rss, pss, n = roots_mem(self.roots)
-            self.peak_rss = max(self.peak_rss, rss)
-            self.peak_pss = max(self.peak_pss, pss)
-            self.peak_procs = max(self.peak_procs, n)
-            if self.stop_ev.wait(B.SAMPLE_INTERVAL):
-                return
-
-    def finish(self):
-        self.stop_ev.set()
-        self.join()
-
-
 # ---------------------------------------------------------------- load
 
 
@@ -472,7 +437,7 @@ def run_once(ctx, server, load, count):
     res = {"n": count}
     roots = server.roots()
     hwm_ok = isinstance(server, B.Tern) and server.reset_peak()
-    sampler = Sampler(roots)
+    sampler = B.Sampler(roots)
     cpu0 = [B.cpu_snapshot(r) for r in roots]
     busy0, own0 = B.sys_busy(), B.own_cpu()
     sampler.start()
@@ -521,7 +486,7 @@ def idle_tls(ctx, server, n):
     """idle_tls - KiB RSS and PSS per connection held open after STARTTLS, handshake, EHLO."""
     roots = server.roots()
     time.sleep(1)
-    rss0, pss0, procs0 = roots_mem(roots)
+    rss0, pss0, procs0 = B.roots_mem(roots)
     cmd = ["timeout", "-k", "5", str(IDLE_LIMIT + 60), ctx["bin"], "-I", str(n), "-s",
            str(IDLE_SETUP), "-e", B.HELO, "-t", str(IDLE_LIMIT), "127.0.0.1:%d" % server.port]
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -535,7 +500,7 @@ def idle_tls(ctx, server, n):
                                                             or ["no ready line"])[-1]))
         held, took = int(ready[1]), float(ready[2])
         time.sleep(2)
-        rss1, pss1, procs1 = roots_mem(roots)
+        rss1, pss1, procs1 = B.roots_mem(roots)
         p.stdin.write("check\n")
         p.stdin.flush()
         line = p.stdout.readline().split()

@@ -54,6 +54,8 @@ import tempfile
 import threading
 import time
 
+from smtp_peers import process_tree
+
 NSD = "/usr/sbin/nsd"
 NSD_CONTROL = "/usr/sbin/nsd-control"
 NSD_CHECKCONF = "/usr/sbin/nsd-checkconf"
@@ -773,27 +775,7 @@ class DNSServer:
         """PIDs of the processes NSD forked (read from /proc)."""
         if self.proc is None:
             return set()
-        children = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-        out, todo = set(), [self.proc.pid]
-        for _ in range(1000):
-            if not todo:
-                break
-            pid = todo.pop()
-            for c in children.get(pid, []):
-                if c not in out:
-                    out.add(c)
-                    todo.append(c)
-        return out
+        return set(process_tree(self.proc.pid)) - {self.proc.pid}
 
     def stop(self, timeout=STOP_TIMEOUT, keep=False):
         """SIGTERM to NSD, SIGKILL to anything of it left after timeout; the
