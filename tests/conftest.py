@@ -26,6 +26,9 @@ to Maildirs, offering STARTTLS with a peer_ca certificate if tls;
 `smtp_sink(**options)` a started smtp-sink (smtp_peers.SmtpSink). Both skip
 when Postfix is not installed or the tests do not run as root.
 
+`peer(**options)` is smtp_peer offering SIZE (10 MB) by default;
+`dead_address` a loopback address where nothing listens on port 25.
+
 Each is stopped by PID at teardown and its temporary directory removed; when
 a test fails, their logs or transcripts are attached to the report.
 """
@@ -156,7 +159,8 @@ def smtp_peer(request):
         why = smtp_peers.port_problem(port)
         if why:
             pytest.skip(why)
-        if options.get("starttls") and not options.get("cert") and "ca" not in options:
+        wants_cert = options.get("starttls") or options.get("implicit_tls")
+        if wants_cert and not options.get("cert") and "ca" not in options:
             options["ca"] = request.getfixturevalue("peer_ca")
         peer = smtp_peers.SMTPPeer(port=port, **options)
         made.append(peer)
@@ -205,3 +209,23 @@ def smtp_sink(request):
 
     yield make
     _stop_all(made)
+
+
+@pytest.fixture
+def peer(smtp_peer):
+    """smtp_peer, offering SIZE (10 MB) unless told otherwise, as nearly
+    every mail exchanger does."""
+    def make(**options):
+        options.setdefault("size", 10 << 20)
+        return smtp_peer(**options)
+    return make
+
+
+@pytest.fixture
+def dead_address():
+    """A loopback address with nothing listening on port 25 (connections to
+    it are refused); released at the end."""
+    host, _ = smtp_peers.claim_address(25, bind=False)
+    assert th.port_is_free(host, 25)
+    yield host
+    smtp_peers.release_address(host)

@@ -39,6 +39,7 @@ struct serve {
 	struct smtpd *smtpd;
 	struct mda *mda;
 	struct mta *mta;
+	bool local_lmtp; /* local_delivery (a restart parameter) is LMTP: local jobs go to the mta too */
 };
 
 static void raise_descriptor_limit(void)
@@ -108,11 +109,11 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	smtpd_shutdown(sv->smtpd);
 }
 
-/* serve_dispatch - store_dispatch: local recipients to the mailbox writers, others to remote delivery. */
+/* serve_dispatch - store_dispatch: local recipients to the mailbox writers (or LMTP), others to remote delivery. */
 static void serve_dispatch(struct delivery_job *job, void *arg)
 {
 	struct serve *sv = arg;
-	if (job->remote)
+	if (job->remote || sv->local_lmtp)
 		mta_dispatch(job, sv->mta);
 	else
 		mda_dispatch(job, sv->mda);
@@ -181,6 +182,7 @@ int cli_serve(const char *config_path)
 	sv.config = config_load(config_path, stderr);
 	if (!sv.config)
 		return 1;
+	sv.local_lmtp = sv.config->local_delivery.kind == CONFIG_ROUTE_LMTP;
 	log_set_level(sv.config->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	raise_descriptor_limit();

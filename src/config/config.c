@@ -73,6 +73,9 @@ enum config_type {
 	CONFIG_CHOICES,   /* uint64_t: a bit per word of param.choices given */
 	CONFIG_CERT,      /* struct config_cert * + size_t count; may repeat */
 	CONFIG_NETWORKS,  /* struct config_network * + size_t count */
+	CONFIG_RELAY,     /* struct config_route: a relay for every other domain, or none */
+	CONFIG_TRANSPORT, /* struct config_route * + size_t count; may repeat */
+	CONFIG_LOCAL,     /* struct config_route: maildir or LMTP */
 };
 
 struct config_load;
@@ -134,10 +137,12 @@ struct config_load {
 };
 
 static config_parse_fn parse_string, parse_path, parse_domain, parse_domains, parse_address, parse_listener,
-        parse_number, parse_log_level, parse_choice, parse_choices, parse_cert, parse_networks;
+        parse_number, parse_log_level, parse_choice, parse_choices, parse_cert, parse_networks, parse_relay,
+        parse_transport, parse_local;
 static config_equal_fn equal_string, equal_domains, equal_listeners, equal_number, equal_log_level, equal_choice,
-        equal_certs, equal_networks;
-static config_release_fn release_string, release_domains, release_listeners, release_certs, release_networks;
+        equal_certs, equal_networks, equal_route, equal_transports;
+static config_release_fn release_string, release_domains, release_listeners, release_certs, release_networks,
+        release_route, release_transports;
 static bool default_hostname(struct config_load *ld, char *buf, size_t size);
 static bool default_postmaster(struct config_load *ld, char *buf, size_t size);
 
@@ -188,6 +193,18 @@ static const struct config_type_info types[] = {
                              "addresses or address blocks (`127.0.0.0/8`, `::1`, `2001:db8::/32`) separated by "
                              "commas or spaces",
                              NULL, NULL, parse_networks, equal_networks, release_networks},
+        [CONFIG_RELAY] = {"relay",
+                          "`[HOST]:PORT` (HOST's addresses) or `HOST:PORT` (HOST's MX hosts), then optionally "
+                          "`tls=may|required|implicit|none` and `auth=FILE` (a file holding `USER PASSWORD`); "
+                          "empty: none",
+                          NULL, NULL, parse_relay, equal_route, release_route},
+        [CONFIG_TRANSPORT] = {"transport",
+                              "`DOMAIN ROUTE [tls=POLICY] [auth=FILE]`: DOMAIN, or `.DOMAIN` for its subdomains; "
+                              "ROUTE `mx`, `smtp:[HOST]:PORT`, `smtp:HOST:PORT`, `lmtp:[HOST]:PORT` or "
+                              "`lmtp:unix:PATH`; tls= and auth= as for a relay",
+                              NULL, NULL, parse_transport, equal_transports, release_transports},
+        [CONFIG_LOCAL] = {"local route", "`maildir`, `lmtp:[HOST]:PORT` or `lmtp:unix:PATH`", NULL, NULL, parse_local,
+                          equal_route, release_route},
 };
 
 static const char *const tls_versions[] = {"TLSv1.2", "TLSv1.3", NULL};
@@ -509,6 +526,27 @@ static const struct config_param params[] = {
          .max = HOUR,
          .offset = FIELD(remote_data_timeout),
          .doc = "time to wait for the reply to the end of the message (RFC 5321 4.5.3.2)"},
+        {.name = "smarthost",
+         .type = CONFIG_RELAY,
+         .default_text = "",
+         .offset = FIELD(smarthost),
+         .doc = "send mail for every other domain through this relay instead of its MX hosts (transport lines "
+                "come first); with auth=, TLS is required"},
+        {.name = "transport",
+         .type = CONFIG_TRANSPORT,
+         .default_text = "",
+         .repeats = true,
+         .offset = FIELD(transports),
+         .count_offset = FIELD(transport_count),
+         .doc = "a route for one domain (or .domain: its subdomains), ahead of smarthost; repeat for more; "
+                "e.g. `example.com mx tls=required` or `example.org lmtp:[10.0.0.2]:24`"},
+        {.name = "local_delivery",
+         .type = CONFIG_LOCAL,
+         .default_text = "maildir",
+         .restart = true,
+         .offset = FIELD(local_delivery),
+         .doc = "where mail for local users goes: tern's Maildirs in data_dir/mail, or an LMTP server "
+                "(e.g. Dovecot's lmtp:unix:/run/dovecot/lmtp), which gets the user's address"},
 };
 
 #define PARAM_COUNT (sizeof params / sizeof params[0])
@@ -1563,6 +1601,106 @@ static bool default_postmaster(struct config_load *ld, char *buf, size_t size)
 	return str_format(buf, size, "postmaster@%s", c->local_domains[0]);
 }
 
+/* ---- routes ---- */
+
+static bool route_value(struct config_load *ld, const struct config_param *p, const char *v, size_t len, bool bare_smtp,
+                        bool maildir, struct config_route *out)
+{
+	char err[512];
+	if (config_route_parse(v, len, bare_smtp, maildir, out, err, sizeof err))
+		return true;
+	load_error(ld, p->name, "%s", err);
+	return false;
+}
+
+/* parse_relay - smarthost: a route over SMTP, "smtp:" optional; empty: none (MX routing). */
+static bool parse_relay(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	struct config_route *field = field_at(ld->config, p->offset);
+	config_route_release(field);
+	if (len == 0)
+		return true;
+	if (!route_value(ld, p, v, len, true, false, field))
+		return false;
+	if (field->kind == CONFIG_ROUTE_MX)
+		config_route_release(field); /* "mx": the same as none */
+	return true;
+}
+
+static bool parse_local(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	struct config_route *field = field_at(ld->config, p->offset);
+	config_route_release(field);
+	return route_value(ld, p, v, len, false, true, field);
+}
+
+/* parse_transport - "DOMAIN ROUTE ..."; each occurrence appends one; empty: none. */
+static bool parse_transport(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	const char *domain, *rest = v;
+	size_t domain_len, rest_len = len;
+	char q[LOG_QUOTE_MAX];
+	struct config *c = ld->config;
+
+	if (len == 0)
+		return true;
+	next_token(&rest, &rest_len, " \t", &domain, &domain_len);
+	const char *name = domain[0] == '.' ? domain + 1 : domain;
+	size_t name_len = domain[0] == '.' ? domain_len - 1 : domain_len;
+	if (!domain_valid(ld, p, name, name_len))
+		return false;
+	char *lower = str_dup_n(domain, domain_len);
+	str_lower(lower);
+	for (size_t i = 0; i < c->transport_count; i++) {
+		if (strcmp(c->transports[i].domain, lower) == 0) {
+			load_error(ld, p->name, "%s has a transport already", quote(q, domain, domain_len));
+			free(lower);
+			return false;
+		}
+	}
+	struct config_route route;
+	if (!route_value(ld, p, rest, rest_len, false, false, &route)) {
+		free(lower);
+		return false;
+	}
+	route.domain = lower;
+	route.line = ld->line;
+	c->transports = xrealloc(c->transports, (c->transport_count + 1) * sizeof *c->transports);
+	c->transports[c->transport_count++] = route;
+	return true;
+}
+
+static bool equal_route(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	return config_route_equal(field_at_const(a, p->offset), field_at_const(b, p->offset));
+}
+
+static void release_route(const struct config_param *p, struct config *config)
+{
+	config_route_release(field_at(config, p->offset));
+}
+
+static bool equal_transports(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	(void)p;
+	if (a->transport_count != b->transport_count)
+		return false;
+	for (size_t i = 0; i < a->transport_count; i++)
+		if (!config_route_equal(&a->transports[i], &b->transports[i]))
+			return false;
+	return true;
+}
+
+static void release_transports(const struct config_param *p, struct config *config)
+{
+	(void)p;
+	for (size_t i = 0; i < config->transport_count; i++)
+		config_route_release(&config->transports[i]);
+	free(config->transports);
+	config->transports = NULL;
+	config->transport_count = 0;
+}
+
 /* ---- the loader ---- */
 
 /* apply_value - run value v[0..len) of p through its type's parser. */
@@ -1570,8 +1708,8 @@ static void apply_value(struct config_load *ld, const struct config_param *p, co
 {
 	bool ok;
 
-	bool may_be_empty =
-	        (p->type == CONFIG_STRING && p->min == 0) || p->type == CONFIG_CERT || p->type == CONFIG_NETWORKS;
+	bool may_be_empty = (p->type == CONFIG_STRING && p->min == 0) || p->type == CONFIG_CERT ||
+	                    p->type == CONFIG_NETWORKS || p->type == CONFIG_RELAY || p->type == CONFIG_TRANSPORT;
 	if (len == 0 && !may_be_empty) {
 		load_error(ld, p->name, "no value (write %s = VALUE)", p->name);
 		ok = false;
@@ -1775,6 +1913,34 @@ static void check_postmaster(struct config_load *ld)
 	ld->line = 0;
 }
 
+/* check_transports - a local domain's mail goes by local_delivery, so a transport for one would never be used. */
+static void check_transports(struct config_load *ld)
+{
+	const struct config *c = ld->config;
+	char q[LOG_QUOTE_MAX];
+
+	if (!usable(ld, "transport") || !usable(ld, "local_domains"))
+		return;
+	for (size_t i = 0; i < c->transport_count; i++) {
+		const char *domain = c->transports[i].domain;
+		if (domain[0] == '.' || !config_is_local_domain(c, domain, strlen(domain)))
+			continue;
+		ld->line = c->transports[i].line;
+		load_error(ld, "transport", "%s is one of local_domains: its mail goes by local_delivery",
+		           quote(q, domain, strlen(domain)));
+	}
+	ld->line = 0;
+}
+
+const struct config_route *config_route_for(const struct config *config, const char *domain)
+{
+	static const struct config_route mx = {.kind = CONFIG_ROUTE_MX, .tls = CONFIG_TLS_MAY, .text = "mx"};
+	const struct config_route *route = config_route_match(config->transports, config->transport_count, domain);
+	if (route)
+		return route;
+	return config->smarthost.text ? &config->smarthost : &mx;
+}
+
 struct config *config_load(const char *path, FILE *errors)
 {
 	struct config_load ld = {
@@ -1793,6 +1959,7 @@ struct config *config_load(const char *path, FILE *errors)
 	load_defaults(&ld);
 	check_retry(&ld);
 	check_postmaster(&ld);
+	check_transports(&ld);
 	free(ld.set_line);
 	free(ld.bad);
 	free(ld.listener_lines);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "config/config_route.h"
 #include "util/util_log.h"
 
 enum listener_kind {
@@ -112,6 +113,10 @@ struct config {
 	uint64_t remote_connect_timeout;
 	uint64_t remote_command_timeout;
 	uint64_t remote_data_timeout;
+	struct config_route smarthost; /* text NULL: none */
+	struct config_route *transports;
+	size_t transport_count;
+	struct config_route local_delivery;
 };
 
 /*
@@ -128,6 +133,12 @@ void config_unref(struct config *config);
 
 /* config_is_local_domain - domain[0..len) is one of local_domains (case-insensitive). */
 bool config_is_local_domain(const struct config *config, const char *domain, size_t len);
+
+/*
+ * config_route_for - where mail for domain (lower case, not local) goes:
+ * its transport line, else smarthost, else its MX hosts.
+ */
+const struct config_route *config_route_for(const struct config *config, const char *domain);
 
 /* config_network_contains - the 16-byte address (IPv4 mapped) is in one of relay_networks. */
 bool config_in_relay_networks(const struct config *config, const unsigned char addr[16]);

@@ -16,6 +16,7 @@
  */
 #include "mta/mta.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include "mta/mta_private.h"
 #include "net/tls.h"
@@ -33,6 +35,7 @@
 struct mta {
 	struct event_base *base;
 	struct config *config;
+	struct config *boot_config; /* local_delivery takes effect at a restart: it is read from here */
 	struct dns *dns;
 	SSL_CTX *tls;
 	struct store *store;
@@ -51,11 +54,6 @@ struct mta {
 struct event_base *mta_base(struct mta *mta)
 {
 	return mta->base;
-}
-
-const struct config *mta_config(struct mta *mta)
-{
-	return mta->config;
 }
 
 SSL_CTX *mta_tls(struct mta *mta)
@@ -88,6 +86,7 @@ static void job_finish(struct mta_job *j)
 	if (j->body != j->job->body)
 		evbuffer_free(j->body);
 	store_delivery_done(j->mta->store, j->job);
+	config_unref(j->config);
 	free(j);
 }
 
@@ -119,7 +118,8 @@ static void delivery_end_all(struct mta_delivery *d, enum delivery_status status
 	const char *kind = status == DELIVERY_PERMFAIL ? "bounced" : "deferred";
 	for (size_t i = 0; i < d->rcpt_count; i++)
 		rcpt_set(d->job, d->rcpt_index[i], status, why);
-	log_info("event=remote_%s qid=%s domain=%s rcpts=%zu reason=\"%s\"", kind, d->job->job->qid, d->domain,
+	log_info("event=%s_%s qid=%s dest=%s rcpts=%zu reason=\"%s\"",
+	         d->route->kind == CONFIG_ROUTE_LMTP ? "lmtp" : "remote", kind, d->job->job->qid, d->dest,
 	         d->rcpt_count, why);
 	delivery_free(d);
 }
@@ -180,6 +180,23 @@ static void addrs_found(void *arg, enum dns_status status, const struct sockaddr
 	delivery_try_address(d);
 }
 
+/* address_literal - host is an IPv4 or IPv6 address: it is its own address. */
+static bool address_literal(const char *host, struct sockaddr_storage *out)
+{
+	memset(out, 0, sizeof *out);
+	struct sockaddr_in *in = (struct sockaddr_in *)(void *)out;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)out;
+	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
 static void delivery_next_host(struct mta_delivery *d)
 {
 	if (d->host_at >= d->host_count) {
@@ -189,6 +206,11 @@ static void delivery_next_host(struct mta_delivery *d)
 	}
 	d->addr_count = d->addr_at = 0;
 	d->addrs_v6_done = false;
+	if (address_literal(d->hosts[d->host_at].host, &d->addrs[0])) {
+		d->addr_count = 1;
+		delivery_try_address(d);
+		return;
+	}
 	lookup_host(d, AF_INET);
 }
 
@@ -226,6 +248,14 @@ static void mx_found(void *arg, enum dns_status status, const struct dns_mx *mx,
 {
 	struct mta_delivery *d = arg;
 	char why[160];
+	if (d->route->kind != CONFIG_ROUTE_MX &&
+	    (status == DNS_NXDOMAIN || (status == DNS_OK && count == 1 && !mx[0].host[0]))) {
+		/* A relay that cannot be found is a mistake in the configuration,
+		 * not the recipients' fault: their mail waits until it is fixed. */
+		str_format(why, sizeof why, "4.4.4 the relay %s has no usable mail exchanger", d->dest);
+		delivery_end_all(d, DELIVERY_TEMPFAIL, why);
+		return;
+	}
 	switch (status) {
 	case DNS_NXDOMAIN:
 		str_format(why, sizeof why, "5.1.2 domain %s does not exist", d->domain);
@@ -257,9 +287,33 @@ static void mx_found(void *arg, enum dns_status status, const struct dns_mx *mx,
 	delivery_next_host(d);
 }
 
+/* delivery_route - the hosts to try: the domain's (or a relay name's) MX hosts, a relay host, or a socket. */
 static void delivery_route(struct mta_delivery *d)
 {
-	dns_lookup_mx(d->mta->dns, d->domain, mx_found, d);
+	const struct config_route *route = d->route;
+	if (route->kind == CONFIG_ROUTE_MX) {
+		dns_lookup_mx(d->mta->dns, d->domain, mx_found, d);
+		return;
+	}
+	if (route->host_mx) {
+		dns_lookup_mx(d->mta->dns, route->host, mx_found, d);
+		return;
+	}
+	d->host_count = 1;
+	d->host_at = 0;
+	if (route->socket_path) {
+		struct sockaddr_un *un = (struct sockaddr_un *)(void *)&d->addrs[0];
+		memset(&d->addrs[0], 0, sizeof d->addrs[0]);
+		un->sun_family = AF_UNIX;
+		str_copy(un->sun_path, sizeof un->sun_path, route->socket_path);
+		str_copy(d->hosts[0].host, sizeof d->hosts[0].host, "localhost");
+		d->addr_count = 1;
+		d->addr_at = 0;
+		delivery_try_address(d);
+		return;
+	}
+	str_copy(d->hosts[0].host, sizeof d->hosts[0].host, route->host);
+	delivery_next_host(d);
 }
 
 /* ---- Connection slots ---- */
@@ -325,6 +379,8 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 {
 	struct mta_job *j = xcalloc(1, sizeof *j);
 	j->mta = mta;
+	j->config = config_ref(mta->config);
+	j->local = !job->remote;
 	j->job = job;
 	j->body = job->body;
 	j->next = mta->jobs;
@@ -344,7 +400,15 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 	}
 	j->eight_bit = body_eight_bit(j->body);
 	j->smtputf8 = has_high_bytes(job->sender);
+	/* Each recipient's route; recipients with the same route (and, for MX routes, domain) go together. */
 	bool *taken = xcalloc(job->rcpt_count ? job->rcpt_count : 1, sizeof *taken);
+	const struct config_route **routes = xcalloc(job->rcpt_count ? job->rcpt_count : 1, sizeof *routes);
+	char domain[DNS_NAME_MAX + 1];
+	for (size_t i = 0; i < job->rcpt_count; i++) {
+		str_copy(domain, sizeof domain, address_domain(job->rcpts[i].address));
+		str_lower(domain);
+		routes[i] = j->local ? &mta->boot_config->local_delivery : config_route_for(j->config, domain);
+	}
 	struct mta_delivery *list = NULL;
 	for (size_t i = 0; i < job->rcpt_count; i++) {
 		j->smtputf8 |= has_high_bytes(job->rcpts[i].address);
@@ -353,11 +417,21 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 		struct mta_delivery *d = xcalloc(1, sizeof *d);
 		d->mta = mta;
 		d->job = j;
-		str_copy(d->domain, sizeof d->domain, address_domain(job->rcpts[i].address));
-		str_lower(d->domain);
+		d->route = routes[i];
+		if (d->route->kind == CONFIG_ROUTE_MX) {
+			str_copy(d->domain, sizeof d->domain, address_domain(job->rcpts[i].address));
+			str_lower(d->domain);
+		}
+		str_copy(d->dest, sizeof d->dest,
+		         d->domain[0]     ? d->domain
+		         : d->route->host ? d->route->host
+		                          : d->route->socket_path);
 		d->rcpt_index = xcalloc(job->rcpt_count, sizeof *d->rcpt_index);
 		for (size_t k = i; k < job->rcpt_count; k++) {
-			if (!taken[k] && strcasecmp(address_domain(job->rcpts[k].address), d->domain) == 0) {
+			bool same =
+			        !taken[k] && routes[k] == d->route &&
+			        (!d->domain[0] || strcasecmp(address_domain(job->rcpts[k].address), d->domain) == 0);
+			if (same) {
 				taken[k] = true;
 				d->rcpt_index[d->rcpt_count++] = k;
 			}
@@ -369,6 +443,7 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 		j->deliveries_left++;
 	}
 	free(taken);
+	free(routes);
 	if (j->deliveries_left == 0) {
 		job_finish(j);
 		return;
@@ -441,6 +516,7 @@ struct mta *mta_create(struct event_base *base, struct config *config, char *err
 	struct mta *mta = xcalloc(1, sizeof *mta);
 	mta->base = base;
 	mta->config = config_ref(config);
+	mta->boot_config = config_ref(config);
 	mta->dns = dns;
 	mta->tls = tls;
 	mta->waiting_tail = &mta->waiting;
@@ -484,6 +560,7 @@ void mta_free(struct mta *mta)
 		if (j->body != j->job->body)
 			evbuffer_free(j->body);
 		delivery_job_free(j->job);
+		config_unref(j->config);
 		free(j);
 	}
 	while (mta->incoming) {
@@ -493,6 +570,7 @@ void mta_free(struct mta *mta)
 	}
 	event_free(mta->incoming_event);
 	SSL_CTX_free(mta->tls);
+	config_unref(mta->boot_config);
 	config_unref(mta->config);
 	pthread_mutex_destroy(&mta->lock);
 	free(mta);

@@ -38,7 +38,9 @@ struct mta_delivery {
 	struct mta_job *job;
 	struct mta_delivery *next_waiting; /* in the mta's queue for a connection slot */
 	struct mta_delivery *next_in_job;
-	char domain[DNS_NAME_MAX + 1];
+	const struct config_route *route; /* in job->config */
+	char domain[DNS_NAME_MAX + 1];    /* MX routes: the recipients' domain; else "" */
+	char dest[DNS_NAME_MAX + 1];      /* for logs: the domain, or the relay's host or socket */
 	size_t *rcpt_index; /* into job->job->rcpts */
 	size_t rcpt_count;
 	/* Route: hosts by preference, then the current host's addresses. */
@@ -54,7 +56,9 @@ struct mta_delivery {
 
 struct mta_job {
 	struct mta *mta;
+	struct config *config; /* as the job started: its routes stay put */
 	struct delivery_job *job;
+	bool local; /* local users' mail, over local_delivery (LMTP): RCPT names the mailbox */
 	struct evbuffer *body; /* the content, canonical CRLF */
 	bool eight_bit;        /* the content holds bytes >= 0x80 */
 	bool smtputf8;         /* an address holds bytes >= 0x80 */
@@ -65,7 +69,6 @@ struct mta_job {
 
 /* mta.c: what a session needs from the mta. */
 struct event_base *mta_base(struct mta *mta);
-const struct config *mta_config(struct mta *mta);
 struct ssl_ctx_st *mta_tls(struct mta *mta);
 
 /* mta.c: the session is over; outcome SESSION_NEXT or SESSION_FINAL (results set in the job's rcpts). */

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "mta/mta_private.h"
@@ -39,6 +40,7 @@
 #include "smtp/smtp_client_reply.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_dsn.h"
+#include "util/util_base64.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 
@@ -52,6 +54,9 @@ enum client_state {
 	C_STARTTLS,
 	C_HANDSHAKE,
 	C_EHLO_TLS,
+	C_AUTH,       /* AUTH PLAIN sent, or LOGIN's password: 235 expected */
+	C_AUTH_LOGIN, /* AUTH LOGIN sent: 334 for the user name */
+	C_AUTH_USER,  /* LOGIN's user name sent: 334 for the password */
 	C_MAIL,
 	C_RCPT,
 	C_DATA,
@@ -63,9 +68,13 @@ enum client_state {
 
 struct mta_session {
 	struct mta_delivery *d;
+	const struct config *config; /* the job's */
+	const struct config_route *route;
 	struct bufferevent *bev;
 	int fd;
-	bool tls;
+	bool lmtp;     /* LHLO, and one reply per recipient after the content (RFC 2033) */
+	bool tls;      /* the connection is encrypted now */
+	bool implicit; /* TLS from the first byte (RFC 8314) */
 	enum client_state state;
 	char host[DNS_NAME_MAX + 1];
 	char peer[DNS_NAME_MAX + 64]; /* "host[address]" for logs and reasons */
@@ -76,10 +85,12 @@ struct mta_session {
 	struct smtp_client_reply reply;
 	/* The transaction. */
 	size_t rcpt_at;
-	bool *accepted; /* per recipient of the delivery */
+	bool *accepted; /* per recipient of the delivery: RCPT was taken */
+	bool *settled;  /* per recipient: has its result */
 	size_t accepted_count;
 	bool pipelined;   /* MAIL, RCPTs and DATA went out together (RFC 2920) */
 	size_t skip_left; /* C_SKIP: replies still to come */
+	size_t lmtp_at;   /* C_CONTENT over LMTP: the recipient whose reply comes next */
 	bool decided;     /* recipients have their results */
 	/* Ended: reported to the delivery at the top of the callback, which frees the session. */
 	bool ended;
@@ -92,12 +103,13 @@ static void result_one(struct mta_session *s, size_t i, enum delivery_status sta
 {
 	struct mta_delivery *d = s->d;
 	struct delivery_rcpt *r = &d->job->job->rcpts[d->rcpt_index[i]];
+	s->settled[i] = true;
 	r->status = status;
 	str_copy(r->error, sizeof r->error, why);
 	static const char *const kinds[] = {"delivered", "deferred", "bounced"};
 	char q[LOG_QUOTE_MAX];
-	log_info("event=remote_%s qid=%s to=%s relay=%s reply=%s", kinds[status], d->job->job->qid,
-	         log_quote(q, sizeof q, r->address, strlen(r->address)), s->peer, why[0] ? why : "-");
+	log_info("event=%s_%s qid=%s to=%s relay=%s reply=%s", s->lmtp ? "lmtp" : "remote", kinds[status],
+	         d->job->job->qid, log_quote(q, sizeof q, r->address, strlen(r->address)), s->peer, why[0] ? why : "-");
 }
 
 /* reply_reason - the peer's reply, printable ASCII only, with who said it. */
@@ -113,10 +125,10 @@ static void reply_reason(const struct mta_session *s, char *out, size_t size)
 }
 
 /* decide_all - every recipient still open gets status (those refused at RCPT keep theirs). */
-static void decide_all(struct mta_session *s, enum delivery_status status, const char *why, bool only_accepted)
+static void decide_all(struct mta_session *s, enum delivery_status status, const char *why)
 {
 	for (size_t i = 0; i < s->d->rcpt_count; i++)
-		if (!only_accepted || s->accepted[i])
+		if (!s->settled[i])
 			result_one(s, i, status, why);
 	s->decided = true;
 }
@@ -131,7 +143,7 @@ static enum delivery_status status_of(int code)
  * The report to the delivery (which frees the session) is made by the
  * callback that got here, once it has unwound (session_finish).
  */
-static void session_end(struct mta_session *s, const char *why)
+static void session_end_code(struct mta_session *s, const char *code, const char *why)
 {
 	if (s->ended)
 		return;
@@ -141,9 +153,15 @@ static void session_end(struct mta_session *s, const char *why)
 		 * have arrived, so the recipients wait for another try. */
 		char reason[200];
 		str_format(reason, sizeof reason, "4.4.2 %s (%s)", why, s->peer);
-		decide_all(s, DELIVERY_TEMPFAIL, reason, false);
+		decide_all(s, DELIVERY_TEMPFAIL, reason);
 	}
-	str_format(s->end_reason, sizeof s->end_reason, "4.4.1 %s (%s)", why, s->peer);
+	str_format(s->end_reason, sizeof s->end_reason, "%s %s (%s)", code, why, s->peer);
+}
+
+/* session_end - the connection is of no use (the next address may be): status 4.4.1. */
+static void session_end(struct mta_session *s, const char *why)
+{
+	session_end_code(s, "4.4.1", why);
 }
 
 /* session_finish - at the top of a callback: report an ended session (freeing it). True if it ended. */
@@ -175,6 +193,22 @@ static void send_line(struct mta_session *s, const char *fmt, ...)
 	bufferevent_write(s->bev, line, (size_t)n);
 }
 
+/* send_secret - prefix (logged) and base64 of secret[0..len) (never logged), then CRLF. */
+static void send_secret(struct mta_session *s, const char *prefix, const void *secret, size_t len)
+{
+	char encoded[1400];
+	size_t n = base64_encode(secret, len, encoded, sizeof encoded);
+	if (n == 0 && len > 0) {
+		session_end_code(s, "4.7.8", "credentials too long");
+		return;
+	}
+	log_debug("event=remote_send relay=%s line=\"%s(credentials)\"", s->peer, prefix);
+	bufferevent_write(s->bev, prefix, strlen(prefix));
+	bufferevent_write(s->bev, encoded, n);
+	bufferevent_write(s->bev, "\r\n", 2);
+	explicit_bzero(encoded, sizeof encoded);
+}
+
 static void set_timeout(struct mta_session *s, uint64_t seconds)
 {
 	struct timeval tv = {(time_t)seconds, 0};
@@ -186,7 +220,7 @@ static void send_ehlo(struct mta_session *s, enum client_state state)
 	s->state = state;
 	s->esmtp = false;
 	memset(&s->ehlo, 0, sizeof s->ehlo);
-	send_line(s, "EHLO %s\r\n", mta_config(s->d->mta)->hostname);
+	send_line(s, "%s %s\r\n", s->lmtp ? "LHLO" : "EHLO", s->config->hostname);
 }
 
 static void content_sink(void *ctx, const char *bytes, size_t len)
@@ -208,7 +242,7 @@ static void send_content(struct mta_session *s)
 	}
 	smtp_dot_stuff_end(&stuff_state, content_sink, s);
 	s->state = C_CONTENT;
-	set_timeout(s, mta_config(s->d->mta)->remote_data_timeout);
+	set_timeout(s, s->config->remote_data_timeout);
 }
 
 /* send_rcpt - RCPT for the delivery's recipient i, with its DSN parameters when the peer takes them. */
@@ -227,7 +261,8 @@ static void send_rcpt(struct mta_session *s, size_t i)
 	}
 	if (s->ehlo.dsn && r->orcpt)
 		str_format(orcpt, sizeof orcpt, " ORCPT=%s", r->orcpt);
-	send_line(s, "RCPT TO:<%s>%s%s\r\n", r->address, notify, orcpt);
+	/* Local users' mail names the mailbox an alias or +tag led to. */
+	send_line(s, "RCPT TO:<%s>%s%s\r\n", s->d->job->local ? r->mailbox : r->address, notify, orcpt);
 }
 
 static void send_rcpt_or_data(struct mta_session *s)
@@ -264,7 +299,7 @@ static bool refuse_early(struct mta_session *s)
 		str_format(why, sizeof why, "5.6.7 the message needs SMTPUTF8, which %s does not offer", s->peer);
 	else
 		return false;
-	decide_all(s, DELIVERY_PERMFAIL, why, false);
+	decide_all(s, DELIVERY_PERMFAIL, why);
 	s->state = C_QUIT;
 	send_line(s, "QUIT\r\n");
 	return true;
@@ -296,7 +331,6 @@ static void send_mail(struct mta_session *s)
 	if (!s->esmtp)
 		params[0] = '\0';
 	s->state = C_MAIL;
-	s->accepted = xcalloc(s->d->rcpt_count, sizeof *s->accepted);
 	send_line(s, "MAIL FROM:<%s>%s\r\n", j->job->sender, params);
 	if (!s->ehlo.pipelining)
 		return;
@@ -311,8 +345,96 @@ static void send_mail(struct mta_session *s)
 static void send_quit(struct mta_session *s)
 {
 	s->state = C_QUIT;
-	set_timeout(s, mta_config(s->d->mta)->remote_command_timeout);
+	set_timeout(s, s->config->remote_command_timeout);
 	send_line(s, "QUIT\r\n");
+}
+
+/* send_empty_message - DATA was taken with no recipient: end it at once. LMTP answers that with no reply at all. */
+static void send_empty_message(struct mta_session *s)
+{
+	send_line(s, ".\r\n");
+	if (s->lmtp)
+		return send_quit(s);
+	s->state = C_EMPTY_DOT;
+}
+
+/* ---- AUTH (RFC 4954), to a relay ---- */
+
+/* send_auth - PLAIN if offered, else LOGIN; never without TLS. */
+static void send_auth(struct mta_session *s)
+{
+	const struct config_route *r = s->route;
+	if (!s->tls)
+		return session_end_code(s, "4.7.4", "credentials are never sent without TLS");
+	if (s->ehlo.auth_plain) {
+		/* RFC 4616: authzid (empty) NUL authcid NUL passwd. */
+		size_t user_len = strlen(r->auth_user), pass_len = strlen(r->auth_password);
+		size_t n = user_len + pass_len + 2;
+		char *plain = xcalloc(1, n);
+		memcpy(plain + 1, r->auth_user, user_len);
+		memcpy(plain + 2 + user_len, r->auth_password, pass_len);
+		s->state = C_AUTH;
+		send_secret(s, "AUTH PLAIN ", plain, n);
+		explicit_bzero(plain, n);
+		free(plain);
+		return;
+	}
+	if (s->ehlo.auth_login) {
+		s->state = C_AUTH_LOGIN;
+		return send_line(s, "AUTH LOGIN\r\n");
+	}
+	session_end_code(s, "4.7.4", "the relay offers neither AUTH PLAIN nor AUTH LOGIN");
+}
+
+/* on_auth_reply - 334 continues LOGIN; 235 opens the transaction; anything else ends this try. */
+static void on_auth_reply(struct mta_session *s, const char *why)
+{
+	const struct config_route *r = s->route;
+	if (s->reply.code == 334 && s->state == C_AUTH_LOGIN) {
+		s->state = C_AUTH_USER;
+		return send_secret(s, "", r->auth_user, strlen(r->auth_user));
+	}
+	if (s->reply.code == 334 && s->state == C_AUTH_USER) {
+		s->state = C_AUTH;
+		return send_secret(s, "", r->auth_password, strlen(r->auth_password));
+	}
+	if (s->reply.code == 235 && s->state == C_AUTH) {
+		log_info("event=remote_auth relay=%s user=%s", s->peer, r->auth_user);
+		return send_mail(s);
+	}
+	char reason[320];
+	str_format(reason, sizeof reason, "authentication failed: %s", why);
+	session_end_code(s, "4.7.8", reason);
+}
+
+/* after_ehlo - EHLO, LHLO or HELO accepted: STARTTLS, AUTH, then the transaction, as the route says. */
+static void after_ehlo(struct mta_session *s)
+{
+	enum config_tls_policy tls = s->route->tls;
+	if (!s->tls && s->ehlo.starttls && tls != CONFIG_TLS_NONE) {
+		s->state = C_STARTTLS;
+		return send_line(s, "STARTTLS\r\n");
+	}
+	if (!s->tls && tls == CONFIG_TLS_REQUIRED)
+		return session_end_code(s, "4.7.4", "TLS is required and STARTTLS is not offered");
+	if (s->route->auth_user)
+		return send_auth(s);
+	send_mail(s);
+}
+
+/* on_content_reply_lmtp - one reply per accepted recipient, in RCPT order (RFC 2033 4.2). */
+static void on_content_reply_lmtp(struct mta_session *s, enum delivery_status status, const char *why)
+{
+	while (s->lmtp_at < s->d->rcpt_count && !s->accepted[s->lmtp_at])
+		s->lmtp_at++;
+	if (s->lmtp_at < s->d->rcpt_count)
+		result_one(s, s->lmtp_at++, status, why);
+	while (s->lmtp_at < s->d->rcpt_count && !s->accepted[s->lmtp_at])
+		s->lmtp_at++;
+	if (s->lmtp_at == s->d->rcpt_count) {
+		s->decided = true;
+		send_quit(s);
+	}
 }
 
 /* ---- TLS ---- */
@@ -329,7 +451,10 @@ static void start_tls(struct mta_session *s)
 	SSL *ssl = SSL_new(mta_tls(s->d->mta));
 	if (!ssl)
 		fatal("SSL_new failed");
-	SSL_set_tlsext_host_name(ssl, s->host);
+	/* SNI names a host, never an address (RFC 6066 3). */
+	unsigned char literal[16];
+	if (inet_pton(AF_INET, s->host, literal) != 1 && inet_pton(AF_INET6, s->host, literal) != 1)
+		SSL_set_tlsext_host_name(ssl, s->host);
 	s->bev = bufferevent_openssl_socket_new(mta_base(s->d->mta), s->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                        BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev)
@@ -338,7 +463,7 @@ static void start_tls(struct mta_session *s)
 	s->tls = true;
 	s->state = C_HANDSHAKE;
 	bufferevent_setcb(s->bev, session_read, NULL, session_event, s);
-	set_timeout(s, mta_config(s->d->mta)->remote_command_timeout);
+	set_timeout(s, s->config->remote_command_timeout);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
@@ -357,30 +482,31 @@ static void on_reply(struct mta_session *s)
 		return send_ehlo(s, C_EHLO);
 	case C_EHLO:
 	case C_EHLO_TLS:
-		if (status == DELIVERY_PERMFAIL && s->state == C_EHLO) {
+		if (status == DELIVERY_PERMFAIL && s->state == C_EHLO && !s->lmtp) {
 			s->state = C_HELO;
-			return send_line(s, "HELO %s\r\n", mta_config(s->d->mta)->hostname);
+			return send_line(s, "HELO %s\r\n", s->config->hostname);
 		}
 		if (status != DELIVERY_OK)
-			return session_end(s, "EHLO refused");
+			return session_end(s, s->lmtp ? "LHLO refused" : "EHLO refused");
 		s->esmtp = true;
-		if (s->state == C_EHLO && s->ehlo.starttls && !s->tls) {
-			s->state = C_STARTTLS;
-			return send_line(s, "STARTTLS\r\n");
-		}
-		return send_mail(s);
+		return after_ehlo(s);
 	case C_HELO:
 		if (status != DELIVERY_OK)
 			return session_end(s, "HELO refused");
-		return send_mail(s);
+		return after_ehlo(s);
 	case C_STARTTLS:
 		if (s->reply.code == 220)
 			return start_tls(s);
-		/* Opportunistic: a refused STARTTLS leaves the session as it was. */
-		return send_mail(s);
+		/* A refused STARTTLS leaves the session as it was: fine unless TLS is required. */
+		s->ehlo.starttls = false;
+		return after_ehlo(s);
+	case C_AUTH:
+	case C_AUTH_LOGIN:
+	case C_AUTH_USER:
+		return on_auth_reply(s, why);
 	case C_MAIL:
 		if (status != DELIVERY_OK) {
-			decide_all(s, status, why, false);
+			decide_all(s, status, why);
 			if (!s->pipelined)
 				return send_quit(s);
 			/* The RCPT and DATA replies are on their way: let them pass. */
@@ -410,22 +536,21 @@ static void on_reply(struct mta_session *s)
 		if (s->reply.code == 354 && s->accepted_count == 0) {
 			/* Pipelined, every RCPT refused, DATA taken all the same. */
 			s->decided = true;
-			s->state = C_EMPTY_DOT;
-			return send_line(s, ".\r\n");
+			return send_empty_message(s);
 		}
 		if (s->reply.code != 354) {
-			decide_all(s, status == DELIVERY_OK ? DELIVERY_TEMPFAIL : status, why, true);
+			decide_all(s, status == DELIVERY_OK ? DELIVERY_TEMPFAIL : status, why);
 			return send_quit(s);
 		}
 		return send_content(s);
 	case C_CONTENT:
-		decide_all(s, status, why, true);
+		if (s->lmtp)
+			return on_content_reply_lmtp(s, status, why);
+		decide_all(s, status, why);
 		return send_quit(s);
 	case C_SKIP:
-		if (s->reply.code == 354) {
-			s->state = C_EMPTY_DOT;
-			return send_line(s, ".\r\n");
-		}
+		if (s->reply.code == 354)
+			return send_empty_message(s);
 		if (--s->skip_left == 0)
 			return send_quit(s);
 		return;
@@ -492,14 +617,20 @@ static void session_read(struct bufferevent *bev, void *arg)
 static const char *session_event_why(struct mta_session *s, short what)
 {
 	if (what & BEV_EVENT_CONNECTED) {
-		if (s->state == C_CONNECTING) {
+		if (s->state == C_CONNECTING && s->implicit) {
+			start_tls(s);
+		} else if (s->state == C_CONNECTING) {
 			s->state = C_GREETING;
-			set_timeout(s, mta_config(s->d->mta)->remote_command_timeout);
+			set_timeout(s, s->config->remote_command_timeout);
 		} else if (s->state == C_HANDSHAKE) {
 			const char *version, *cipher;
 			tls_describe(bufferevent_openssl_get_ssl(s->bev), &version, &cipher);
 			log_info("event=remote_tls relay=%s version=%s cipher=%s", s->peer, version, cipher);
-			send_ehlo(s, C_EHLO_TLS);
+			/* Implicit TLS: the greeting comes now; STARTTLS: EHLO again (RFC 3207 4.2). */
+			if (s->implicit)
+				s->state = C_GREETING;
+			else
+				send_ehlo(s, C_EHLO_TLS);
 		}
 		return NULL;
 	}
@@ -525,35 +656,53 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
 
 /* ---- Life ---- */
 
-struct mta_session *mta_session_start(struct mta_delivery *d, const struct sockaddr_storage *addr, const char *host,
-                                      char *why, size_t why_size)
+/* peer_address - addr with the route's port, its length, and "host[address]" (or the socket path) in s->peer. */
+static socklen_t peer_address(struct mta_session *s, const char *host, struct sockaddr_storage *to)
 {
-	const struct config *c = mta_config(d->mta);
-	struct mta_session *s = xcalloc(1, sizeof *s);
-	s->d = d;
-	s->fd = -1;
-	str_copy(s->host, sizeof s->host, host);
-	struct sockaddr_storage to = *addr;
+	const struct config_route *route = s->route;
+	uint16_t port = htons((uint16_t)(route->port ? route->port : s->config->remote_port));
 	char ip[INET6_ADDRSTRLEN] = "?";
+	if (to->ss_family == AF_UNIX) {
+		str_format(s->peer, sizeof s->peer, "%s", route->socket_path);
+		return sizeof(struct sockaddr_un);
+	}
 	socklen_t len;
-	if (to.ss_family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)&to;
-		in6->sin6_port = htons((uint16_t)c->remote_port);
+	if (to->ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)to;
+		in6->sin6_port = port;
 		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
 		len = sizeof *in6;
 	} else {
-		struct sockaddr_in *in = (struct sockaddr_in *)(void *)&to;
-		in->sin_port = htons((uint16_t)c->remote_port);
+		struct sockaddr_in *in = (struct sockaddr_in *)(void *)to;
+		in->sin_port = port;
 		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
 		len = sizeof *in;
 	}
 	str_format(s->peer, sizeof s->peer, "%s[%s]", host, ip);
+	return len;
+}
+
+struct mta_session *mta_session_start(struct mta_delivery *d, const struct sockaddr_storage *addr, const char *host,
+                                      char *why, size_t why_size)
+{
+	struct mta_session *s = xcalloc(1, sizeof *s);
+	s->d = d;
+	s->config = d->job->config;
+	s->route = d->route;
+	s->lmtp = d->route->kind == CONFIG_ROUTE_LMTP;
+	s->implicit = d->route->tls == CONFIG_TLS_IMPLICIT;
+	s->accepted = xcalloc(d->rcpt_count, sizeof *s->accepted);
+	s->settled = xcalloc(d->rcpt_count, sizeof *s->settled);
+	s->fd = -1;
+	str_copy(s->host, sizeof s->host, host);
+	struct sockaddr_storage to = *addr;
+	socklen_t len = peer_address(s, host, &to);
 	s->fd = socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	s->bev = s->fd >= 0 ? bufferevent_socket_new(mta_base(d->mta), s->fd, 0) : NULL;
 	s->state = C_CONNECTING;
 	if (s->bev) {
 		bufferevent_setcb(s->bev, session_read, NULL, session_event, s);
-		set_timeout(s, c->remote_connect_timeout);
+		set_timeout(s, s->config->remote_connect_timeout);
 		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 		if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&to, (int)len) == 0)
 			return s;
@@ -572,5 +721,6 @@ void mta_session_free(struct mta_session *s)
 	if (!s->tls && s->fd >= 0)
 		close(s->fd);
 	free(s->accepted);
+	free(s->settled);
 	free(s);
 }

@@ -73,6 +73,23 @@ static uint64_t size_value(const char *s, size_t len)
 	return i == len ? v : 0;
 }
 
+/* auth_mechanisms - the words after AUTH: the mechanisms the client can use. */
+static void auth_mechanisms(struct smtp_ehlo *ehlo, const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && s[i] == ' ')
+			i++;
+		size_t start = i;
+		while (i < len && s[i] != ' ')
+			i++;
+		if (i - start == 5 && strncasecmp(s + start, "PLAIN", 5) == 0)
+			ehlo->auth_plain = true;
+		else if (i - start == 5 && strncasecmp(s + start, "LOGIN", 5) == 0)
+			ehlo->auth_login = true;
+	}
+}
+
 void smtp_ehlo_keyword(struct smtp_ehlo *ehlo, const char *text, size_t len)
 {
 	if (keyword_is(text, len, "STARTTLS"))
@@ -87,6 +104,8 @@ void smtp_ehlo_keyword(struct smtp_ehlo *ehlo, const char *text, size_t len)
 		ehlo->dsn = true;
 	else if (keyword_is(text, len, "CHUNKING"))
 		ehlo->chunking = true;
+	else if (keyword_is(text, len, "AUTH"))
+		auth_mechanisms(ehlo, text + 4, len - 4);
 	else if (keyword_is(text, len, "SIZE")) {
 		ehlo->size_offered = true;
 		ehlo->size = size_value(text + 4, len - 4);

@@ -36,6 +36,7 @@ struct smtp_ehlo {
 	bool starttls, pipelining, eightbitmime, smtputf8, dsn, chunking;
 	bool size_offered; /* SIZE, with or without a limit: MAIL may carry SIZE= (RFC 1870) */
 	uint64_t size;     /* SIZE's limit; 0 when absent or without a number */
+	bool auth_plain, auth_login; /* AUTH (RFC 4954) offers these mechanisms */
 };
 
 /* smtp_client_reply_init - start a new reply. */

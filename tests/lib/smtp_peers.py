@@ -260,6 +260,7 @@ class Connection:
         self.tls_error = None
         self.sni = None
         self.auth_user = None
+        self.auth_mech = None
         self.auth_failures = 0
         self.commands = []       # command lines as received (str, no CRLF)
         self.transcript = []     # ("C" | "S", bytes)
@@ -338,6 +339,10 @@ class SMTPPeer:
     size              offer SIZE n and refuse bigger messages (None: no SIZE)
     auth              {user: password}: offer AUTH PLAIN LOGIN and check them
     auth_after_tls    offer AUTH only after STARTTLS
+    auth_mechanisms   the mechanisms AUTH offers (PLAIN and LOGIN are checked)
+    implicit_tls      TLS from the first byte (RFC 8314), with starttls's
+                      certificate (starttls=True gives it; STARTTLS is then
+                      not offered)
     require_tls, require_auth: answer MAIL with 530 5.7.0 until done
     strict            MAIL/RCPT parameters of extensions not offered get 555
     extra_ehlo        more EHLO keywords, as lines
@@ -366,7 +371,8 @@ class SMTPPeer:
                  auth_after_tls=False, require_tls=False, require_auth=False, strict=True,
                  extra_ehlo=(), replies=None, rcpt_replies=None, lmtp_replies=None, delay=None,
                  hang_at=(), close_at=(), close_after_data_bytes=None, split=None,
-                 split_delay=0.05, lmtp=False, unix_path=None, idle_timeout=IDLE_TIMEOUT, ca=None):
+                 split_delay=0.05, lmtp=False, unix_path=None, idle_timeout=IDLE_TIMEOUT, ca=None,
+                 auth_mechanisms=("PLAIN", "LOGIN"), implicit_tls=False):
         self.port = port
         self.unix_path = unix_path
         self.lmtp = lmtp
@@ -383,6 +389,11 @@ class SMTPPeer:
         self.enhancedstatuscodes = enhancedstatuscodes
         self.auth = dict(auth) if auth else None
         self.auth_after_tls = auth_after_tls
+        self.auth_mechanisms = tuple(auth_mechanisms)
+        self.implicit_tls = implicit_tls
+        if implicit_tls:
+            starttls = True
+            self.starttls = True
         self.require_tls = require_tls
         self.require_auth = require_auth
         self.strict = strict
@@ -659,8 +670,28 @@ class SMTPPeer:
         return re.sub(r"^(\d{3}) \d\.\d{1,3}\.\d{1,3} ", r"\1 ", code_text)
 
     # ---- the session ----
+    def _wrap_tls(self, conn):
+        """The TLS handshake on conn (the client starts it); _Closed if it fails."""
+        conn.sock.settimeout(15)
+        try:
+            sslsock = self.tls_context.wrap_socket(conn.sock, server_side=True,
+                                                   do_handshake_on_connect=False)
+            sslsock._peer_conn = conn
+            sslsock.do_handshake()
+        except (ssl.SSLError, OSError) as e:
+            conn.tls_error = repr(e)
+            conn.closed_by = "client"
+            raise _Closed()
+        conn.sock = sslsock
+        conn.tls = True
+        conn.tls_version = sslsock.version()
+        conn.tls_cipher = (sslsock.cipher() or (None,))[0]
+        conn.transcript.append(("C", b"<TLS handshake: %s>" % (conn.tls_version or "").encode()))
+
     def _session(self, conn):
         try:
+            if self.implicit_tls:
+                self._wrap_tls(conn)
             self._dialog(conn)
         except _Closed:
             pass
@@ -696,7 +727,7 @@ class SMTPPeer:
         if self.starttls and not conn.tls:
             lines.append("STARTTLS")
         if self._auth_offered(conn):
-            lines.append("AUTH PLAIN LOGIN")
+            lines.append("AUTH " + " ".join(self.auth_mechanisms))
         lines += self.extra_ehlo
         return "250 " + "\n".join(lines)
 
@@ -784,21 +815,7 @@ class SMTPPeer:
         # Bytes sent after STARTTLS and before the handshake must not be
         # taken as commands (RFC 3207 section 4.2 / command injection).
         conn.injected, conn.buf = conn.buf, b""
-        conn.sock.settimeout(15)
-        try:
-            sslsock = self.tls_context.wrap_socket(conn.sock, server_side=True,
-                                                   do_handshake_on_connect=False)
-            sslsock._peer_conn = conn
-            sslsock.do_handshake()
-        except (ssl.SSLError, OSError) as e:
-            conn.tls_error = repr(e)
-            conn.closed_by = "client"
-            raise _Closed()
-        conn.sock = sslsock
-        conn.tls = True
-        conn.tls_version = sslsock.version()
-        conn.tls_cipher = (sslsock.cipher() or (None,))[0]
-        conn.transcript.append(("C", b"<TLS handshake: %s>" % (conn.tls_version or "").encode()))
+        self._wrap_tls(conn)
         self._close_txn(txn, "starttls")
         conn.helo = conn.helo_verb = None
         conn.auth_user = None
@@ -819,6 +836,10 @@ class SMTPPeer:
             return txn
         mech, _, initial = arg.partition(" ")
         mech = mech.upper()
+        conn.auth_mech = mech
+        if mech not in self.auth_mechanisms:
+            self._send(conn, format_reply(self._enh("504 5.5.4 mechanism not offered")))
+            return txn
 
         def challenge(text):
             self._send(conn, b"334 " + base64.b64encode(text.encode()) + b"\r\n")

@@ -108,6 +108,17 @@ static void test_ehlo_keywords(void)
 	CHECK_INT(e.size, 0);
 	take(&e, "SIZE 12x");
 	CHECK_INT(e.size, 0);
+
+	memset(&e, 0, sizeof e);
+	take(&e, "AUTH CRAM-MD5 PLAINX");
+	CHECK(!e.auth_plain && !e.auth_login);
+	take(&e, "AUTHLOGIN");
+	CHECK(!e.auth_login);
+	take(&e, "auth  login  Plain");
+	CHECK(e.auth_plain && e.auth_login);
+	memset(&e, 0, sizeof e);
+	take(&e, "AUTH=LOGIN"); /* the pre-standard form some servers add: not counted */
+	CHECK(!e.auth_login);
 }
 
 int main(void)

@@ -1,0 +1,85 @@
+/*
+ * config_route.h - where mail for a domain goes: its MX hosts, a fixed
+ * SMTP relay (smarthost), or an LMTP server; with a TLS policy and, for a
+ * relay, credentials for AUTH.
+ *
+ * The same words serve three parameters:
+ *
+ *   smarthost      = [HOST]:PORT [tls=POLICY] [auth=FILE]
+ *   transport      = DOMAIN ROUTE [tls=POLICY] [auth=FILE]
+ *   local_delivery = maildir | lmtp:[HOST]:PORT | lmtp:unix:PATH
+ *
+ * ROUTE is "mx" (the domain's own MX hosts), "smtp:DEST" or "lmtp:DEST".
+ * DEST is "[HOST]:PORT" (HOST's addresses only) or "HOST:PORT" (HOST's MX
+ * hosts, SMTP only); the port may be left out. POLICY is may (STARTTLS
+ * when offered), required (STARTTLS or defer), implicit (TLS from the
+ * first byte, RFC 8314) or none. A route with auth= never sends the
+ * credentials without TLS.
+ */
+#ifndef TERN_CONFIG_ROUTE_H
+#define TERN_CONFIG_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum config_route_kind {
+	CONFIG_ROUTE_MX,      /* the recipient domain's MX hosts (RFC 5321 5.1) */
+	CONFIG_ROUTE_SMTP,    /* a fixed relay */
+	CONFIG_ROUTE_LMTP,    /* an LMTP server (RFC 2033) */
+	CONFIG_ROUTE_MAILDIR, /* local_delivery only: tern's own mailboxes */
+};
+
+enum config_tls_policy {
+	CONFIG_TLS_MAY,      /* STARTTLS when the peer offers it (RFC 7435) */
+	CONFIG_TLS_NONE,     /* never */
+	CONFIG_TLS_REQUIRED, /* STARTTLS or no delivery through this peer */
+	CONFIG_TLS_IMPLICIT, /* TLS from the start (RFC 8314) */
+};
+
+#define CONFIG_ROUTE_TEXT_MAX 1024
+
+struct config_route {
+	char *domain; /* transport: "example.com", or ".example.com" for its subdomains; else NULL */
+	enum config_route_kind kind;
+	char *host;        /* SMTP, LMTP over TCP: a name or an address, without brackets */
+	bool host_mx;      /* SMTP: HOST was written without brackets: deliver to its MX hosts */
+	char *socket_path; /* LMTP over a unix socket */
+	unsigned port;     /* 0: remote_port (MX), else the route's */
+	enum config_tls_policy tls;
+	char *auth_file; /* as written */
+	char *auth_user, *auth_password;
+	char *text;    /* the whole value as written, for logs and comparisons */
+	unsigned line; /* transport: the line it was given on, for messages */
+};
+
+/*
+ * config_route_parse - ROUTE [tls=POLICY] [auth=FILE] (s[0..len)) into
+ * out, reading the credentials file. bare_smtp: a DEST without "smtp:"
+ * means SMTP (smarthost); maildir: "maildir" is allowed (local_delivery).
+ * false with one message in err.
+ */
+bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir, struct config_route *out, char *err,
+                        size_t errlen);
+
+/* config_route_release - what config_route_parse allocated; out is zeroed. */
+void config_route_release(struct config_route *route);
+
+/* config_route_equal - the same value as written (credentials files are reread at every load). */
+bool config_route_equal(const struct config_route *a, const struct config_route *b);
+
+/*
+ * config_credentials_read - the first line of path that is neither blank
+ * nor a comment: "USER PASSWORD", the password being the rest of the line
+ * as it is. The file must not be readable by every user. false with
+ * "PATH:LINE: message" (or "PATH: message") in err.
+ */
+bool config_credentials_read(const char *path, char **user, char **password, char *err, size_t errlen);
+
+/*
+ * config_route_match - the route of routes[0..count) for domain (lower
+ * case): an exact DOMAIN first, then ".PARENT" entries from the nearest
+ * parent up; NULL if none.
+ */
+const struct config_route *config_route_match(const struct config_route *routes, size_t count, const char *domain);
+
+#endif
