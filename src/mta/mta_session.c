@@ -105,6 +105,8 @@ static void result_one(struct mta_session *s, size_t i, enum delivery_status sta
 	struct delivery_rcpt *r = &d->job->job->rcpts[d->rcpt_index[i]];
 	s->settled[i] = true;
 	r->status = status;
+	/* LMTP is final delivery; an SMTP peer offering DSN got NOTIFY and reports itself. */
+	r->success = s->lmtp ? SUCCESS_DELIVERED : s->ehlo.dsn ? SUCCESS_PASSED_ON : SUCCESS_RELAYED;
 	str_copy(r->error, sizeof r->error, why);
 	static const char *const kinds[] = {"delivered", "deferred", "bounced"};
 	char q[LOG_QUOTE_MAX];

@@ -75,6 +75,13 @@ enum delivery_status {
 	DELIVERY_PERMFAIL,
 };
 
+/* How a delivered recipient left tern, for RFC 3461 SUCCESS notices. */
+enum delivery_success {
+	SUCCESS_DELIVERED, /* final delivery: a Maildir, an LMTP server ("delivered") */
+	SUCCESS_RELAYED,   /* to an SMTP server that does not take DSN: tern reports "relayed" */
+	SUCCESS_PASSED_ON, /* to an SMTP server that took NOTIFY: it reports, not tern (RFC 3461 5.2.2) */
+};
+
 struct delivery_rcpt {
 	int64_t id;
 	char *address;
@@ -84,7 +91,8 @@ struct delivery_rcpt {
 	char *orcpt;      /* or NULL */
 	bool warned;      /* the sender was told of the delay already */
 	enum delivery_status status;
-	char error[160];
+	enum delivery_success success; /* with DELIVERY_OK */
+	char error[160];               /* the reason; with DELIVERY_OK the peer's reply, if any */
 };
 
 struct delivery_job {

@@ -51,7 +51,7 @@ static void bounce_route(const struct store_settings *settings, struct store_rea
 	str_copy(mailbox, size, n > 0 ? boxes[0] : settings->postmaster);
 }
 
-/* notification - a report of kind action for the given recipients of job. */
+/* notification - a report of kind action for the given recipients of job (DSN_DELIVERED: each delivered or relayed). */
 static struct store_message *notification(const struct store_settings *settings, struct store_reader *dir,
                                           const struct delivery_job *job, const struct delivery_rcpt *const *failed,
                                           size_t count, const char *original, size_t original_len, int64_t now_ms,
@@ -76,9 +76,15 @@ static struct store_message *notification(const struct store_settings *settings,
 			str_copy(status[i], DSN_STATUS_SIZE, "5.4.7");
 		if (action == DSN_DELAYED && status[i][0] != '4')
 			str_copy(status[i], DSN_STATUS_SIZE, "4.0.0");
+		enum dsn_action rcpt_action = action;
+		if (action == DSN_DELIVERED) {
+			str_copy(status[i], DSN_STATUS_SIZE, "2.0.0");
+			if (failed[i]->success == SUCCESS_RELAYED)
+				rcpt_action = DSN_RELAYED;
+		}
 		rcpts[i].address = failed[i]->address;
 		rcpts[i].orcpt = failed[i]->orcpt;
-		rcpts[i].action = action;
+		rcpts[i].action = rcpt_action;
 		if (action == DSN_DELAYED)
 			rcpts[i].retry_until_ms = job->arrival_ms + (int64_t)settings->max_queue_lifetime_ms;
 		rcpts[i].status = status[i];
@@ -99,7 +105,7 @@ static struct store_message *notification(const struct store_settings *settings,
 	        .qid = job->qid,
 	        .to = job->sender,
 	        .envid = job->envid,
-	        .headers_only = job->ret_hdrs || action == DSN_DELAYED,
+	        .headers_only = job->ret_hdrs || action != DSN_FAILED,
 	        .arrival_ms = job->arrival_ms,
 	        .now_ms = now_ms,
 	        .rcpts = rcpts,
@@ -140,4 +146,11 @@ struct store_message *delay_warning_message(const struct store_settings *setting
                                             size_t count, const char *original, size_t original_len, int64_t now_ms)
 {
 	return notification(settings, dir, job, delayed, count, original, original_len, now_ms, DSN_DELAYED);
+}
+
+struct store_message *success_message(const struct store_settings *settings, struct store_reader *dir,
+                                      const struct delivery_job *job, const struct delivery_rcpt *const *done,
+                                      size_t count, const char *original, size_t original_len, int64_t now_ms)
+{
+	return notification(settings, dir, job, done, count, original, original_len, now_ms, DSN_DELIVERED);
 }

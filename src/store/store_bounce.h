@@ -35,4 +35,13 @@ struct store_message *delay_warning_message(const struct store_settings *setting
                                             const struct delivery_job *job, const struct delivery_rcpt *const *delayed,
                                             size_t count, const char *original, size_t original_len, int64_t now_ms);
 
+/*
+ * success_message - the same for recipients delivered (or relayed to a
+ * server without DSN) that asked for it with NOTIFY=SUCCESS (RFC 3461):
+ * action "delivered" or "relayed", the header of the original only.
+ */
+struct store_message *success_message(const struct store_settings *settings, struct store_reader *dir,
+                                      const struct delivery_job *job, const struct delivery_rcpt *const *done,
+                                      size_t count, const char *original, size_t original_len, int64_t now_ms);
+
 #endif

@@ -19,6 +19,7 @@
  * A failed transaction fails every message in it (the sessions answer 451)
  * and keeps the delivery results for the next turn.
  */
+#include "msg/msg_dsn.h"
 #include "store/store.h"
 #include "store/store_bounce.h"
 
@@ -30,6 +31,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "msg/msg_dsn.h"
 #include "store/store_db.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
@@ -328,14 +330,22 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
  * hands it over), so a crash cannot lose it or send it twice.
  */
 static bool store_queue_bounce(struct store *s, const struct delivery_job *job, const struct delivery_rcpt **rcpts,
-                               size_t count, int64_t now, bool delayed)
+                               size_t count, int64_t now, enum dsn_action kind)
 {
+	static const char *const events[] = {
+	        [DSN_FAILED] = "bounce_queued",
+	        [DSN_DELAYED] = "delay_warning_queued",
+	        [DSN_DELIVERED] = "success_notice_queued",
+	};
 	sqlite3_bind_int64(s->message_body, 1, job->msg_id);
 	bool found = sqlite3_step(s->message_body) == SQLITE_ROW;
 	const char *original = found ? sqlite3_column_blob(s->message_body, 0) : NULL;
 	size_t original_len = found ? (size_t)sqlite3_column_bytes(s->message_body, 0) : 0;
 	struct store_message *notice =
-	        delayed ? delay_warning_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
+	        kind == DSN_DELAYED
+	                ? delay_warning_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
+	        : kind == DSN_DELIVERED
+	                ? success_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
 	                : bounce_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now);
 	sqlite3_reset(s->message_body);
 	if (!notice)
@@ -343,8 +353,8 @@ static bool store_queue_bounce(struct store *s, const struct delivery_job *job, 
 	int64_t msg_id, rcpt_id;
 	bool ok = store_insert_message(s, notice, &msg_id, &rcpt_id);
 	if (ok) {
-		log_info("event=%s qid=%s original=%s to=\"%s\" rcpts=%zu",
-		         delayed ? "delay_warning_queued" : "bounce_queued", notice->qid, job->qid, job->sender, count);
+		log_info("event=%s qid=%s original=%s to=\"%s\" rcpts=%zu", events[kind], notice->qid, job->qid,
+		         job->sender, count);
 		s->backlog = true;
 	}
 	store_message_free(notice);
@@ -354,8 +364,9 @@ static bool store_queue_bounce(struct store *s, const struct delivery_job *job, 
 static bool store_apply_job(struct store *s, const struct delivery_job *job, int64_t now)
 {
 	size_t n = job->rcpt_count ? job->rcpt_count : 1;
-	const struct delivery_rcpt **failed = xcalloc(n, sizeof *failed), **delayed = xcalloc(n, sizeof *delayed);
-	size_t failed_count = 0, delayed_count = 0;
+	const struct delivery_rcpt **failed = xcalloc(n, sizeof *failed), **delayed = xcalloc(n, sizeof *delayed),
+	                           **done = xcalloc(n, sizeof *done);
+	size_t failed_count = 0, delayed_count = 0, done_count = 0;
 	bool ok = true;
 	for (size_t i = 0; ok && i < job->rcpt_count; i++) {
 		bool bounced = false, warn = false;
@@ -366,13 +377,19 @@ static bool store_apply_job(struct store *s, const struct delivery_job *job, int
 			failed[failed_count++] = r;
 		if (warn && STORE_NOTIFY_WANTS(r->notify, STORE_NOTIFY_DELAY))
 			delayed[delayed_count++] = r;
+		if (r->status == DELIVERY_OK && r->success != SUCCESS_PASSED_ON &&
+		    STORE_NOTIFY_WANTS(r->notify, STORE_NOTIFY_SUCCESS))
+			done[done_count++] = r;
 	}
 	if (ok && failed_count > 0)
-		ok = store_queue_bounce(s, job, failed, failed_count, now, false);
+		ok = store_queue_bounce(s, job, failed, failed_count, now, DSN_FAILED);
 	if (ok && delayed_count > 0)
-		ok = store_queue_bounce(s, job, delayed, delayed_count, now, true);
+		ok = store_queue_bounce(s, job, delayed, delayed_count, now, DSN_DELAYED);
+	if (ok && done_count > 0)
+		ok = store_queue_bounce(s, job, done, done_count, now, DSN_DELIVERED);
 	free(failed);
 	free(delayed);
+	free(done);
 	if (!ok)
 		return false;
 	sqlite3_bind_int64(s->delete_message, 1, job->msg_id);

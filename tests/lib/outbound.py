@@ -55,8 +55,9 @@ def dot_stuff(content):
     return re.sub(rb"(?m)^\.", b"..", content)
 
 
-def inject(srv, rcpts, content=None, sender=SENDER, mail_params=""):
-    """Give tern one message on its mx listener; returns its reply to the data."""
+def inject(srv, rcpts, content=None, sender=SENDER, mail_params="", rcpt_params=""):
+    """Give tern one message on its mx listener; returns its reply to the data.
+    rcpt_params: RCPT parameters for every recipient, or {address: params}."""
     content = content if content is not None else make_message()
     with th.SMTPClient("127.0.0.1", srv.port) as c:
         c.expect(220)
@@ -64,7 +65,8 @@ def inject(srv, rcpts, content=None, sender=SENDER, mail_params=""):
         r = c.cmd("MAIL FROM:<%s>%s" % (sender, mail_params))
         assert r.code == 250, "MAIL: %r" % r
         for rcpt in rcpts:
-            r = c.cmd("RCPT TO:<%s>" % rcpt)
+            params = rcpt_params.get(rcpt, "") if isinstance(rcpt_params, dict) else rcpt_params
+            r = c.cmd("RCPT TO:<%s>%s" % (rcpt, params))
             assert r.code == 250, "RCPT %s: %r" % (rcpt, r)
         assert c.cmd("DATA").code == 354
         c.send(dot_stuff(content) + b".\r\n")
