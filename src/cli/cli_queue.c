@@ -1,6 +1,10 @@
 /*
- * cli_queue.c - `tern queue list|show`: what is waiting in the queue, as a
- * table for people (in the manner of mailq) or as JSON for programs.
+ * cli_queue.c - `tern queue ...`: what is waiting in the queue, as a table
+ * for people (in the manner of mailq) or as JSON for programs, and what an
+ * operator does to it: flush, retry, hold, release, delete. The actions go
+ * through the database (store_queue.c), so they work whether or not the
+ * server runs; a running server acts on them within a second and logs them
+ * with the user who ran the command.
  *
  * Everything printed comes from the database and may hold bytes a peer
  * chose (senders, recipients, error texts), so nothing is printed raw: the
@@ -13,10 +17,13 @@
 #include "cli/cli.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli_util.h"
 #include "smtp/smtp_address.h"
@@ -73,10 +80,16 @@ static void queue_table_rcpt(const struct store_queue_rcpt *r)
 		printf(", next %s", queue_time(when, r->next_attempt_ms));
 	}
 	putchar('\n');
-	if (r->last_error) {
+	if (r->last_error && r->history_count == 0) {
 		fputs("        (", stdout);
 		queue_safe(r->last_error);
 		fputs(")\n", stdout);
+	}
+	for (size_t i = 0; i < r->history_count; i++) {
+		char when[QUEUE_TIME_MAX];
+		printf("        %s %s: ", queue_time(when, r->history[i].at_ms), r->history[i].outcome);
+		queue_safe(r->history[i].reply);
+		putchar('\n');
 	}
 }
 
@@ -133,6 +146,18 @@ static void queue_json_rcpt(const struct store_queue_rcpt *r)
 		queue_json_string(r->last_error);
 	else
 		fputs("null", stdout);
+	if (r->history) {
+		fputs(",\"attempts_failed\":[", stdout);
+		for (size_t i = 0; i < r->history_count; i++) {
+			char when[QUEUE_TIME_MAX];
+			printf("%s{\"at\":\"%s\",\"outcome\":", i ? "," : "", queue_time(when, r->history[i].at_ms));
+			queue_json_string(r->history[i].outcome);
+			fputs(",\"reply\":", stdout);
+			queue_json_string(r->history[i].reply);
+			putchar('}');
+		}
+		putchar(']');
+	}
 	putchar('}');
 }
 
@@ -182,11 +207,11 @@ static void queue_list_end(const struct queue_totals *totals)
 		       totals->messages == 1 ? "" : "s", totals->bytes, totals->rcpts, totals->rcpts == 1 ? "" : "s");
 }
 
-static int queue_list(struct store_admin *admin, bool json)
+static int queue_list(struct store_admin *admin, bool json, const struct store_queue_filter *filter)
 {
 	struct queue_totals totals = {.json = json};
 	char err[512];
-	if (!store_queue_each(admin, queue_print, &totals, err, sizeof err))
+	if (!store_queue_each(admin, filter, queue_print, &totals, err, sizeof err))
 		return cli_fail("%s", err);
 	queue_list_end(&totals);
 	return cli_flush(CLI_OK);
@@ -205,9 +230,9 @@ static void queue_show_one(void *ctx, const struct store_queue_entry *entry)
 	}
 }
 
-static int queue_show(struct store_admin *admin, const char *arg, bool json)
+/* queue_id - arg as a queue id: ids are Crockford base32, so a well-formed one is taken in either case. */
+static char *queue_id(const char *arg)
 {
-	/* Queue ids are Crockford base32: take a well-formed one in either case. */
 	char *qid = str_dup(arg);
 	for (char *p = qid; *p; p++)
 		*p = (char)toupper((unsigned char)*p);
@@ -215,10 +240,129 @@ static int queue_show(struct store_admin *admin, const char *arg, bool json)
 		free(qid);
 		qid = str_dup(arg);
 	}
+	return qid;
+}
+
+static int queue_show(struct store_admin *admin, const char *arg, bool json)
+{
+	char *qid = queue_id(arg);
 	char err[512];
 	bool found = store_queue_show(admin, qid, queue_show_one, &json, err, sizeof err);
 	free(qid);
 	return found ? cli_flush(CLI_OK) : cli_fail("%s", err);
+}
+
+/* ---- Actions ---- */
+
+static const struct {
+	const char *verb;
+	enum store_queue_action action;
+	const char *done; /* what happened to the recipients */
+} queue_verbs[] = {
+        {"flush", QUEUE_FLUSH, "due now"},   {"retry", QUEUE_RETRY, "due now, backoff restarted"},
+        {"hold", QUEUE_HOLD, "held"},        {"release", QUEUE_RELEASE, "released, due now"},
+        {"delete", QUEUE_DELETE, "deleted"},
+};
+
+#define QUEUE_VERB_COUNT (sizeof queue_verbs / sizeof queue_verbs[0])
+
+static int queue_verb(const char *word)
+{
+	for (size_t i = 0; i < QUEUE_VERB_COUNT; i++)
+		if (strcmp(queue_verbs[i].verb, word) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* queue_who - the user running the command, and who became them through sudo, for the record. */
+static void queue_who(char *out, size_t size)
+{
+	struct passwd *pw = getpwuid(getuid());
+	char name[64];
+	if (pw)
+		str_copy(name, sizeof name, pw->pw_name);
+	else
+		str_format(name, sizeof name, "uid %u", (unsigned)getuid());
+	const char *sudo = getuid() == 0 ? getenv("SUDO_USER") : NULL;
+	if (sudo && *sudo)
+		str_format(out, size, "%s (sudo from %.64s)", name, sudo);
+	else
+		str_copy(out, size, name);
+}
+
+static int queue_act(struct store_admin *admin, const char *verb, const char *arg)
+{
+	int v = queue_verb(verb);
+	char *target = arg ? queue_id(arg) : NULL;
+	if (target && !id_valid(target)) {
+		/* Not a queue id: for flush, a domain. */
+		for (char *p = target; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	}
+	char who[160], err[512];
+	size_t count = 0;
+	queue_who(who, sizeof who);
+	bool ok = store_queue_act(admin, queue_verbs[v].action, target, who, &count, err, sizeof err);
+	if (ok)
+		printf("%s: %zu recipient%s %s\n", target ? target : "all deferred mail", count, count == 1 ? "" : "s",
+		       queue_verbs[v].done);
+	free(target);
+	return ok ? cli_flush(CLI_OK) : cli_fail("%s", err);
+}
+
+/* ---- Arguments ---- */
+
+/* queue_age - "90s", "30m", "4h", "2d" or seconds, as milliseconds; false if not one of those. */
+static bool queue_age(const char *s, int64_t *ms)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(s, &end, 10);
+	if (end == s || errno || n > 100000000ull || !isdigit((unsigned char)s[0]))
+		return false;
+	static const struct {
+		char unit;
+		int64_t ms;
+	} units[] = {{'\0', 1000}, {'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (end[0] == units[i].unit && (end[0] == '\0' || end[1] == '\0')) {
+			*ms = (int64_t)n * units[i].ms;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* queue_filter_take - the list options into filter; false after a message. */
+static bool queue_filter_take(int *argc, char **argv, struct store_queue_filter *filter, char *domain, size_t size)
+{
+	static const char *const states[] = {"queued", "deferred", "held", "bounced"};
+	const char *state = NULL, *dom = NULL, *older = NULL, *newer = NULL;
+	if (cli_take_option(argc, argv, "--state", &state) < 0 || cli_take_option(argc, argv, "--domain", &dom) < 0 ||
+	    cli_take_option(argc, argv, "--older-than", &older) < 0 ||
+	    cli_take_option(argc, argv, "--newer-than", &newer) < 0)
+		return false;
+	for (size_t i = 0; state && i < sizeof states / sizeof states[0]; i++)
+		if (strcmp(state, states[i]) == 0)
+			filter->state = states[i];
+	if (state && !filter->state) {
+		cli_fail("--state takes queued, deferred, held or bounced");
+		return false;
+	}
+	if (dom) {
+		if (!str_copy(domain, size, dom)) {
+			cli_fail("--domain: too long");
+			return false;
+		}
+		str_lower(domain);
+		filter->domain = domain;
+	}
+	if ((older && !queue_age(older, &filter->older_than_ms)) ||
+	    (newer && !queue_age(newer, &filter->newer_than_ms))) {
+		cli_fail("--older-than and --newer-than take an age: 90s, 30m, 4h, 2d");
+		return false;
+	}
+	return true;
 }
 
 /* queue_args_ok - the verb is known and has its arguments. */
@@ -228,23 +372,37 @@ static bool queue_args_ok(int argc, char **argv)
 		return false;
 	if (strcmp(argv[0], "list") == 0)
 		return argc == 1;
-	return strcmp(argv[0], "show") == 0 && argc == 2;
+	if (strcmp(argv[0], "show") == 0)
+		return argc == 2;
+	if (strcmp(argv[0], "flush") == 0)
+		return argc <= 2;
+	return queue_verb(argv[0]) >= 0 && argc == 2;
 }
 
 int cli_queue(int argc, char **argv, const char *config_path)
 {
 	bool json = cli_take_flag(&argc, argv, "--json");
+	struct store_queue_filter filter = {0};
+	char domain[256];
+	if (!queue_filter_take(&argc, argv, &filter, domain, sizeof domain))
+		return CLI_USAGE;
 	if (cli_unknown_option(argc, argv) || !queue_args_ok(argc, argv))
+		return cli_usage("queue");
+	bool listing = strcmp(argv[0], "list") == 0;
+	if ((!listing && (filter.state || filter.domain || filter.older_than_ms || filter.newer_than_ms)) ||
+	    (json && !listing && strcmp(argv[0], "show") != 0))
 		return cli_usage("queue");
 	struct config *config = config_load(config_path, stderr);
 	if (!config)
 		return CLI_FAIL;
 	struct store_admin *admin = cli_admin_open(config);
 	int rc = CLI_FAIL;
-	if (admin && strcmp(argv[0], "list") == 0)
-		rc = queue_list(admin, json);
-	else if (admin)
+	if (admin && listing)
+		rc = queue_list(admin, json, &filter);
+	else if (admin && strcmp(argv[0], "show") == 0)
 		rc = queue_show(admin, argv[1], json);
+	else if (admin)
+		rc = queue_act(admin, argv[0], argc == 2 ? argv[1] : NULL);
 	store_admin_close(admin);
 	config_unref(config);
 	return rc;

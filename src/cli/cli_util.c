@@ -36,8 +36,11 @@ static const struct {
         {"alias", "[-c FILE] alias add ALIAS TARGET [TARGET...]"},
         {"alias", "[-c FILE] alias del ALIAS"},
         {"alias", "[-c FILE] alias list"},
-        {"queue", "[-c FILE] queue list [--json]"},
+        {"queue", "[-c FILE] queue list [--json] [--state STATE] [--domain DOMAIN] [--older-than AGE] "
+                  "[--newer-than AGE]"},
         {"queue", "[-c FILE] queue show ID [--json]"},
+        {"queue", "[-c FILE] queue flush [ID|DOMAIN]"},
+        {"queue", "[-c FILE] queue retry|hold|release|delete ID"},
 };
 
 #define CLI_USAGE_COUNT (sizeof cli_usages / sizeof cli_usages[0])
@@ -91,6 +94,27 @@ bool cli_take_flag(int *argc, char **argv, const char *flag)
 	if (*argc > 0)
 		*argc = kept;
 	return seen;
+}
+
+int cli_take_option(int *argc, char **argv, const char *option, const char **value)
+{
+	int found = 0;
+	int kept = 1;
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], option) != 0) {
+			argv[kept++] = argv[i];
+			continue;
+		}
+		if (i + 1 >= *argc || found) {
+			cli_fail(found ? "%s given twice" : "%s needs a value", option);
+			return -1;
+		}
+		*value = argv[++i];
+		found = 1;
+	}
+	if (*argc > 0)
+		*argc = kept;
+	return found;
 }
 
 bool cli_unknown_option(int argc, char **argv)

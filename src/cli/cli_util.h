@@ -28,6 +28,9 @@ int cli_flush(int rc);
 /* cli_take_flag - remove every argv[1..] equal to flag, shifting the rest; true if one was there. */
 bool cli_take_flag(int *argc, char **argv, const char *flag);
 
+/* cli_take_option - remove "option VALUE" from argv[1..]: 1 (value set), 0 (absent), -1 (after a message). */
+int cli_take_option(int *argc, char **argv, const char *option, const char **value);
+
 /* cli_unknown_option - true (after a message) if argv[1..] still holds a "--..." word. */
 bool cli_unknown_option(int argc, char **argv);
 

@@ -1,6 +1,6 @@
 /*
  * store_admin.c - the command line's view of the database: users, aliases,
- * and a read-only look at the queue (see store_admin.h).
+ * and the queue (store_queue.c; see store_admin.h).
  *
  * Each struct store_admin owns one connection of its own, opened as a
  * writer (it creates and migrates the file like the server does), so the
@@ -17,6 +17,7 @@
  * buffer and the function returns false.
  */
 #include "store/store_admin.h"
+#include "store/store_admin_private.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,21 +25,6 @@
 #include "store/store_db.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
-
-struct store_admin {
-	sqlite3 *db;
-};
-
-/* Strings of one queued recipient, owned while the callback runs. */
-struct admin_rcpt_strings {
-	char *address, *mailbox, *state, *last_error;
-};
-
-struct admin_rcpts {
-	struct store_queue_rcpt *rcpts;
-	struct admin_rcpt_strings *owned;
-	size_t count, cap;
-};
 
 struct store_admin *store_admin_open(const char *data_dir, char *err, size_t errlen)
 {
@@ -60,13 +46,13 @@ void store_admin_close(struct store_admin *admin)
 
 /* ---- Helpers ---- */
 
-static bool admin_db_error(struct store_admin *admin, char *err, size_t errlen)
+bool admin_db_error(struct store_admin *admin, char *err, size_t errlen)
 {
 	str_format(err, errlen, "database error: %s", sqlite3_errmsg(admin->db));
 	return false;
 }
 
-static bool admin_exec(struct store_admin *admin, const char *sql, char *err, size_t errlen)
+bool admin_exec(struct store_admin *admin, const char *sql, char *err, size_t errlen)
 {
 	if (sqlite3_exec(admin->db, sql, NULL, NULL, NULL) == SQLITE_OK)
 		return true;
@@ -74,7 +60,7 @@ static bool admin_exec(struct store_admin *admin, const char *sql, char *err, si
 }
 
 /* admin_end - COMMIT if ok, else ROLLBACK (keeping the first error). */
-static bool admin_end(struct store_admin *admin, bool ok, char *err, size_t errlen)
+bool admin_end(struct store_admin *admin, bool ok, char *err, size_t errlen)
 {
 	if (ok && admin_exec(admin, "COMMIT", err, errlen))
 		return true;
@@ -93,7 +79,7 @@ static int admin_lookup(struct store_admin *admin, const char *sql, const char *
 }
 
 /* admin_finish - step a write statement, finalize it: rows changed, or -1. */
-static int admin_finish(struct store_admin *admin, sqlite3_stmt *stmt)
+int admin_finish(struct store_admin *admin, sqlite3_stmt *stmt)
 {
 	int rc = sqlite3_step(stmt);
 	sqlite3_finalize(stmt);
@@ -258,141 +244,4 @@ bool store_alias_each(struct store_admin *admin, store_alias_fn *fn, void *ctx, 
 		fn(ctx, (const char *)sqlite3_column_text(stmt, 0), (const char *)sqlite3_column_text(stmt, 1));
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_DONE || admin_db_error(admin, err, errlen);
-}
-
-/* ---- The queue ---- */
-
-static char *admin_column_dup(sqlite3_stmt *stmt, int col)
-{
-	const char *s = (const char *)sqlite3_column_text(stmt, col);
-	return s ? str_dup(s) : NULL;
-}
-
-static void admin_rcpts_clear(struct admin_rcpts *list)
-{
-	for (size_t i = 0; i < list->count; i++) {
-		struct admin_rcpt_strings *s = &list->owned[i];
-		free(s->address);
-		free(s->mailbox);
-		free(s->state);
-		free(s->last_error);
-	}
-	list->count = 0;
-}
-
-static void admin_rcpts_free(struct admin_rcpts *list)
-{
-	admin_rcpts_clear(list);
-	free(list->rcpts);
-	free(list->owned);
-}
-
-/* admin_rcpts_push - copy the current recipient row into the list. */
-static void admin_rcpts_push(struct admin_rcpts *list, sqlite3_stmt *stmt)
-{
-	if (list->count == list->cap) {
-		list->cap = list->cap ? list->cap * 2 : 8;
-		list->rcpts = xrealloc(list->rcpts, list->cap * sizeof *list->rcpts);
-		list->owned = xrealloc(list->owned, list->cap * sizeof *list->owned);
-	}
-	struct admin_rcpt_strings *s = &list->owned[list->count];
-	s->address = admin_column_dup(stmt, 1);
-	s->mailbox = admin_column_dup(stmt, 2);
-	s->state = admin_column_dup(stmt, 3);
-	s->last_error = admin_column_dup(stmt, 6);
-	list->rcpts[list->count] = (struct store_queue_rcpt){
-	        .id = sqlite3_column_int64(stmt, 0),
-	        .address = s->address ? s->address : "",
-	        .mailbox = s->mailbox ? s->mailbox : "",
-	        .state = s->state ? s->state : "",
-	        .attempts = sqlite3_column_int64(stmt, 4),
-	        .next_attempt_ms = sqlite3_column_int64(stmt, 5),
-	        .last_error = s->last_error,
-	};
-	list->count++;
-}
-
-/* admin_rcpts_load - every recipient of message msg_id, in id order. */
-static bool admin_rcpts_load(sqlite3_stmt *stmt, int64_t msg_id, struct admin_rcpts *list)
-{
-	admin_rcpts_clear(list);
-	sqlite3_bind_int64(stmt, 1, msg_id);
-	int rc;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		admin_rcpts_push(list, stmt);
-	sqlite3_reset(stmt);
-	return rc == SQLITE_DONE;
-}
-
-/*
- * admin_queue_walk - call fn for each row of messages (bound to qid when it
- * is not NULL) with its recipients; *found counts the messages.
- */
-static bool admin_queue_walk(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx, size_t *found)
-{
-	sqlite3_stmt *msgs = store_db_prepare(admin->db, qid ? "SELECT id, qid, sender, arrival_ms, size"
-	                                                       " FROM messages WHERE qid=?"
-	                                                     : "SELECT id, qid, sender, arrival_ms, size"
-	                                                       " FROM messages ORDER BY arrival_ms, id");
-	sqlite3_stmt *rcpts = store_db_prepare(admin->db, "SELECT id, address, mailbox, state, attempts,"
-	                                                  " next_attempt_ms, last_error FROM recipients"
-	                                                  " WHERE msg_id=? ORDER BY id");
-	if (qid)
-		sqlite3_bind_text(msgs, 1, qid, -1, SQLITE_STATIC);
-	struct admin_rcpts list = {0};
-	bool ok = true;
-	int rc = SQLITE_DONE;
-	while (ok && (rc = sqlite3_step(msgs)) == SQLITE_ROW) {
-		ok = admin_rcpts_load(rcpts, sqlite3_column_int64(msgs, 0), &list);
-		const char *id = (const char *)sqlite3_column_text(msgs, 1);
-		const char *sender = (const char *)sqlite3_column_text(msgs, 2);
-		struct store_queue_entry entry = {
-		        .qid = id ? id : "",
-		        .sender = sender ? sender : "",
-		        .arrival_ms = sqlite3_column_int64(msgs, 3),
-		        .size = sqlite3_column_int64(msgs, 4),
-		        .rcpts = list.rcpts,
-		        .rcpt_count = list.count,
-		};
-		if (ok) {
-			fn(ctx, &entry);
-			(*found)++;
-		}
-	}
-	ok = ok && rc == SQLITE_DONE;
-	admin_rcpts_free(&list);
-	sqlite3_finalize(rcpts);
-	sqlite3_finalize(msgs);
-	return ok;
-}
-
-/* admin_queue_read - admin_queue_walk inside one read transaction. */
-static bool admin_queue_read(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx, size_t *found,
-                             char *err, size_t errlen)
-{
-	if (!admin_exec(admin, "BEGIN", err, errlen))
-		return false;
-	bool ok = admin_queue_walk(admin, qid, fn, ctx, found);
-	if (!ok)
-		admin_db_error(admin, err, errlen);
-	return admin_end(admin, ok, err, errlen);
-}
-
-bool store_queue_each(struct store_admin *admin, store_queue_fn *fn, void *ctx, char *err, size_t errlen)
-{
-	size_t found = 0;
-	return admin_queue_read(admin, NULL, fn, ctx, &found, err, errlen);
-}
-
-bool store_queue_show(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx, char *err,
-                      size_t errlen)
-{
-	size_t found = 0;
-	if (!admin_queue_read(admin, qid, fn, ctx, &found, err, errlen))
-		return false;
-	if (found == 0) {
-		str_format(err, errlen, "no message %s in the queue", qid);
-		return false;
-	}
-	return true;
 }

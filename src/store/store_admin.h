@@ -53,15 +53,24 @@ bool store_alias_del(struct store_admin *admin, const char *address, char *err, 
 typedef void store_alias_fn(void *ctx, const char *address, const char *targets);
 bool store_alias_each(struct store_admin *admin, store_alias_fn *fn, void *ctx, char *err, size_t errlen);
 
-/* The queue. */
+/* The queue (store_queue.c). */
+
+struct store_queue_attempt {
+	int64_t at_ms;
+	const char *outcome; /* deferred, bounced */
+	const char *reply;   /* the peer's reply or tern's reason */
+};
+
 struct store_queue_rcpt {
 	int64_t id;
 	const char *address;
 	const char *mailbox;
-	const char *state; /* queued, deferred, bounced */
+	const char *state; /* queued, deferred, held, bounced */
 	int64_t attempts;
-	int64_t next_attempt_ms; /* 0 when not deferred */
-	const char *last_error;  /* NULL when none */
+	int64_t next_attempt_ms;                   /* 0 when not deferred */
+	const char *last_error;                    /* NULL when none */
+	const struct store_queue_attempt *history; /* store_queue_show only: the failed attempts, oldest first */
+	size_t history_count;
 };
 
 struct store_queue_entry {
@@ -73,13 +82,43 @@ struct store_queue_entry {
 	size_t rcpt_count;
 };
 
-/* store_queue_each - every message still in the queue, oldest first. Pointers
- * are valid only during the call. */
-typedef void store_queue_fn(void *ctx, const struct store_queue_entry *entry);
-bool store_queue_each(struct store_admin *admin, store_queue_fn *fn, void *ctx, char *err, size_t errlen);
+/* What store_queue_each lists: every field left zero or NULL lets everything through. */
+struct store_queue_filter {
+	const char *state;     /* recipients in this state */
+	const char *domain;    /* recipients in this domain (lower case) */
+	int64_t older_than_ms; /* messages that arrived at least this long ago */
+	int64_t newer_than_ms; /* messages that arrived less than this long ago */
+};
 
-/* store_queue_show - one message by queue id; false with err "no message X". */
+/* store_queue_each - every message with a recipient that passes filter (only
+ * those recipients shown), oldest first. Pointers are valid only during the call. */
+typedef void store_queue_fn(void *ctx, const struct store_queue_entry *entry);
+bool store_queue_each(struct store_admin *admin, const struct store_queue_filter *filter, store_queue_fn *fn, void *ctx,
+                      char *err, size_t errlen);
+
+/* store_queue_show - one message by queue id, with each recipient's failed attempts; false with err "no message X". */
 bool store_queue_show(struct store_admin *admin, const char *qid, store_queue_fn *fn, void *ctx, char *err,
                       size_t errlen);
+
+/*
+ * What an operator can do to waiting mail. The server notices the change
+ * within a second (the store thread watches the database) and acts on it;
+ * each action is recorded with who did it, and the server logs it.
+ *
+ *   FLUSH    deferred recipients (of a message, of a domain, or all) are due now
+ *   RETRY    deferred and bounced recipients of a message are due now, backoff restarted
+ *   HOLD     queued and deferred recipients of a message wait until released
+ *   RELEASE  held recipients of a message are due now
+ *   DELETE   the message and all its recipients go, with no bounce
+ */
+enum store_queue_action { QUEUE_FLUSH, QUEUE_RETRY, QUEUE_HOLD, QUEUE_RELEASE, QUEUE_DELETE };
+
+/* store_queue_act - action on target (a queue id; for FLUSH also a domain, or NULL for all), by who.
+ * *count: the recipients it changed. false with err when the target is not in the queue or on error. */
+bool store_queue_act(struct store_admin *admin, enum store_queue_action action, const char *target, const char *who,
+                     size_t *count, char *err, size_t errlen);
+
+/* store_queue_action_name - "flush", "retry", ... */
+const char *store_queue_action_name(enum store_queue_action action);
 
 #endif

@@ -63,6 +63,26 @@ static const char schema_v3[] = "ALTER TABLE messages ADD COLUMN ret_hdrs INTEGE
                                 "ALTER TABLE recipients ADD COLUMN orcpt TEXT;"
                                 "ALTER TABLE recipients ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 4: queue control. Every failed attempt with its reply (kept until the
+ * message goes), and the operators' actions, which the server logs. A
+ * recipient may now also be 'held'. */
+static const char schema_v4[] = "CREATE TABLE attempts ("
+                                " msg_id INTEGER NOT NULL,"
+                                " rcpt_id INTEGER NOT NULL,"
+                                " at_ms INTEGER NOT NULL,"
+                                " outcome TEXT NOT NULL,"
+                                " reply TEXT NOT NULL);"
+                                "CREATE INDEX attempts_msg ON attempts(msg_id);"
+                                "CREATE TRIGGER attempts_gone AFTER DELETE ON messages"
+                                " BEGIN DELETE FROM attempts WHERE msg_id=OLD.id; END;"
+                                "CREATE TABLE queue_log ("
+                                " id INTEGER PRIMARY KEY,"
+                                " at_ms INTEGER NOT NULL,"
+                                " who TEXT NOT NULL,"
+                                " action TEXT NOT NULL,"
+                                " target TEXT NOT NULL,"
+                                " rcpts INTEGER NOT NULL);";
+
 bool store_db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
@@ -111,6 +131,8 @@ static bool store_db_migrate(sqlite3 *db, char *err, size_t errlen)
 		ok = store_db_exec(db, schema_v2);
 	if (ok && version < 3)
 		ok = store_db_exec(db, schema_v3);
+	if (ok && version < 4)
+		ok = store_db_exec(db, schema_v4);
 	if (ok && version < STORE_SCHEMA_VERSION) {
 		char sql[64];
 		str_format(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);

@@ -70,10 +70,12 @@ struct store {
 	int64_t next_retry_ms;
 	uint64_t rng;
 	uint64_t jitter_key;      /* random per process: retry times are not predictable from outside */
+	int64_t seen_version;     /* PRAGMA data_version last seen: others' commits change it */
+	int64_t seen_action;      /* the last queue_log row logged */
 	struct store_reader *dir; /* directory lookups for bounces */
 	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
 	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry,
-	        *message_body;
+	        *message_body, *insert_attempt, *data_version, *new_actions;
 };
 
 void store_message_free(struct store_message *msg)
@@ -123,7 +125,9 @@ static void store_prepare_all(struct store *s)
 	s->insert_rcpt = store_db_prepare(
 	        db, "INSERT INTO recipients(msg_id, address, mailbox, notify, orcpt) VALUES(?,?,?,?,?)");
 	s->delete_rcpt = store_db_prepare(db, "DELETE FROM recipients WHERE id=?");
-	s->defer_rcpt = store_db_prepare(db, "UPDATE recipients SET state='deferred', attempts=attempts+1,"
+	/* A recipient an operator held while an attempt was under way stays held. */
+	s->defer_rcpt = store_db_prepare(db, "UPDATE recipients SET state=CASE state WHEN 'held' THEN 'held'"
+	                                     " ELSE 'deferred' END, attempts=attempts+1,"
 	                                     " next_attempt_ms=?, last_error=?, warned=warned OR ? WHERE id=?");
 	s->fail_rcpt = store_db_prepare(db, "UPDATE recipients SET state='bounced', attempts=attempts+1,"
 	                                    " last_error=? WHERE id=?");
@@ -143,13 +147,20 @@ static void store_prepare_all(struct store *s)
 	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
 	s->min_retry = store_db_prepare(db, "SELECT MIN(next_attempt_ms) FROM recipients WHERE state='deferred'");
 	s->message_body = store_db_prepare(db, "SELECT body FROM messages WHERE id=?");
+	s->insert_attempt = store_db_prepare(db, "INSERT INTO attempts(msg_id, rcpt_id, at_ms, outcome, reply)"
+	                                         " VALUES(?,?,?,?,?)");
+	s->data_version = store_db_prepare(db, "PRAGMA data_version");
+	s->new_actions = store_db_prepare(db, "SELECT id, who, action, target, rcpts FROM queue_log WHERE id>?"
+	                                      " ORDER BY id");
 }
 
 static void store_finalize_all(struct store *s)
 {
-	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,      s->delete_rcpt, s->defer_rcpt,   s->fail_rcpt,
-	                       s->delete_message, s->backlog_messages, s->message_row, s->queued_rcpts, s->rcpt_row,
-	                       s->due_rcpts,      s->requeue_rcpt,     s->min_retry,   s->message_body};
+	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,    s->delete_rcpt,      s->defer_rcpt,
+	                       s->fail_rcpt,      s->delete_message, s->backlog_messages, s->message_row,
+	                       s->queued_rcpts,   s->rcpt_row,       s->due_rcpts,        s->requeue_rcpt,
+	                       s->min_retry,      s->message_body,   s->insert_attempt,   s->data_version,
+	                       s->new_actions};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 }
@@ -292,10 +303,27 @@ static int64_t store_backoff_ms(struct store *s, int64_t msg_id, int64_t attempt
 	return (int64_t)(delay - delay / 4 + jitter);
 }
 
+/* store_note_attempt - a failed attempt and its reply, for `tern queue show`. */
+static bool store_note_attempt(struct store *s, const struct delivery_job *job, const struct delivery_rcpt *r,
+                               int64_t now, const char *outcome)
+{
+	sqlite3_bind_int64(s->insert_attempt, 1, job->msg_id);
+	sqlite3_bind_int64(s->insert_attempt, 2, r->id);
+	sqlite3_bind_int64(s->insert_attempt, 3, now);
+	sqlite3_bind_text(s->insert_attempt, 4, outcome, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->insert_attempt, 5, r->error, -1, SQLITE_STATIC);
+	return store_step_done(s, s->insert_attempt);
+}
+
+/*
+ * store_apply_rcpt - write one recipient's result. *bounced and *warned say
+ * whether a bounce or a delay warning is owed; neither is when the
+ * recipient is gone (an operator deleted the message during the attempt).
+ */
 static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, const struct delivery_rcpt *r,
                              int64_t now, bool *bounced, bool *warned)
 {
-	*warned = false;
+	*bounced = *warned = false;
 	if (r->status == DELIVERY_OK) {
 		sqlite3_bind_int64(s->delete_rcpt, 1, r->id);
 		return store_step_done(s, s->delete_rcpt);
@@ -304,24 +332,32 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 	if (r->status == DELIVERY_PERMFAIL || expired) {
 		sqlite3_bind_text(s->fail_rcpt, 1, r->error, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s->fail_rcpt, 2, r->id);
+		if (!store_step_done(s, s->fail_rcpt))
+			return false;
+		if (sqlite3_changes(s->db) == 0)
+			return true;
 		log_warning("event=%s qid=%s rcpt_id=%lld error=\"%s\"", expired ? "expired" : "failed", job->qid,
 		            (long long)r->id, r->error);
 		*bounced = true;
-		return store_step_done(s, s->fail_rcpt);
+		return store_note_attempt(s, job, r, now, "bounced");
 	}
 	int64_t next = now + store_backoff_ms(s, job->msg_id, r->attempts + 1);
-	if (next < s->next_retry_ms)
-		s->next_retry_ms = next;
 	bool warn = !r->warned && s->settings.delay_warning_ms > 0 &&
 	            now - job->arrival_ms >= (int64_t)s->settings.delay_warning_ms;
-	*warned = warn;
 	sqlite3_bind_int64(s->defer_rcpt, 1, next);
 	sqlite3_bind_text(s->defer_rcpt, 2, r->error, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s->defer_rcpt, 3, warn);
 	sqlite3_bind_int64(s->defer_rcpt, 4, r->id);
+	if (!store_step_done(s, s->defer_rcpt))
+		return false;
+	if (sqlite3_changes(s->db) == 0)
+		return true;
+	if (next < s->next_retry_ms)
+		s->next_retry_ms = next;
+	*warned = warn;
 	log_info("event=deferred qid=%s rcpt_id=%lld attempts=%lld retry_in_s=%lld error=\"%s\"", job->qid,
 	         (long long)r->id, (long long)r->attempts + 1, (long long)(next - now) / 1000, r->error);
-	return store_step_done(s, s->defer_rcpt);
+	return store_note_attempt(s, job, r, now, "deferred");
 }
 
 /*
@@ -620,6 +656,63 @@ static void store_retry_due(struct store *s, int64_t now)
 	store_refresh_next_retry(s);
 }
 
+/* ---- Operators' actions (tern queue ...) ---- */
+
+/* store_db_changed - has another connection committed since the last look? */
+static bool store_db_changed(struct store *s)
+{
+	bool changed = false;
+	if (sqlite3_step(s->data_version) == SQLITE_ROW) {
+		int64_t version = sqlite3_column_int64(s->data_version, 0);
+		changed = version != s->seen_version;
+		s->seen_version = version;
+	}
+	sqlite3_reset(s->data_version);
+	return changed;
+}
+
+/* store_log_actions - the queue_log rows written since the last look, into the log. */
+static void store_log_actions(struct store *s)
+{
+	char who[LOG_QUOTE_MAX], target[LOG_QUOTE_MAX];
+	sqlite3_bind_int64(s->new_actions, 1, s->seen_action);
+	while (sqlite3_step(s->new_actions) == SQLITE_ROW) {
+		s->seen_action = sqlite3_column_int64(s->new_actions, 0);
+		const char *by = (const char *)sqlite3_column_text(s->new_actions, 1);
+		const char *action = (const char *)sqlite3_column_text(s->new_actions, 2);
+		const char *what = (const char *)sqlite3_column_text(s->new_actions, 3);
+		log_info("event=queue_command by=%s action=%s target=%s rcpts=%lld",
+		         log_quote(who, sizeof who, by ? by : "", by ? strlen(by) : 0), action ? action : "?",
+		         log_quote(target, sizeof target, what ? what : "", what ? strlen(what) : 0),
+		         (long long)sqlite3_column_int64(s->new_actions, 4));
+	}
+	sqlite3_reset(s->new_actions);
+}
+
+/*
+ * store_watch_admin - the command line changed the database (users,
+ * aliases, or the queue): recipients may have become due (flush, release,
+ * retry) or gone, and actions wait to be logged.
+ */
+static void store_watch_admin(struct store *s)
+{
+	if (!store_db_changed(s))
+		return;
+	store_log_actions(s);
+	store_refresh_next_retry(s);
+	s->backlog = true;
+}
+
+/* store_watch_start - what is in the database now is not news. */
+static void store_watch_start(struct store *s)
+{
+	store_db_changed(s);
+	sqlite3_stmt *last = store_db_prepare(s->db, "SELECT COALESCE(MAX(id), 0) FROM queue_log");
+	if (sqlite3_step(last) == SQLITE_ROW)
+		s->seen_action = sqlite3_column_int64(last, 0);
+	sqlite3_finalize(last);
+}
+
 /* ---- One turn ---- */
 
 static void store_post_done(struct store *s, struct store_message *list)
@@ -759,6 +852,7 @@ static void *store_main(void *arg)
 		else if (stopping)
 			break;
 		if (!stopping) {
+			store_watch_admin(s);
 			store_retry_due(s, time_wall_ms());
 			store_load_backlog(s);
 		}
@@ -838,6 +932,7 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
 		s->rng = 0x9e3779b97f4a7c15ull;
 	s->jitter_key = store_random(s);
 	store_prepare_all(s);
+	store_watch_start(s);
 	/* Recovery: nothing is in flight after a start, so every 'queued'
 	 * recipient is backlog from the start of the id range. */
 	s->cursor = 0;

@@ -19,6 +19,8 @@ struct seen_rcpt {
 	char address[64], mailbox[64], state[16], last_error[64];
 	bool has_error;
 	int64_t attempts, next_attempt_ms;
+	size_t history_count;
+	char first_reply[64];
 };
 
 struct seen_msg {
@@ -79,6 +81,8 @@ static void seen_queue(void *ctx, const struct store_queue_entry *e)
 			str_copy(c->last_error, sizeof c->last_error, r->last_error ? r->last_error : "");
 			c->attempts = r->attempts;
 			c->next_attempt_ms = r->next_attempt_ms;
+			c->history_count = r->history_count;
+			str_copy(c->first_reply, sizeof c->first_reply, r->history_count ? r->history[0].reply : "");
 		}
 	}
 	s->count++;
@@ -197,12 +201,12 @@ static void test_queue(struct store_admin *admin)
 {
 	char err[256] = "";
 	struct seen s = {0};
-	CHECK(store_queue_each(admin, seen_queue, &s, err, sizeof err));
+	CHECK(store_queue_each(admin, NULL, seen_queue, &s, err, sizeof err));
 	CHECK_INT(s.count, 0);
 
 	fill_queue();
 	memset(&s, 0, sizeof s);
-	CHECK(store_queue_each(admin, seen_queue, &s, err, sizeof err));
+	CHECK(store_queue_each(admin, NULL, seen_queue, &s, err, sizeof err));
 	CHECK_INT(s.count, 2);
 	/* Oldest arrival first, whatever the row ids. */
 	CHECK_STR(s.msgs[0].qid, "0AAAAAAAAAA2");
@@ -239,6 +243,131 @@ static void test_queue_show(struct store_admin *admin)
 	CHECK(!store_queue_show(admin, "0ZZZZZZZZZZZ", seen_queue, &s, err, sizeof err));
 	CHECK_INT(s.count, 0);
 	CHECK_STR(err, "no message 0ZZZZZZZZZZZ in the queue");
+}
+
+static void test_queue_filters(struct store_admin *admin)
+{
+	char err[256] = "";
+	struct seen s = {0};
+	struct store_queue_filter deferred = {.state = "deferred"};
+	CHECK(store_queue_each(admin, &deferred, seen_queue, &s, err, sizeof err));
+	CHECK_INT(s.count, 1);
+	CHECK_INT(s.msgs[0].rcpt_count, 1); /* only the recipients that pass */
+	CHECK_STR(s.msgs[0].rcpts[0].address, "team@localhost");
+
+	memset(&s, 0, sizeof s);
+	struct store_queue_filter domain = {.domain = "localhost", .state = "queued"};
+	CHECK(store_queue_each(admin, &domain, seen_queue, &s, err, sizeof err));
+	CHECK_INT(s.count, 1);
+	CHECK_STR(s.msgs[0].rcpts[0].address, "bob@localhost");
+
+	memset(&s, 0, sizeof s);
+	struct store_queue_filter other = {.domain = "example.org"};
+	CHECK(store_queue_each(admin, &other, seen_queue, &s, err, sizeof err));
+	CHECK_INT(s.count, 0);
+
+	/* Both arrived in 1970: older than a day, not newer than one. */
+	memset(&s, 0, sizeof s);
+	struct store_queue_filter old = {.older_than_ms = 86400000};
+	CHECK(store_queue_each(admin, &old, seen_queue, &s, err, sizeof err));
+	CHECK_INT(s.count, 2);
+	memset(&s, 0, sizeof s);
+	struct store_queue_filter young = {.newer_than_ms = 86400000};
+	CHECK(store_queue_each(admin, &young, seen_queue, &s, err, sizeof err));
+	CHECK_INT(s.count, 0);
+}
+
+/* rcpt_state - state and next attempt of the recipient with this address (state "" if gone). */
+static void rcpt_state(const char *address, char *state, size_t size, int64_t *next, int64_t *attempts)
+{
+	char err[256] = "";
+	sqlite3 *db = store_db_open(data_dir, true, err, sizeof err);
+	sqlite3_stmt *stmt = store_db_prepare(db, "SELECT state, next_attempt_ms, attempts FROM recipients"
+	                                          " WHERE address=?");
+	sqlite3_bind_text(stmt, 1, address, -1, SQLITE_STATIC);
+	str_copy(state, size, "");
+	if (sqlite3_step(stmt) == SQLITE_ROW) {
+		str_copy(state, size, (const char *)sqlite3_column_text(stmt, 0));
+		*next = sqlite3_column_int64(stmt, 1);
+		*attempts = sqlite3_column_int64(stmt, 2);
+	}
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+}
+
+static int64_t count_rows(const char *sql)
+{
+	char err[256] = "";
+	sqlite3 *db = store_db_open(data_dir, true, err, sizeof err);
+	sqlite3_stmt *stmt = store_db_prepare(db, sql);
+	int64_t n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return n;
+}
+
+static void test_queue_actions(struct store_admin *admin)
+{
+	char err[256] = "", state[16];
+	int64_t next = -1, attempts = -1;
+	size_t count = 99;
+
+	/* The failed attempts of a message, as the store thread writes them. */
+	char dberr[256];
+	sqlite3 *db = store_db_open(data_dir, true, dberr, sizeof dberr);
+	CHECK(store_db_exec(db, "INSERT INTO attempts(msg_id, rcpt_id, at_ms, outcome, reply) VALUES"
+	                        " (1, 2, 1000, 'deferred', '451 4.3.0 first'),"
+	                        " (1, 2, 2000, 'deferred', '452 4.2.2 mailbox full')"));
+	sqlite3_close(db);
+	struct seen s = {0};
+	CHECK(store_queue_show(admin, "0AAAAAAAAAA1", seen_queue, &s, err, sizeof err));
+	CHECK_INT(s.msgs[0].rcpts[1].history_count, 2);
+	CHECK_STR(s.msgs[0].rcpts[1].first_reply, "451 4.3.0 first");
+	CHECK_INT(s.msgs[0].rcpts[0].history_count, 0);
+
+	CHECK(store_queue_act(admin, QUEUE_HOLD, "0AAAAAAAAAA1", "root", &count, err, sizeof err));
+	CHECK_INT(count, 2); /* the queued one and the deferred one */
+	rcpt_state("team@localhost", state, sizeof state, &next, &attempts);
+	CHECK_STR(state, "held");
+	/* Held mail is not flushed. */
+	CHECK(store_queue_act(admin, QUEUE_FLUSH, NULL, "root", &count, err, sizeof err));
+	CHECK_INT(count, 0);
+	CHECK(store_queue_act(admin, QUEUE_RELEASE, "0AAAAAAAAAA1", "root", &count, err, sizeof err));
+	CHECK_INT(count, 2);
+	rcpt_state("team@localhost", state, sizeof state, &next, &attempts);
+	CHECK_STR(state, "deferred");
+	CHECK_INT(next, 0);
+
+	/* Flush by domain: only that domain's deferred recipients. */
+	db = store_db_open(data_dir, true, dberr, sizeof dberr);
+	CHECK(store_db_exec(db, "UPDATE recipients SET next_attempt_ms=5000 WHERE state='deferred'"));
+	sqlite3_close(db);
+	CHECK(store_queue_act(admin, QUEUE_FLUSH, "example.org", "root", &count, err, sizeof err));
+	CHECK_INT(count, 0);
+	CHECK(store_queue_act(admin, QUEUE_FLUSH, "localhost", "root", &count, err, sizeof err));
+	CHECK_INT(count, 2);
+
+	/* Retry gives a bounced recipient another go, with the backoff from the start. */
+	CHECK(store_queue_act(admin, QUEUE_RETRY, "0AAAAAAAAAA2", "root", &count, err, sizeof err));
+	CHECK_INT(count, 1);
+	rcpt_state("postmaster@localhost", state, sizeof state, &next, &attempts);
+	CHECK_STR(state, "deferred");
+	CHECK_INT(attempts, 0);
+
+	CHECK(!store_queue_act(admin, QUEUE_HOLD, "0ZZZZZZZZZZZ", "root", &count, err, sizeof err));
+	CHECK_STR(err, "no message 0ZZZZZZZZZZZ in the queue");
+
+	/* Delete takes the message, its recipients and its attempts. */
+	CHECK(store_queue_act(admin, QUEUE_DELETE, "0AAAAAAAAAA1", "alice (sudo from bob)", &count, err, sizeof err));
+	CHECK_INT(count, 2);
+	CHECK_INT(count_rows("SELECT COUNT(*) FROM messages WHERE id=1"), 0);
+	CHECK_INT(count_rows("SELECT COUNT(*) FROM recipients WHERE msg_id=1"), 0);
+	CHECK_INT(count_rows("SELECT COUNT(*) FROM attempts"), 0);
+	/* Every action is recorded, failed ones not. */
+	CHECK_INT(count_rows("SELECT COUNT(*) FROM queue_log"), 7);
+	CHECK_INT(count_rows("SELECT COUNT(*) FROM queue_log WHERE who='alice (sudo from bob)' AND action='delete'"
+	                     " AND target='0AAAAAAAAAA1' AND rcpts=2"),
+	          1);
 }
 
 /* Another connection sees what this one wrote: nothing waits in a transaction. */
@@ -297,6 +426,8 @@ int main(void)
 		test_collision(admin);
 		test_queue(admin);
 		test_queue_show(admin);
+		test_queue_filters(admin);
+		test_queue_actions(admin);
 		store_admin_close(admin);
 		test_reopen();
 	} else {
