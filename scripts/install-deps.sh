@@ -4,8 +4,10 @@
 # Usage: scripts/install-deps.sh [build|test|bench]
 #   build  the libraries and the compiler (the default)
 #   test   build, plus the real clients, servers and tools the test suite drives
-#          (Postfix and nsd among them, as peers and DNS for outbound delivery)
-#   bench  test, plus Dovecot's auth service with SQLite, Postfix's SASL server in the
+#          (Postfix and nsd among them, as peers and DNS for outbound delivery;
+#          Dovecot's LMTP server for local delivery, and its auth service as
+#          Postfix's SASL server for a smarthost)
+#   bench  test, plus SQLite for Dovecot's auth service, Postfix's SASL server in the
 #          submission bench (Postfix's smtp-source and smtp-sink are the load tools)
 #
 # Only missing packages are installed, so a second run costs one dpkg query.
@@ -14,8 +16,8 @@ set -eu
 what=${1:-build}
 
 build_pkgs="make gcc pkg-config libevent-dev libssl-dev libsqlite3-dev libunbound-dev libcrypt-dev sqlite3"
-test_pkgs="clang python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp openssl procps nsd bind9-dnsutils python3-unbound postfix"
-bench_pkgs="dovecot-core dovecot-sqlite"
+test_pkgs="clang python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp openssl procps nsd bind9-dnsutils python3-unbound postfix dovecot-core dovecot-lmtpd"
+bench_pkgs="dovecot-sqlite"
 
 case "$what" in
 build) pkgs="$build_pkgs" ;;

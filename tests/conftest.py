@@ -24,7 +24,16 @@ trust).
 started private Postfix (smtp_peers.PostfixPeer) on 127.0.0.N:25 delivering
 to Maildirs, offering STARTTLS with a peer_ca certificate if tls;
 `smtp_sink(**options)` a started smtp-sink (smtp_peers.SmtpSink). Both skip
-when Postfix is not installed or the tests do not run as root.
+when Postfix is not installed or the tests do not run as root. With
+sasl_path=DOVECOT.auth_socket_path (and tls=True), postfix_peer is a
+submission service: STARTTLS, then AUTH checked by that Dovecot.
+
+`dovecot_lmtp(users=(), inet=False, **options)` returns a started private
+Dovecot (dovecot_peer.DovecotLMTP) serving LMTP on a Unix socket
+(.socket_path) and, with inet, on 127.0.0.N:24, storing mail for users (full
+addresses; a dict gives their passwords) in its own Maildirs; its auth
+service is the SASL server postfix_peer can use. Skips when Dovecot's LMTP
+server is not installed or the tests do not run as root.
 
 `peer(**options)` is smtp_peer offering SIZE (10 MB) by default;
 `dead_address` a loopback address where nothing listens on port 25.
@@ -42,6 +51,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 
 import dns_server as dnsmod  # noqa: E402
+import dovecot_peer  # noqa: E402
 import smtp_peers  # noqa: E402
 import tern_harness as th  # noqa: E402
 
@@ -187,6 +197,25 @@ def postfix_peer(request):
         made.append(pf)
         helpers.append(pf)
         return pf.start()
+
+    yield make
+    _stop_all(made)
+
+
+@pytest.fixture
+def dovecot_lmtp(request):
+    why = dovecot_peer.dovecot_problem()
+    if why:
+        pytest.skip(why)
+    made = []
+    helpers = _helpers(request)
+
+    def make(users=(), **options):
+        dc = dovecot_peer.DovecotLMTP(users=users, name=options.pop("name", None) or
+                                      "dovecot%d" % (len(made) + 1), **options)
+        made.append(dc)
+        helpers.append(dc)
+        return dc.start()
 
     yield make
     _stop_all(made)

@@ -14,7 +14,8 @@ SMTPPeer     a programmable server in Python (one thread per connection). It
              a Unix socket.
 PostfixPeer  a private Postfix instance (its own configuration, queue and log
              in a temporary directory, nothing of /etc/postfix used) that
-             delivers to Maildirs through virtual(8) and relays nothing.
+             delivers to Maildirs through virtual(8) and relays nothing; or a
+             submission service, Dovecot checking AUTH (dovecot_peer.py).
 SmtpSink     Postfix's smtp-sink, which accepts everything and writes each
              transaction to a file.
 
@@ -1148,11 +1149,18 @@ class PostfixPeer:
     local part is taken unless recipients lists the addresses (the others
     then get 550 5.1.1); other domains are refused (554 5.7.1, relay access
     denied); nothing is sent on. With cert and key, or ca (a TestCA) to
-    issue them, it offers STARTTLS."""
+    issue them, it offers STARTTLS.
+
+    With sasl_path (the auth socket of a Dovecot, see dovecot_peer.py) the
+    listener is a submission service, as on port 587: STARTTLS is required
+    before MAIL, AUTH is offered only after it and Dovecot checks the
+    passwords, and only an authenticated client may send, to the domains too.
+    Its log then names the mechanism and user of each such client
+    (sasl_method=PLAIN, sasl_username=USER)."""
 
     def __init__(self, domains=("example.test",), host=None, port=25, name="postfix",
                  hostname=None, cert=None, key=None, message_size_limit=10240000, main=None,
-                 recipients=None, ca=None):
+                 recipients=None, ca=None, sasl_path=None):
         self.name = name
         self.port = port
         self.domains = [d.lower() for d in domains]
@@ -1219,10 +1227,29 @@ class PostfixPeer:
             settings += [("smtpd_tls_chain_files", "%s, %s" % (key, cert)),
                          ("smtpd_tls_security_level", "may"),
                          ("smtpd_tls_received_header", "yes")]
+        if sasl_path:
+            if not cert:
+                raise PeerError("a submission listener (sasl_path) needs a certificate (tls or ca)")
+            # These replace the values above (see merged below).
+            settings += [("smtpd_tls_security_level", "encrypt"),
+                         ("smtpd_tls_auth_only", "yes"),
+                         ("smtpd_sasl_auth_enable", "yes"),
+                         ("smtpd_sasl_type", "dovecot"),
+                         ("smtpd_sasl_path", sasl_path),
+                         ("smtpd_sasl_security_options", "noanonymous"),
+                         ("smtpd_sasl_authenticated_header", "no"),
+                         # Not even the peer's own domains without AUTH:
+                         # a submission service is no mail exchanger.
+                         ("smtpd_relay_restrictions", "permit_sasl_authenticated, reject")]
         settings += list((main or {}).items())
+        # One line per parameter, the last value given: Postfix would take
+        # that one too, but warn about the others in every process.
+        merged = {}
+        for k, v in settings:
+            merged[k] = v
         with open(os.path.join(self.conf, "main.cf"), "w") as f:
             f.write("# private Postfix instance of the tern tests\n")
-            for k, v in settings:
+            for k, v in merged.items():
                 f.write("%s = %s\n" % (k, v))
         services = [
             ("%s:%d" % (self.host, port), "inet", "n", "-", "n", "-", "-", "smtpd"),
