@@ -110,6 +110,7 @@ struct config {
 	char *dns_resolver; /* "system", "recursive", or a forwarder "ADDRESS" / "ADDRESS@PORT" */
 	uint64_t remote_port;
 	uint64_t remote_max_connections;
+	uint64_t remote_max_per_destination;
 	uint64_t remote_connect_timeout;
 	uint64_t remote_command_timeout;
 	uint64_t remote_data_timeout;

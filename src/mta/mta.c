@@ -32,6 +32,22 @@
 #include "util/util_str.h"
 #include "util/util_time.h"
 
+/*
+ * A destination: a domain (MX routes) or a relay. It counts its sessions
+ * (remote_max_per_destination), and when none of its hosts could be
+ * reached it is left alone for a while: deliveries to it are deferred at
+ * once instead of each waiting for the same timeouts.
+ */
+#define MTA_DEST_BUCKETS 1024
+struct mta_dest {
+	struct mta_dest *next; /* in its bucket */
+	char name[DNS_NAME_MAX + 1];
+	size_t connections;
+	unsigned failures;     /* in a row */
+	int64_t down_until_ms; /* 0: up */
+	char why[160];
+};
+
 struct mta {
 	struct event_base *base;
 	struct config *config;
@@ -45,9 +61,10 @@ struct mta {
 	struct delivery_job *incoming;
 	struct event *incoming_event;
 	struct mta_job *jobs; /* every job under way, for mta_free */
-	/* Connection slots. */
+	/* Connection slots, in all and per destination. */
 	size_t connections;
 	struct mta_delivery *waiting, **waiting_tail;
+	struct mta_dest *dests[MTA_DEST_BUCKETS];
 	uint64_t rng;
 };
 
@@ -90,7 +107,7 @@ static void job_finish(struct mta_job *j)
 	free(j);
 }
 
-static void slot_release(struct mta *mta);
+static void slot_release(struct mta *mta, struct mta_dest *dest);
 
 static void delivery_unlink(struct mta_delivery *d)
 {
@@ -105,7 +122,7 @@ static void delivery_free(struct mta_delivery *d)
 	struct mta_job *j = d->job;
 	delivery_unlink(d);
 	if (d->connection_held)
-		slot_release(d->mta);
+		slot_release(d->mta, d->dest_state);
 	free(d->rcpt_index);
 	free(d);
 	if (--j->deliveries_left == 0)
@@ -122,6 +139,58 @@ static void delivery_end_all(struct mta_delivery *d, enum delivery_status status
 	         d->route->kind == CONFIG_ROUTE_LMTP ? "lmtp" : "remote", kind, d->job->job->qid, d->dest,
 	         d->rcpt_count, why);
 	delivery_free(d);
+}
+
+/* ---- Destinations ---- */
+
+static struct mta_dest *dest_get(struct mta *mta, const char *name)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	struct mta_dest **bucket = &mta->dests[h % MTA_DEST_BUCKETS];
+	for (struct mta_dest *dest = *bucket; dest; dest = dest->next)
+		if (strcmp(dest->name, name) == 0)
+			return dest;
+	struct mta_dest *dest = xcalloc(1, sizeof *dest);
+	str_copy(dest->name, sizeof dest->name, name);
+	dest->next = *bucket;
+	*bucket = dest;
+	return dest;
+}
+
+static bool dest_down(const struct mta_dest *dest)
+{
+	return dest->down_until_ms > time_wall_ms();
+}
+
+/*
+ * dest_failed - no host of the destination could be reached: leave it
+ * alone for half the backoff its recipients get (retry_initial doubled per
+ * failure in a row, at most retry_max), so their own retries still try it.
+ */
+static void dest_failed(struct mta_delivery *d, const char *why)
+{
+	struct mta_dest *dest = d->dest_state;
+	const struct config *c = d->job->config;
+	if (dest_down(dest))
+		return; /* sessions that started before it went down: the same news */
+	uint64_t window = c->retry_initial * 1000 / 2;
+	for (unsigned i = 0; i < dest->failures && window < c->retry_max * 1000 / 2; i++)
+		window *= 2;
+	if (window > c->retry_max * 1000 / 2)
+		window = c->retry_max * 1000 / 2;
+	dest->failures++;
+	dest->down_until_ms = time_wall_ms() + (int64_t)window;
+	str_copy(dest->why, sizeof dest->why, why);
+	log_info("event=destination_down dest=%s failures=%u retry_in_ms=%llu reason=\"%s\"", dest->name,
+	         dest->failures, (unsigned long long)window, why);
+}
+
+static void dest_reached(struct mta_dest *dest)
+{
+	dest->failures = 0;
+	dest->down_until_ms = 0;
 }
 
 /* ---- Addresses, hosts ---- */
@@ -147,6 +216,7 @@ void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome,
 	mta_session_free(d->session);
 	d->session = NULL;
 	if (outcome == SESSION_FINAL) {
+		dest_reached(d->dest_state);
 		delivery_free(d);
 		return;
 	}
@@ -200,8 +270,9 @@ static bool address_literal(const char *host, struct sockaddr_storage *out)
 static void delivery_next_host(struct mta_delivery *d)
 {
 	if (d->host_at >= d->host_count) {
-		delivery_end_all(d, DELIVERY_TEMPFAIL,
-		                 d->last_error[0] ? d->last_error : "4.4.1 no mail exchanger could be reached");
+		const char *why = d->last_error[0] ? d->last_error : "4.4.1 no mail exchanger could be reached";
+		dest_failed(d, why);
+		delivery_end_all(d, DELIVERY_TEMPFAIL, why);
 		return;
 	}
 	d->addr_count = d->addr_at = 0;
@@ -263,6 +334,7 @@ static void mx_found(void *arg, enum dns_status status, const struct dns_mx *mx,
 		return;
 	case DNS_TEMPFAIL:
 		str_format(why, sizeof why, "4.4.3 cannot look up the mail exchangers of %s", d->domain);
+		dest_failed(d, why);
 		delivery_end_all(d, DELIVERY_TEMPFAIL, why);
 		return;
 	case DNS_NODATA:
@@ -318,12 +390,31 @@ static void delivery_route(struct mta_delivery *d)
 
 /* ---- Connection slots ---- */
 
+static bool slot_free(struct mta *mta, const struct mta_delivery *d)
+{
+	const struct config *c = d->job->config;
+	return mta->connections < c->remote_max_connections &&
+	       d->dest_state->connections < c->remote_max_per_destination;
+}
+
+/* slot_grant - d may connect: count it, and route it. */
+static void slot_grant(struct mta *mta, struct mta_delivery *d)
+{
+	mta->connections++;
+	d->dest_state->connections++;
+	d->connection_held = true;
+	delivery_route(d);
+}
+
+/* slot_take - route d now if a slot is free, else queue it; a destination that is down defers it at once. */
 static void slot_take(struct mta *mta, struct mta_delivery *d)
 {
-	if (mta->connections < mta->config->remote_max_connections) {
-		mta->connections++;
-		d->connection_held = true;
-		delivery_route(d);
+	if (dest_down(d->dest_state)) {
+		delivery_end_all(d, DELIVERY_TEMPFAIL, d->dest_state->why);
+		return;
+	}
+	if (slot_free(mta, d)) {
+		slot_grant(mta, d);
 		return;
 	}
 	d->next_waiting = NULL;
@@ -331,16 +422,29 @@ static void slot_take(struct mta *mta, struct mta_delivery *d)
 	mta->waiting_tail = &d->next_waiting;
 }
 
-static void slot_release(struct mta *mta)
+/* slot_release - a session ended: the first waiting delivery that may go now goes (FIFO within its destination). */
+static void slot_release(struct mta *mta, struct mta_dest *dest)
 {
 	mta->connections--;
-	struct mta_delivery *d = mta->waiting;
-	if (!d)
-		return;
-	mta->waiting = d->next_waiting;
-	if (!mta->waiting)
-		mta->waiting_tail = &mta->waiting;
-	slot_take(mta, d);
+	dest->connections--;
+	struct mta_delivery **p = &mta->waiting;
+	while (*p && mta->connections < mta->config->remote_max_connections) {
+		struct mta_delivery *d = *p;
+		bool down = dest_down(d->dest_state);
+		if (!down && !slot_free(mta, d)) {
+			p = &d->next_waiting;
+			continue;
+		}
+		*p = d->next_waiting;
+		if (!*p)
+			mta->waiting_tail = p;
+		if (down)
+			delivery_end_all(d, DELIVERY_TEMPFAIL, d->dest_state->why);
+		else
+			slot_grant(mta, d);
+		if (!down)
+			break;
+	}
 }
 
 /* ---- Jobs ---- */
@@ -426,6 +530,7 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 		         d->domain[0]     ? d->domain
 		         : d->route->host ? d->route->host
 		                          : d->route->socket_path);
+		d->dest_state = dest_get(mta, d->dest);
 		d->rcpt_index = xcalloc(job->rcpt_count, sizeof *d->rcpt_index);
 		for (size_t k = i; k < job->rcpt_count; k++) {
 			bool same =
@@ -567,6 +672,13 @@ void mta_free(struct mta *mta)
 		struct delivery_job *next = mta->incoming->next;
 		delivery_job_free(mta->incoming);
 		mta->incoming = next;
+	}
+	for (size_t i = 0; i < MTA_DEST_BUCKETS; i++) {
+		while (mta->dests[i]) {
+			struct mta_dest *next = mta->dests[i]->next;
+			free(mta->dests[i]);
+			mta->dests[i] = next;
+		}
 	}
 	event_free(mta->incoming_event);
 	SSL_CTX_free(mta->tls);

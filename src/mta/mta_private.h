@@ -32,6 +32,7 @@ enum session_outcome {
 };
 
 struct mta_job;
+struct mta_dest;
 
 struct mta_delivery {
 	struct mta *mta;
@@ -39,6 +40,7 @@ struct mta_delivery {
 	struct mta_delivery *next_waiting; /* in the mta's queue for a connection slot */
 	struct mta_delivery *next_in_job;
 	const struct config_route *route; /* in job->config */
+	struct mta_dest *dest_state;      /* its destination's sessions and health */
 	char domain[DNS_NAME_MAX + 1];    /* MX routes: the recipients' domain; else "" */
 	char dest[DNS_NAME_MAX + 1];      /* for logs: the domain, or the relay's host or socket */
 	size_t *rcpt_index; /* into job->job->rcpts */
