@@ -7,6 +7,7 @@
 #   make fuzz       run each fuzz target for FUZZ_SECONDS
 #   make bench      tern against Postfix, same machine, same run
 #   make bench-submission  the same on the submission path: STARTTLS, AUTH PLAIN, TLS handshakes
+#   make bench-relay  tern against Postfix as relays, end to end: smtp-source -> server -> smtp-sink
 #   make SAN=1      build with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/
 #   make WERROR=1   warnings are errors (CI does this)
 
@@ -44,7 +45,7 @@ MAIN_OBJ := $(BUILD)/src/main.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test check unit dialog e2e crash fuzz bench bench-submission clean deps test-deps lint docs
+.PHONY: all run test check unit dialog e2e crash fuzz bench bench-submission bench-relay clean deps test-deps lint docs
 
 all: $(BUILD)/tern
 
@@ -98,6 +99,11 @@ bench-submission:
 	@scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh --submission $(CURDIR)/build/tern
+
+bench-relay:
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh --relay $(CURDIR)/$(BUILD)/tern
 
 docs: all
 	./$(BUILD)/tern config defaults --markdown > docs/CONFIG.md

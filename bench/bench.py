@@ -194,20 +194,20 @@ class Sampler(threading.Thread):
         self.join()
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
+    s.bind((host, 0))
     port = s.getsockname()[1]
     s.close()
     return port
 
 
-def wait_port(port, deadline, alive=None):
+def wait_port(port, deadline, alive=None, host="127.0.0.1"):
     while time.monotonic() < deadline:
         if alive and not alive():
             return False
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection((host, port), timeout=1).close()
             return True
         except OSError:
             time.sleep(0.1)
@@ -243,6 +243,7 @@ def tail(path, n=20):
 
 class Server:
     name = "?"
+    host = "127.0.0.1"
     port = 0
     stores = True  # keeps and delivers mail (smtp-sink does not)
 
@@ -264,10 +265,12 @@ class Server:
 
 class Tern(Server):
     name = "tern"
+    logs_ready = True  # its log_level shows event=ready
 
-    def __init__(self, top, binary, port):
+    def __init__(self, top, binary, port, host="127.0.0.1"):
         self.binary = binary
         self.port = port
+        self.host = host
         self.dir = os.path.join(top, "tern")
         self.data = os.path.join(self.dir, "var")
         self.conf = os.path.join(self.dir, "tern.conf")
@@ -280,7 +283,7 @@ class Tern(Server):
         with open(self.conf, "w") as f:
             f.write(open(os.path.join(HERE, "tern.conf.in")).read()
                     .replace("@DATA@", self.data)
-                    .replace("@LISTEN@", "127.0.0.1:%d" % port)
+                    .replace("@LISTEN@", "%s:%d" % (host, port))
                     .replace("@MAXCONN@", str(maxconn)))
 
     def add_user(self):
@@ -302,7 +305,8 @@ class Tern(Server):
                                          stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=subprocess.STDOUT, cwd=self.dir)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        # with log_level = warning tern does not log event=ready; then its port is the sign
+        while self.logs_ready and time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BenchError("tern exited with %d at start:\n%s" %
                                  (self.proc.returncode, tail(self.logfile)))
@@ -312,9 +316,11 @@ class Tern(Server):
                     break
             time.sleep(0.1)
         else:
-            raise BenchError("tern did not log event=ready in 30s:\n" + tail(self.logfile))
-        if not wait_port(self.port, time.monotonic() + 10, self.alive):
-            raise BenchError("tern does not accept on port %d" % self.port)
+            if self.logs_ready:
+                raise BenchError("tern did not log event=ready in 30s:\n" + tail(self.logfile))
+        if not wait_port(self.port, time.monotonic() + 10, self.alive, self.host):
+            raise BenchError("tern does not accept on %s:%d:\n%s" % (self.host, self.port,
+                                                                     tail(self.logfile)))
 
     def root_pid(self):
         return self.proc.pid
@@ -355,8 +361,9 @@ class Tern(Server):
 class Postfix(Server):
     name = "postfix"
 
-    def __init__(self, top, port):
+    def __init__(self, top, port, host="127.0.0.1"):
         self.port = port
+        self.host = host
         self.top = top
         self.dir = os.path.join(top, "postfix")
         self.conf = os.path.join(self.dir, "conf")
@@ -378,7 +385,7 @@ class Postfix(Server):
             "@LOG@": self.logfile, "@MAILBASE@": self.mail,
             "@UID@": str(nobody.pw_uid), "@GID@": str(nobody.pw_gid),
             "@PROCS@": str(max(IDLE_N_POSTFIX, max(CONCURRENCY)) + 100),
-            "@LISTEN@": "127.0.0.1:%d" % port,
+            "@LISTEN@": "%s:%d" % (host, port),
         }
         for name in ("main.cf", "master.cf"):
             text = open(os.path.join(HERE, "postfix", name + ".in")).read()
@@ -413,7 +420,7 @@ class Postfix(Server):
                 time.sleep(0.1)
         if self.master is None:
             raise BenchError("postfix master did not write its pid:\n" + tail(self.logfile))
-        if not wait_port(self.port, deadline, self.alive):
+        if not wait_port(self.port, deadline, self.alive, self.host):
             raise BenchError("postfix does not accept on port %d:\n%s" % (self.port,
                                                                         tail(self.logfile)))
 
@@ -464,18 +471,21 @@ class Sink(Server):
     name = "sink"
     stores = False
 
-    def __init__(self, top, port):
+    def __init__(self, top, port, host="127.0.0.1", name="sink"):
         self.port = port
-        self.dir = os.path.join(top, "sink")
+        self.host = host
+        self.name = name
+        self.dir = os.path.join(top, name)
         self.proc = None
         os.makedirs(self.dir)
 
-    def start(self):
+    def start(self, options=(), stdout=subprocess.DEVNULL):
         self.proc = subprocess.Popen(
-            [SMTP_SINK, "-u", "nobody", "-m", "1024", "127.0.0.1:%d" % self.port, "1024"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            [SMTP_SINK, "-u", "nobody", "-m", "1024"] + list(options) +
+            ["%s:%d" % (self.host, self.port), "1024"],
+            stdin=subprocess.DEVNULL, stdout=stdout,
             stderr=open(os.path.join(self.dir, "sink.log"), "wb"), cwd=self.dir)
-        if not wait_port(self.port, time.monotonic() + 10, self.alive):
+        if not wait_port(self.port, time.monotonic() + 10, self.alive, self.host):
             raise BenchError("smtp-sink does not accept on port %d" % self.port)
 
     def root_pid(self):
@@ -497,8 +507,9 @@ class Sink(Server):
                 self.proc.wait(timeout=10)
 
 
-def check_listeners(servers):
-    """check_listeners - every socket our servers listen on is on 127.0.0.1, none on 25."""
+def check_listeners(servers, hosts=("127.0.0.1",)):
+    """check_listeners - every socket our servers listen on is on one of hosts (loopback
+    addresses), none on port 25."""
     ours = set()
     for s in servers:
         ours.update(proc_tree(s.root_pid()))
@@ -509,20 +520,21 @@ def check_listeners(servers):
             continue
         local = line.split()[3]
         addr, _, port = local.rpartition(":")
-        if addr != "127.0.0.1" or port == "25":
+        if addr not in hosts or port == "25":
             raise BenchError("a bench server listens on %s; refusing to go on" % local)
 
 
 # ---------------------------------------------------------------- load
 
 
-def smtp_source(port, sessions, msgs, reuse, limit):
+def smtp_source(port, sessions, msgs, reuse, limit, host="127.0.0.1", length=MSG_LEN,
+                rcpt=RCPT):
     """smtp_source - one bounded smtp-source run; (seconds, error or None)."""
     cmd = ["timeout", "-k", "5", str(int(limit)), SMTP_SOURCE]
     if reuse:
         cmd.append("-d")
-    cmd += ["-l", str(MSG_LEN), "-m", str(msgs), "-s", str(sessions), "-M", HELO,
-            "-f", SENDER, "-t", RCPT, "127.0.0.1:%d" % port]
+    cmd += ["-l", str(length), "-m", str(msgs), "-s", str(sessions), "-M", HELO,
+            "-f", SENDER, "-t", rcpt, "%s:%d" % (host, port)]
     t0 = time.monotonic()
     # its own process group, so that an interrupted run takes smtp-source down too
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -4,6 +4,8 @@
 # Usage: bench/run.sh TERN_BINARY                 (make bench builds tern and calls this)
 #        bench/run.sh --submission TERN_BINARY    STARTTLS + AUTH PLAIN against Postfix with
 #                                                 Dovecot's auth (make bench-submission)
+#        bench/run.sh --relay TERN_BINARY         relaying to smtp-sink, end to end, against
+#                                                 Postfix as a relay (make bench-relay)
 #
 # Environment (all optional):
 #   BENCH_OUT=FILE            also write the report here (default: a file in $TMPDIR or /tmp)
@@ -15,6 +17,12 @@
 #   BENCH_SERVERS="sink postfix tern"  which servers to run
 #   BENCH_KEEP=1              keep the temporary directory (logs, queues, mailboxes)
 #   BENCH_TLS_KEY=rsa         --submission: certificate key, rsa (2048 bits) or ec (P-256)
+#   BENCH_RELAY_SECONDS=20    --relay: seconds of load for the slower server in each scenario
+#   BENCH_RELAY_MIN_SECONDS=8 --relay: and at least this for the faster one (the slower then
+#                             runs longer, up to 3 x BENCH_RELAY_SECONDS)
+#   BENCH_RELAY_CONCURRENCY="10 50"  --relay: smtp-source session counts
+#   BENCH_RELAY_SIZES="5120 102400"  --relay: message body sizes (smtp-source -l)
+#   BENCH_RELAY_REUSE=1       --relay: smtp-source -d (many messages per connection)
 #
 # Needs root (Postfix's master runs as root) and Postfix's smtp-source and smtp-sink, and for
 # --submission Dovecot, OpenSSL and a C compiler (scripts/install-deps.sh bench).
@@ -25,9 +33,12 @@ driver=bench.py
 if [ $# -ge 1 ] && [ "$1" = "--submission" ]; then
 	driver=submission.py
 	shift
+elif [ $# -ge 1 ] && [ "$1" = "--relay" ]; then
+	driver=relay.py
+	shift
 fi
 if [ $# -ne 1 ] || [ "${1#-}" != "$1" ]; then
-	echo "usage: $0 [--submission] TERN_BINARY" >&2
+	echo "usage: $0 [--submission|--relay] TERN_BINARY" >&2
 	exit 2
 fi
 
