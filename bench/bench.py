@@ -868,6 +868,52 @@ def meta_info(top):
     }
 
 
+def idle_test(byname, measure_idle, what="idle connections"):
+    """{server: figures or {"err": ...}} of measure_idle(server, n) on freshly
+    restarted tern and Postfix: a Postfix with idle smtpd processes left over
+    from the load runs would take connections without forking, and memory a
+    server kept from the load would hide what a connection costs."""
+    idle = {}
+    for name, n in (("tern", IDLE_N), ("postfix", IDLE_N_POSTFIX)):
+        srv = byname.get(name)
+        if not srv or n <= 0:
+            continue
+        try:
+            log("%s: restarting for the idle-connection test" % name)
+            srv.stop()
+            srv.start()
+            log("%s: %d %s" % (name, n, what))
+            idle[name] = measure_idle(srv, n)
+        except (BenchError, OSError) as e:
+            idle[name] = {"err": str(e)}
+        time.sleep(1)
+    return idle
+
+
+def write_report(text, kind):
+    """The report on stdout and into BENCH_OUT (or a dated file named after kind)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    out = os.environ.get("BENCH_OUT") or os.path.join(
+        tempfile.gettempdir(), "tern-%s-%s.txt" % (kind, time.strftime("%Y%m%d-%H%M%S")))
+    with open(out, "w") as f:
+        f.write(text)
+    log("results written to %s" % out)
+
+
+def stop_servers(servers, top):
+    """Stop every server we started (last started first), then remove top unless BENCH_KEEP."""
+    for srv in reversed(servers):
+        try:
+            srv.stop()
+        except Exception as e:  # keep stopping the others
+            log("stopping %s: %s" % (srv.name, e))
+    if KEEP:
+        log("kept %s" % top)
+    else:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def main(argv):
     if len(argv) != 2:
         print("usage: bench/run.sh TERN_BINARY", file=sys.stderr)
@@ -949,31 +995,10 @@ def main(argv):
                                                       " ERROR " + x["err"] if x["err"] else ""))
         meta["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
 
-        # Idle connections on freshly started servers: a Postfix with idle smtpd
-        # processes left over from the load runs would take connections without forking,
-        # and memory a server kept from the load would hide what a connection costs.
-        for name, n in (("tern", IDLE_N), ("postfix", IDLE_N_POSTFIX)):
-            srv = byname.get(name)
-            if not srv or n <= 0:
-                continue
-            try:
-                log("%s: restarting for the idle-connection test" % name)
-                srv.stop()
-                srv.start()
-                log("%s: %d idle connections" % (name, n))
-                idle[name] = idle_memory(srv, n)
-            except (BenchError, OSError) as e:
-                idle[name] = {"err": str(e)}
-            time.sleep(1)
+        idle.update(idle_test(byname, idle_memory))
 
         text = report(meta, results, idle, scenarios)
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        out = os.environ.get("BENCH_OUT") or os.path.join(
-            tempfile.gettempdir(), "tern-bench-%s.txt" % time.strftime("%Y%m%d-%H%M%S"))
-        with open(out, "w") as f:
-            f.write(text)
-        log("results written to %s" % out)
+        write_report(text, "bench")
         if any(x.get("err") for x in results.values()) or any("err" in x for x in idle.values()):
             rc = 1
     except BenchError as e:
@@ -983,15 +1008,7 @@ def main(argv):
         log("interrupted")
         rc = 130
     finally:
-        for srv in reversed(servers):
-            try:
-                srv.stop()
-            except Exception as e:  # keep stopping the others
-                log("stopping %s: %s" % (srv.name, e))
-        if KEEP:
-            log("kept %s" % top)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
+        stop_servers(servers, top)
     return rc
 
 

@@ -20,7 +20,6 @@ the temporary directory is removed at the end unless BENCH_KEEP=1.
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -525,13 +524,7 @@ def main(argv):
         meta["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
 
         text = report(meta, results, scenarios, counts)
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        out = os.environ.get("BENCH_OUT") or os.path.join(
-            tempfile.gettempdir(), "tern-bench-relay-%s.txt" % time.strftime("%Y%m%d-%H%M%S"))
-        with open(out, "w") as f:
-            f.write(text)
-        log("results written to %s" % out)
+        B.write_report(text, "bench-relay")
         if any(x.get("err") for x in results.values()) or \
                 any(x.get("got", x["msgs"]) < x["msgs"] for x in results.values()):
             rc = 1
@@ -542,16 +535,7 @@ def main(argv):
         log("interrupted")
         rc = 130
     finally:
-        # the relays first, then their sinks
-        for srv in reversed(servers):
-            try:
-                srv.stop()
-            except Exception as e:  # keep stopping the others
-                log("stopping %s: %s" % (srv.name, e))
-        if B.KEEP:
-            log("kept %s" % top)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
+        B.stop_servers(servers, top)  # the relays first, then their sinks
     return rc
 
 

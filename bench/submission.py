@@ -20,7 +20,6 @@ import math
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -721,29 +720,14 @@ def main(argv):
                                               " ERROR " + x["err"] if x["err"] else ""))
         meta["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
 
-        for name, n in (("tern", IDLE_N), ("postfix", IDLE_N_POSTFIX)):
-            srv = byname.get(name)
-            if not srv or n <= 0:
-                continue
-            try:
-                log("%s: restarting for the idle-connection test" % name)
-                srv.stop()
-                srv.start()
-                log("%s: %d idle TLS connections" % (name, n))
-                idle[name] = idle_tls(ctx, srv, n)
-                log("  %.1f KiB PSS per connection" % idle[name]["pss_per"])
-            except (BenchError, OSError) as e:
-                idle[name] = {"err": str(e)}
-            time.sleep(1)
+        def idle_one(srv, n):
+            figures = idle_tls(ctx, srv, n)
+            log("  %.1f KiB PSS per connection" % figures["pss_per"])
+            return figures
+        idle.update(B.idle_test(byname, idle_one, "idle TLS connections"))
 
         text = report(meta, results, idle, loads)
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        out = os.environ.get("BENCH_OUT") or os.path.join(
-            tempfile.gettempdir(), "tern-bench-submission-%s.txt" % time.strftime("%Y%m%d-%H%M%S"))
-        with open(out, "w") as f:
-            f.write(text)
-        log("results written to %s" % out)
+        B.write_report(text, "bench-submission")
         if any(x.get("err") for x in results.values()) or any("err" in x for x in idle.values()):
             rc = 1
     except B.BenchError as e:
@@ -753,15 +737,7 @@ def main(argv):
         log("interrupted")
         rc = 130
     finally:
-        for srv in reversed(servers):
-            try:
-                srv.stop()
-            except Exception as e:  # keep stopping the others
-                log("stopping %s: %s" % (srv.name, e))
-        if B.KEEP:
-            log("kept %s" % top)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
+        B.stop_servers(servers, top)
     return rc
 
 

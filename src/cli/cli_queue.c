@@ -17,7 +17,6 @@
 #include "cli/cli.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -312,25 +311,14 @@ static int queue_act(struct store_admin *admin, const char *verb, const char *ar
 
 /* ---- Arguments ---- */
 
-/* queue_age - "90s", "30m", "4h", "2d" or seconds, as milliseconds; false if not one of those. */
+/* queue_age - an age written as durations are in the configuration, as milliseconds. */
 static bool queue_age(const char *s, int64_t *ms)
 {
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(s, &end, 10);
-	if (end == s || errno || n > 100000000ull || !isdigit((unsigned char)s[0]))
+	uint64_t seconds;
+	if (!config_duration_parse(s, strlen(s), &seconds) || seconds > (uint64_t)INT64_MAX / 1000)
 		return false;
-	static const struct {
-		char unit;
-		int64_t ms;
-	} units[] = {{'\0', 1000}, {'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (end[0] == units[i].unit && (end[0] == '\0' || end[1] == '\0')) {
-			*ms = (int64_t)n * units[i].ms;
-			return true;
-		}
-	}
-	return false;
+	*ms = (int64_t)seconds * 1000;
+	return true;
 }
 
 /* queue_filter_take - the list options into filter; false after a message. */

@@ -603,24 +603,6 @@ static const char *trim(const char *s, size_t *len)
 	return s;
 }
 
-/* next_token - the next run of non-separators in *s[0..*len), advancing past it. */
-static bool next_token(const char **s, size_t *len, const char *seps, const char **tok, size_t *tok_len)
-{
-	while (*len > 0 && strchr(seps, **s) != NULL) {
-		(*s)++;
-		(*len)--;
-	}
-	if (*len == 0)
-		return false;
-	*tok = *s;
-	while (*len > 0 && strchr(seps, **s) == NULL) {
-		(*s)++;
-		(*len)--;
-	}
-	*tok_len = (size_t)(*s - *tok);
-	return true;
-}
-
 /* quote - s[0..len) quoted and escaped for a message (see log_quote). */
 static const char *quote(char buf[LOG_QUOTE_MAX], const char *s, size_t len)
 {
@@ -771,25 +753,46 @@ static const char *format_range(char *buf, size_t size, const struct config_para
 }
 
 /* parse_number - digits with an optional unit suffix, within [min, max]. */
-static bool parse_number(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+enum number_result { NUMBER_OK, NUMBER_MALFORMED, NUMBER_TOO_BIG };
+
+/* number_parse - digits with an optional suffix of units (NULL: none), as a value in the smallest unit. */
+static enum number_result number_parse(const struct config_unit *units, const char *v, size_t len, uint64_t *out)
 {
-	const struct config_unit *unit = unit_find(types[p->type].units, v[len - 1]);
+	const struct config_unit *unit = len > 0 ? unit_find(units, v[len - 1]) : NULL;
 	uint64_t factor = unit != NULL ? unit->factor : 1;
 	size_t digits = unit != NULL ? len - 1 : len;
 	uint64_t n;
+
+	if (!all_digits(v, digits))
+		return NUMBER_MALFORMED;
+	if (!str_to_u64(v, digits, &n) || n > UINT64_MAX / factor)
+		return NUMBER_TOO_BIG;
+	*out = n * factor;
+	return NUMBER_OK;
+}
+
+bool config_duration_parse(const char *s, size_t len, uint64_t *seconds)
+{
+	return number_parse(duration_units, s, len, seconds) == NUMBER_OK;
+}
+
+static bool parse_number(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	uint64_t n = 0;
 	char q[LOG_QUOTE_MAX];
 
-	if (!all_digits(v, digits)) {
+	enum number_result r = number_parse(types[p->type].units, v, len, &n);
+	if (r == NUMBER_MALFORMED) {
 		load_error(ld, p->name, "%s is not %s", quote(q, v, len), types[p->type].hint);
 		return false;
 	}
-	if (!str_to_u64(v, digits, &n) || n > UINT64_MAX / factor || n * factor < p->min || n * factor > p->max) {
+	if (r == NUMBER_TOO_BIG || n < p->min || n > p->max) {
 		char range[80];
 		load_error(ld, p->name, "%s is out of range (%s)", quote(q, v, len),
 		           format_range(range, sizeof range, p));
 		return false;
 	}
-	*(uint64_t *)field_at(ld->config, p->offset) = n * factor;
+	*(uint64_t *)field_at(ld->config, p->offset) = n;
 	return true;
 }
 
@@ -963,7 +966,7 @@ static bool parse_domains(struct config_load *ld, const struct config_param *p, 
 	size_t tok_len;
 	bool ok = true;
 
-	while (next_token(&v, &len, ", \t", &tok, &tok_len))
+	while (str_next_token(&v, &len, ", \t", &tok, &tok_len))
 		ok = domain_add(ld, p, list, &count, tok, tok_len) && ok;
 	if (ok && count == 0) {
 		load_error(ld, p->name, "no domain given");
@@ -1254,9 +1257,9 @@ static bool parse_one_listener(struct config_load *ld, const struct config_param
 	char q[LOG_QUOTE_MAX];
 
 	memset(&l, 0, sizeof l);
-	next_token(&rest, &rest_len, " \t", &addr, &addr_len);
-	if (!next_token(&rest, &rest_len, " \t", &kind, &kind_len) ||
-	    next_token(&rest, &rest_len, " \t", &extra, &extra_len)) {
+	str_next_token(&rest, &rest_len, " \t", &addr, &addr_len);
+	if (!str_next_token(&rest, &rest_len, " \t", &kind, &kind_len) ||
+	    str_next_token(&rest, &rest_len, " \t", &extra, &extra_len)) {
 		load_error(ld, p->name, "%s is not ADDRESS:PORT KIND (KIND: mx, submission or submissions)",
 		           quote(q, v, len));
 		return false;
@@ -1281,7 +1284,7 @@ static bool parse_listener(struct config_load *ld, const struct config_param *p,
 
 	size_t given = 0;
 
-	while (next_token(&v, &len, ",", &one, &one_len)) {
+	while (str_next_token(&v, &len, ",", &one, &one_len)) {
 		const char *trimmed = trim(one, &one_len);
 		if (one_len == 0)
 			continue;
@@ -1376,7 +1379,7 @@ static bool parse_choices(struct config_load *ld, const struct config_param *p, 
 	bool ok = true;
 	char q[LOG_QUOTE_MAX], list[256];
 
-	while (next_token(&v, &len, ", \t", &tok, &tok_len)) {
+	while (str_next_token(&v, &len, ", \t", &tok, &tok_len)) {
 		unsigned index;
 		if (!choice_find(p, tok, tok_len, &index)) {
 			load_error(ld, p->name, "%s is not one of %s", quote(q, tok, tok_len),
@@ -1429,9 +1432,9 @@ static bool parse_cert(struct config_load *ld, const struct config_param *p, con
 
 	if (len == 0)
 		return true;
-	if (!next_token(&rest, &rest_len, " \t", &cert, &cert_len) ||
-	    !next_token(&rest, &rest_len, " \t", &key, &key_len) ||
-	    next_token(&rest, &rest_len, " \t", &extra, &extra_len)) {
+	if (!str_next_token(&rest, &rest_len, " \t", &cert, &cert_len) ||
+	    !str_next_token(&rest, &rest_len, " \t", &key, &key_len) ||
+	    str_next_token(&rest, &rest_len, " \t", &extra, &extra_len)) {
 		load_error(ld, p->name, "%s is not CERT_FILE KEY_FILE", quote(q, v, len));
 		return false;
 	}
@@ -1529,7 +1532,7 @@ static bool parse_networks(struct config_load *ld, const struct config_param *p,
 	size_t tok_len;
 	bool ok = true;
 
-	while (next_token(&v, &len, ", \t", &tok, &tok_len)) {
+	while (str_next_token(&v, &len, ", \t", &tok, &tok_len)) {
 		if (network_parse(ld, p, tok, tok_len, &list[count]))
 			count++;
 		else
@@ -1652,7 +1655,7 @@ static bool parse_transport(struct config_load *ld, const struct config_param *p
 
 	if (len == 0)
 		return true;
-	next_token(&rest, &rest_len, " \t", &domain, &domain_len);
+	str_next_token(&rest, &rest_len, " \t", &domain, &domain_len);
 	const char *name = domain[0] == '.' ? domain + 1 : domain;
 	size_t name_len = domain[0] == '.' ? domain_len - 1 : domain_len;
 	if (!domain_valid(ld, p, name, name_len))
@@ -1745,7 +1748,7 @@ static void report_no_equals(struct config_load *ld, const char *s, size_t len)
 	size_t word_len;
 	char shown[LOG_QUOTE_MAX];
 
-	next_token(&s, &len, " \t", &word, &word_len);
+	str_next_token(&s, &len, " \t", &word, &word_len);
 	load_error(ld, name_shown(shown, word, word_len), "missing \"=\" (write name = value)");
 }
 

@@ -141,6 +141,9 @@ bool config_is_local_domain(const struct config *config, const char *domain, siz
  */
 const struct config_route *config_route_for(const struct config *config, const char *domain);
 
+/* config_duration_parse - "90s", "30m", "4h", "2d" or bare seconds, as durations are written in the file. */
+bool config_duration_parse(const char *s, size_t len, uint64_t *seconds);
+
 /* config_network_contains - the 16-byte address (IPv4 mapped) is in one of relay_networks. */
 bool config_in_relay_networks(const struct config *config, const unsigned char addr[16]);
 

@@ -188,23 +188,6 @@ static bool option_parse(const char *s, size_t len, struct config_route *out, bo
 	return fail(err, errlen, "\"%.*s\" is not an option (tls=POLICY or auth=FILE)", (int)len, s);
 }
 
-static bool next_word(const char **s, size_t *len, const char **word, size_t *word_len)
-{
-	while (*len > 0 && (**s == ' ' || **s == '\t')) {
-		(*s)++;
-		(*len)--;
-	}
-	if (*len == 0)
-		return false;
-	*word = *s;
-	while (*len > 0 && **s != ' ' && **s != '\t') {
-		(*s)++;
-		(*len)--;
-	}
-	*word_len = (size_t)(*s - *word);
-	return true;
-}
-
 /* route_check - the options make sense for the kind; the defaults filled in. */
 static bool route_check(struct config_route *out, bool tls_given, char *err, size_t errlen)
 {
@@ -241,10 +224,10 @@ bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir,
 		fail(err, errlen, "longer than %d bytes", CONFIG_ROUTE_TEXT_MAX - 1);
 	else
 		out->text = str_dup_n(s, len);
-	if (ok && !next_word(&s, &len, &word, &word_len))
+	if (ok && !str_next_token(&s, &len, " \t", &word, &word_len))
 		ok = fail(err, errlen, "no route");
 	ok = ok && kind_parse(word, word_len, bare_smtp, maildir, out, err, errlen);
-	while (ok && next_word(&s, &len, &word, &word_len))
+	while (ok && str_next_token(&s, &len, " \t", &word, &word_len))
 		ok = option_parse(word, word_len, out, &tls_given, err, errlen);
 	ok = ok && route_check(out, tls_given, err, errlen);
 	if (!ok)

@@ -438,12 +438,11 @@ static void slot_release(struct mta *mta, struct mta_dest *dest)
 		*p = d->next_waiting;
 		if (!*p)
 			mta->waiting_tail = p;
-		if (down)
-			delivery_end_all(d, DELIVERY_TEMPFAIL, d->dest_state->why);
-		else
+		if (!down) {
 			slot_grant(mta, d);
-		if (!down)
 			break;
+		}
+		delivery_end_all(d, DELIVERY_TEMPFAIL, d->dest_state->why);
 	}
 }
 

@@ -53,7 +53,7 @@ static void bounce_route(const struct store_settings *settings, struct store_rea
 
 /* notification - a report of kind action for the given recipients of job (DSN_DELIVERED: each delivered or relayed). */
 static struct store_message *notification(const struct store_settings *settings, struct store_reader *dir,
-                                          const struct delivery_job *job, const struct delivery_rcpt *const *failed,
+                                          const struct delivery_job *job, const struct delivery_rcpt *const *reported,
                                           size_t count, const char *original, size_t original_len, int64_t now_ms,
                                           enum dsn_action action)
 {
@@ -63,7 +63,7 @@ static struct store_message *notification(const struct store_settings *settings,
 	char(*status)[DSN_STATUS_SIZE] = xcalloc(count, sizeof *status);
 	char(*hosts)[256] = xcalloc(count, sizeof *hosts);
 	for (size_t i = 0; i < count; i++) {
-		const char *error = failed[i]->error;
+		const char *error = reported[i]->error;
 		/* Our own reasons start with the status ("5.1.2 ..."); a remote reply with its code ("550 5.1.1 ...").
 		 */
 		bool ours = error[0] >= '2' && error[0] <= '5' && error[1] == '.';
@@ -79,11 +79,11 @@ static struct store_message *notification(const struct store_settings *settings,
 		enum dsn_action rcpt_action = action;
 		if (action == DSN_DELIVERED) {
 			str_copy(status[i], DSN_STATUS_SIZE, "2.0.0");
-			if (failed[i]->success == SUCCESS_RELAYED)
+			if (reported[i]->success == SUCCESS_RELAYED)
 				rcpt_action = DSN_RELAYED;
 		}
-		rcpts[i].address = failed[i]->address;
-		rcpts[i].orcpt = failed[i]->orcpt;
+		rcpts[i].address = reported[i]->address;
+		rcpts[i].orcpt = reported[i]->orcpt;
 		rcpts[i].action = rcpt_action;
 		if (action == DSN_DELAYED)
 			rcpts[i].retry_until_ms = job->arrival_ms + (int64_t)settings->max_queue_lifetime_ms;

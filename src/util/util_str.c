@@ -113,3 +113,20 @@ char *str_dup(const char *s)
 {
 	return str_dup_n(s, strlen(s));
 }
+
+bool str_next_token(const char **s, size_t *len, const char *seps, const char **tok, size_t *tok_len)
+{
+	while (*len > 0 && strchr(seps, **s) != NULL) {
+		(*s)++;
+		(*len)--;
+	}
+	if (*len == 0)
+		return false;
+	*tok = *s;
+	while (*len > 0 && strchr(seps, **s) == NULL) {
+		(*s)++;
+		(*len)--;
+	}
+	*tok_len = (size_t)(*s - *tok);
+	return true;
+}

@@ -26,6 +26,10 @@ bool str_ieq(const char *s, size_t len, const char *word);
 /* str_to_u64 - s[0..len) is 1..20 decimal digits that fit in uint64_t. */
 bool str_to_u64(const char *s, size_t len, uint64_t *out);
 
+/* str_next_token - the next run of bytes not in seps within *s[0..*len) into
+ * tok[0..*tok_len), advancing *s and *len past it; false when none is left. */
+bool str_next_token(const char **s, size_t *len, const char *seps, const char **tok, size_t *tok_len);
+
 /* str_dup_n - a NUL-terminated heap copy of s[0..len); aborts on no memory. */
 char *str_dup_n(const char *s, size_t len);
 char *str_dup(const char *s);
