@@ -114,6 +114,8 @@ struct config {
 	uint64_t remote_connect_timeout;
 	uint64_t remote_command_timeout;
 	uint64_t remote_data_timeout;
+	uint64_t remote_idle_timeout;
+	uint64_t remote_messages_per_connection;
 	struct config_route smarthost; /* text NULL: none */
 	struct config_route *transports;
 	size_t transport_count;

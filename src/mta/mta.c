@@ -11,8 +11,12 @@
  * the recipients' fate; if none does, they are deferred with the last
  * reason seen.
  *
- * At most remote_max_connections sessions run at once; other deliveries
- * wait in a FIFO for a slot.
+ * At most remote_max_connections sessions run at once, and at most
+ * remote_max_per_destination to one destination; other deliveries wait in
+ * their destination's FIFO, and destinations with waiting deliveries take
+ * free slots in turn. A session whose message is done carries the next
+ * waiting message to the same destination over the same connection, or
+ * waits idle for one (remote_idle_timeout) when nobody else needs a slot.
  */
 #include "mta/mta.h"
 
@@ -42,7 +46,10 @@
 struct mta_dest {
 	struct mta_dest *next; /* in its bucket */
 	char name[DNS_NAME_MAX + 1];
-	size_t connections;
+	size_t connections;                           /* slots held: deliveries under way and idle sessions */
+	struct mta_delivery *waiting, **waiting_tail; /* for a slot, oldest first */
+	struct mta_dest *ring_next;                   /* in the mta's ring of destinations with waiting deliveries */
+	bool in_ring;
 	unsigned failures;     /* in a row */
 	int64_t down_until_ms; /* 0: up */
 	char why[160];
@@ -63,7 +70,10 @@ struct mta {
 	struct mta_job *jobs; /* every job under way, for mta_free */
 	/* Connection slots, in all and per destination. */
 	size_t connections;
-	struct mta_delivery *waiting, **waiting_tail;
+	size_t waiting_count;               /* deliveries waiting for a slot */
+	struct mta_dest *ring, **ring_tail; /* destinations with waiting deliveries, served in turn */
+	size_t ring_count;
+	struct mta_session *detached; /* idle and closing sessions */
 	struct mta_dest *dests[MTA_DEST_BUCKETS];
 	uint64_t rng;
 };
@@ -76,6 +86,11 @@ struct event_base *mta_base(struct mta *mta)
 SSL_CTX *mta_tls(struct mta *mta)
 {
 	return mta->tls;
+}
+
+struct mta_session **mta_detached(struct mta *mta)
+{
+	return &mta->detached;
 }
 
 /* ---- Finishing ---- */
@@ -154,6 +169,7 @@ static struct mta_dest *dest_get(struct mta *mta, const char *name)
 			return dest;
 	struct mta_dest *dest = xcalloc(1, sizeof *dest);
 	str_copy(dest->name, sizeof dest->name, name);
+	dest->waiting_tail = &dest->waiting;
 	dest->next = *bucket;
 	*bucket = dest;
 	return dest;
@@ -209,15 +225,27 @@ static void delivery_try_address(struct mta_delivery *d)
 	delivery_next_host(d);
 }
 
+static void connection_pass_on(struct mta_delivery *d, struct mta_session *s);
+static void delivery_route(struct mta_delivery *d);
+
 void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why)
 {
+	struct mta_session *s = d->session;
+	d->session = NULL;
 	/* why may live in the session: keep it before the session goes. */
 	str_copy(d->last_error, sizeof d->last_error, why);
-	mta_session_free(d->session);
-	d->session = NULL;
 	if (outcome == SESSION_FINAL) {
 		dest_reached(d->dest_state);
+		connection_pass_on(d, s);
 		delivery_free(d);
+		return;
+	}
+	mta_session_free(s);
+	if (d->reused) {
+		/* A kept connection the peer had given up on: nothing was
+		 * decided, so route afresh, with a connection of its own. */
+		d->reused = false;
+		delivery_route(d);
 		return;
 	}
 	delivery_try_address(d);
@@ -392,9 +420,8 @@ static void delivery_route(struct mta_delivery *d)
 
 static bool slot_free(struct mta *mta, const struct mta_delivery *d)
 {
-	const struct config *c = d->job->config;
-	return mta->connections < c->remote_max_connections &&
-	       d->dest_state->connections < c->remote_max_per_destination;
+	return mta->connections < mta->config->remote_max_connections &&
+	       d->dest_state->connections < mta->config->remote_max_per_destination;
 }
 
 /* slot_grant - d may connect: count it, and route it. */
@@ -406,44 +433,152 @@ static void slot_grant(struct mta *mta, struct mta_delivery *d)
 	delivery_route(d);
 }
 
-/* slot_take - route d now if a slot is free, else queue it; a destination that is down defers it at once. */
+static void ring_push(struct mta *mta, struct mta_dest *dest)
+{
+	dest->ring_next = NULL;
+	dest->in_ring = true;
+	*mta->ring_tail = dest;
+	mta->ring_tail = &dest->ring_next;
+	mta->ring_count++;
+}
+
+static struct mta_dest *ring_pop(struct mta *mta)
+{
+	struct mta_dest *dest = mta->ring;
+	mta->ring = dest->ring_next;
+	if (!mta->ring)
+		mta->ring_tail = &mta->ring;
+	dest->in_ring = false;
+	mta->ring_count--;
+	return dest;
+}
+
+/* wait_for_slot - d waits at the end of its destination's FIFO. */
+static void wait_for_slot(struct mta *mta, struct mta_delivery *d)
+{
+	struct mta_dest *dest = d->dest_state;
+	d->next_waiting = NULL;
+	*dest->waiting_tail = d;
+	dest->waiting_tail = &d->next_waiting;
+	mta->waiting_count++;
+	if (!dest->in_ring)
+		ring_push(mta, dest);
+}
+
+/* waiting_take - the first waiting delivery of dest that match accepts (NULL: any), out of the FIFO. */
+static struct mta_delivery *waiting_take(struct mta *mta, struct mta_dest *dest, const struct mta_session *match)
+{
+	struct mta_delivery **p = &dest->waiting;
+	while (*p && match && !mta_session_serves(match, *p))
+		p = &(*p)->next_waiting;
+	struct mta_delivery *d = *p;
+	if (!d)
+		return NULL;
+	*p = d->next_waiting;
+	if (!*p)
+		dest->waiting_tail = p;
+	mta->waiting_count--;
+	return d;
+}
+
+/*
+ * grant_waiting - free slots go to waiting deliveries, one destination
+ * after another (a busy destination cannot starve the others); the
+ * waiting mail of a destination that went down is deferred.
+ */
+static void grant_waiting(struct mta *mta)
+{
+	size_t full_in_a_row = 0;
+	while (mta->ring && mta->connections < mta->config->remote_max_connections && full_in_a_row < mta->ring_count) {
+		struct mta_dest *dest = ring_pop(mta);
+		if (!dest->waiting)
+			continue; /* a connection handed on took the last one */
+		if (dest_down(dest)) {
+			struct mta_delivery *d;
+			while ((d = waiting_take(mta, dest, NULL)))
+				delivery_end_all(d, DELIVERY_TEMPFAIL, dest->why);
+			continue;
+		}
+		if (dest->connections >= mta->config->remote_max_per_destination) {
+			ring_push(mta, dest);
+			full_in_a_row++;
+			continue;
+		}
+		full_in_a_row = 0;
+		struct mta_delivery *d = waiting_take(mta, dest, NULL);
+		if (dest->waiting)
+			ring_push(mta, dest);
+		if (d)
+			slot_grant(mta, d);
+	}
+}
+
+/*
+ * slot_take - d goes now over an idle connection to its destination, or
+ * a new one if a slot is free (closing an idle connection to make room),
+ * else it waits; a destination that is down defers it at once.
+ */
 static void slot_take(struct mta *mta, struct mta_delivery *d)
 {
 	if (dest_down(d->dest_state)) {
 		delivery_end_all(d, DELIVERY_TEMPFAIL, d->dest_state->why);
 		return;
 	}
+	struct mta_session *idle = mta_session_unpark(mta, d);
+	if (idle) {
+		d->connection_held = true; /* the idle session's */
+		d->reused = true;
+		d->session = idle;
+		mta_session_next(idle, d);
+		return;
+	}
+	if (!slot_free(mta, d)) {
+		bool dest_full = d->dest_state->connections >= mta->config->remote_max_per_destination;
+		mta_session_evict(mta, dest_full ? d->dest_state : NULL);
+	}
 	if (slot_free(mta, d)) {
 		slot_grant(mta, d);
 		return;
 	}
-	d->next_waiting = NULL;
-	*mta->waiting_tail = d;
-	mta->waiting_tail = &d->next_waiting;
+	wait_for_slot(mta, d);
 }
 
-/* slot_release - a session ended: the first waiting delivery that may go now goes (FIFO within its destination). */
+/* slot_release - a slot is free: waiting deliveries may have it. */
 static void slot_release(struct mta *mta, struct mta_dest *dest)
 {
 	mta->connections--;
 	dest->connections--;
-	struct mta_delivery **p = &mta->waiting;
-	while (*p && mta->connections < mta->config->remote_max_connections) {
-		struct mta_delivery *d = *p;
-		bool down = dest_down(d->dest_state);
-		if (!down && !slot_free(mta, d)) {
-			p = &d->next_waiting;
-			continue;
-		}
-		*p = d->next_waiting;
-		if (!*p)
-			mta->waiting_tail = p;
-		if (!down) {
-			slot_grant(mta, d);
-			break;
-		}
-		delivery_end_all(d, DELIVERY_TEMPFAIL, d->dest_state->why);
+	grant_waiting(mta);
+}
+
+void mta_idle_closed(struct mta *mta, struct mta_dest *dest)
+{
+	slot_release(mta, dest);
+}
+
+/*
+ * connection_pass_on - d is done with session s: the next waiting
+ * delivery s can carry takes it (and d's slot); or, if nobody waits for a
+ * slot, it stays open, idle; or it goes.
+ */
+static void connection_pass_on(struct mta_delivery *d, struct mta_session *s)
+{
+	struct mta *mta = d->mta;
+	if (!mta_session_reusable(s, mta->config))
+		return mta_session_close(s);
+	struct mta_delivery *next = waiting_take(mta, d->dest_state, s);
+	if (next) {
+		d->connection_held = false;
+		next->connection_held = true;
+		next->reused = true;
+		next->session = s;
+		mta_session_next(s, next);
+		return;
 	}
+	if (mta->waiting_count > 0 || mta->config->remote_idle_timeout == 0)
+		return mta_session_close(s);
+	d->connection_held = false; /* the idle session holds the slot now */
+	mta_session_park(s);
 }
 
 /* ---- Jobs ---- */
@@ -623,7 +758,7 @@ struct mta *mta_create(struct event_base *base, struct config *config, char *err
 	mta->boot_config = config_ref(config);
 	mta->dns = dns;
 	mta->tls = tls;
-	mta->waiting_tail = &mta->waiting;
+	mta->ring_tail = &mta->ring;
 	mta->rng = (uint64_t)time_wall_ms() | 1;
 	pthread_mutex_init(&mta->lock, NULL);
 	mta->incoming_event = event_new(base, -1, 0, take_incoming, mta);
@@ -667,6 +802,7 @@ void mta_free(struct mta *mta)
 		config_unref(j->config);
 		free(j);
 	}
+	mta_session_free_detached(mta);
 	while (mta->incoming) {
 		struct delivery_job *next = mta->incoming->next;
 		delivery_job_free(mta->incoming);

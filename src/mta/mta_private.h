@@ -3,8 +3,15 @@
  * job in one domain) and what its SMTP client session needs of it.
  *
  * Ownership: the mta owns its jobs; a job owns its deliveries; a delivery
- * owns at most one session at a time. A session reports once, through
- * delivery_session_done, and is freed by the delivery after that call.
+ * owns at most one session at a time. A session reports once per
+ * delivery, through delivery_session_done; after that call the delivery
+ * hands the session on (the next message to the same destination), parks
+ * it (idle, owned by the mta's list of detached sessions), closes it, or
+ * frees it.
+ *
+ * Connection slots (remote_max_connections, remote_max_per_destination)
+ * are held by a delivery from the moment it may connect until it ends, or
+ * by an idle session; a session handed on takes its delivery's slot along.
  */
 #ifndef TERN_MTA_PRIVATE_H
 #define TERN_MTA_PRIVATE_H
@@ -43,7 +50,7 @@ struct mta_delivery {
 	struct mta_dest *dest_state;      /* its destination's sessions and health */
 	char domain[DNS_NAME_MAX + 1];    /* MX routes: the recipients' domain; else "" */
 	char dest[DNS_NAME_MAX + 1];      /* for logs: the domain, or the relay's host or socket */
-	size_t *rcpt_index; /* into job->job->rcpts */
+	size_t *rcpt_index;               /* into job->job->rcpts */
 	size_t rcpt_count;
 	/* Route: hosts by preference, then the current host's addresses. */
 	struct dns_mx hosts[MTA_HOSTS_MAX];
@@ -53,6 +60,7 @@ struct mta_delivery {
 	bool addrs_v6_done;
 	char last_error[160]; /* why the last address failed, for the deferral */
 	bool connection_held;
+	bool reused; /* its session was another delivery's: if it fails before deciding, route afresh */
 	struct mta_session *session;
 };
 
@@ -60,7 +68,7 @@ struct mta_job {
 	struct mta *mta;
 	struct config *config; /* as the job started: its routes stay put */
 	struct delivery_job *job;
-	bool local; /* local users' mail, over local_delivery (LMTP): RCPT names the mailbox */
+	bool local;            /* local users' mail, over local_delivery (LMTP): RCPT names the mailbox */
 	struct evbuffer *body; /* the content, canonical CRLF */
 	bool eight_bit;        /* the content holds bytes >= 0x80 */
 	bool smtputf8;         /* an address holds bytes >= 0x80 */
@@ -72,14 +80,38 @@ struct mta_job {
 /* mta.c: what a session needs from the mta. */
 struct event_base *mta_base(struct mta *mta);
 struct ssl_ctx_st *mta_tls(struct mta *mta);
+struct mta_session **mta_detached(struct mta *mta); /* idle and closing sessions */
 
-/* mta.c: the session is over; outcome SESSION_NEXT or SESSION_FINAL (results set in the job's rcpts). */
+/*
+ * mta.c: the session is done with d; outcome SESSION_NEXT or SESSION_FINAL
+ * (results set in the job's rcpts). A SESSION_FINAL session may still be
+ * open and reusable (mta_session_reusable).
+ */
 void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why);
+
+/* mta.c: an idle session closed (timeout, the peer left, or evicted): its slot is free. */
+void mta_idle_closed(struct mta *mta, struct mta_dest *dest);
 
 /* mta_session.c */
 /* mta_session_start - connect to addr (host's); NULL, with why, if that cannot even begin. */
 struct mta_session *mta_session_start(struct mta_delivery *d, const struct sockaddr_storage *addr, const char *host,
                                       char *why, size_t why_size);
-void mta_session_free(struct mta_session *session);
+/* mta_session_reusable - open, between transactions, in good standing, and under remote_messages_per_connection. */
+bool mta_session_reusable(const struct mta_session *s, const struct config *current);
+/* mta_session_serves - the session may carry d's message (same destination, route and configuration). */
+bool mta_session_serves(const struct mta_session *s, const struct mta_delivery *d);
+/* mta_session_next - a reusable session takes d: RSET if needed, then its transaction (from the loop, not at once). */
+void mta_session_next(struct mta_session *s, struct mta_delivery *d);
+/* mta_session_park - a reusable session waits, idle, for remote_idle_timeout; it holds its slot. */
+void mta_session_park(struct mta_session *s);
+/* mta_session_unpark - the most recent idle session that can carry d, taken off the list; NULL if none. */
+struct mta_session *mta_session_unpark(struct mta *mta, const struct mta_delivery *d);
+/* mta_session_evict - close the oldest idle session (of dest, or of any if NULL); false if there is none. */
+bool mta_session_evict(struct mta *mta, const struct mta_dest *dest);
+/* mta_session_close - QUIT and go (detached), or free at once if the connection is of no further use. */
+void mta_session_close(struct mta_session *s);
+void mta_session_free(struct mta_session *s);
+/* mta_session_free_detached - every idle and closing session (the mta is going). */
+void mta_session_free_detached(struct mta *mta);
 
 #endif

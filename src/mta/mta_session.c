@@ -1,9 +1,19 @@
 /*
  * mta_session.c - the SMTP client: one connection to one address of a
- * mail exchanger, one transaction for the recipients of one delivery.
+ * mail exchanger, one transaction for the recipients of each delivery it
+ * serves.
  *
  *   connect -> 220 -> EHLO (HELO if refused) -> [STARTTLS -> TLS -> EHLO]
- *   -> MAIL -> RCPT ... -> DATA -> content -> QUIT
+ *   -> [AUTH] -> MAIL -> RCPT ... -> DATA -> content -> done
+ *   done -> [RSET] -> MAIL ...   (the next message to the same destination)
+ *   done -> idle -> [RSET] -> MAIL ... | QUIT
+ *
+ * A session reports to its delivery as soon as the transaction is settled,
+ * before any QUIT: the results do not wait for the goodbye. The delivery
+ * then hands the connection on, parks it, or closes it (mta.c decides).
+ * RSET comes before the next MAIL only when the last transaction ended
+ * early (a refused MAIL, RCPT or DATA): after the reply to the content the
+ * peer has already reset (RFC 5321 4.1.1.4).
  *
  * Replies are read line by line (at most MTA_REPLY_LINE_MAX octets, at
  * most MTA_REPLY_LINES lines); a multi-line reply whose lines disagree on
@@ -57,6 +67,9 @@ enum client_state {
 	C_AUTH,       /* AUTH PLAIN sent, or LOGIN's password: 235 expected */
 	C_AUTH_LOGIN, /* AUTH LOGIN sent: 334 for the user name */
 	C_AUTH_USER,  /* LOGIN's user name sent: 334 for the password */
+	C_IDLE,       /* between transactions, with no delivery or waiting for one to start */
+	C_RSET,       /* RSET sent before the next transaction */
+	C_DONE,       /* the transaction is settled: the delivery is told at the end of the callback */
 	C_MAIL,
 	C_RCPT,
 	C_DATA,
@@ -67,8 +80,10 @@ enum client_state {
 };
 
 struct mta_session {
-	struct mta_delivery *d;
-	const struct config *config; /* the job's */
+	struct mta *mta;
+	struct mta_delivery *d; /* NULL when idle or closing */
+	struct mta_dest *dest;  /* the destination whose slot it counts against */
+	struct config *config;  /* the first job's: reused only for jobs of the same configuration */
 	const struct config_route *route;
 	struct bufferevent *bev;
 	int fd;
@@ -92,7 +107,15 @@ struct mta_session {
 	size_t skip_left; /* C_SKIP: replies still to come */
 	size_t lmtp_at;   /* C_CONTENT over LMTP: the recipient whose reply comes next */
 	bool decided;     /* recipients have their results */
-	/* Ended: reported to the delivery at the top of the callback, which frees the session. */
+	/* Between transactions. */
+	unsigned messages;  /* transactions begun */
+	bool needs_rset;    /* the last one ended before the end of its data */
+	bool tainted;       /* the peer said more than it was asked: not reused */
+	struct event *kick; /* starts a handed-over delivery's transaction from the loop */
+	/* Idle or closing: in the mta's list of detached sessions. */
+	bool detached;
+	struct mta_session *prev, *next;
+	/* Ended: reported to the delivery at the end of the callback, which frees the session. */
 	bool ended;
 	char end_reason[200];
 };
@@ -166,13 +189,24 @@ static void session_end(struct mta_session *s, const char *why)
 	session_end_code(s, "4.4.1", why);
 }
 
-/* session_finish - at the top of a callback: report an ended session (freeing it). True if it ended. */
-static bool session_finish(struct mta_session *s)
+/* transaction_done - every recipient has its result; clean: the peer has reset itself (it took the content). */
+static void transaction_done(struct mta_session *s, bool clean)
 {
-	if (!s->ended)
-		return false;
-	delivery_session_done(s->d, s->decided ? SESSION_FINAL : SESSION_NEXT, s->end_reason);
-	return true;
+	s->decided = true;
+	s->needs_rset = !clean;
+	s->state = C_DONE;
+}
+
+/*
+ * session_finish - at the end of a callback: report a settled transaction
+ * or an ended session to the delivery, which may free the session.
+ */
+static void session_finish(struct mta_session *s)
+{
+	if (s->ended)
+		delivery_session_done(s->d, s->decided ? SESSION_FINAL : SESSION_NEXT, s->end_reason);
+	else if (s->state == C_DONE)
+		delivery_session_done(s->d, SESSION_FINAL, "done");
 }
 
 /* ---- Sending ---- */
@@ -275,12 +309,8 @@ static void send_rcpt_or_data(struct mta_session *s)
 		send_rcpt(s, s->rcpt_at);
 		return;
 	}
-	if (s->accepted_count == 0) {
-		s->decided = true;
-		s->state = C_QUIT;
-		send_line(s, "QUIT\r\n");
-		return;
-	}
+	if (s->accepted_count == 0)
+		return transaction_done(s, false);
 	s->state = C_DATA;
 	send_line(s, "DATA\r\n");
 }
@@ -302,8 +332,7 @@ static bool refuse_early(struct mta_session *s)
 	else
 		return false;
 	decide_all(s, DELIVERY_PERMFAIL, why);
-	s->state = C_QUIT;
-	send_line(s, "QUIT\r\n");
+	transaction_done(s, true);
 	return true;
 }
 
@@ -343,12 +372,12 @@ static void send_mail(struct mta_session *s)
 	send_line(s, "DATA\r\n");
 }
 
-/* send_quit - the transaction is settled: say goodbye. */
-static void send_quit(struct mta_session *s)
+/* start_transaction - the delivery's envelope, on a connection ready for it. */
+static void start_transaction(struct mta_session *s)
 {
-	s->state = C_QUIT;
+	s->messages++;
 	set_timeout(s, s->config->remote_command_timeout);
-	send_line(s, "QUIT\r\n");
+	send_mail(s);
 }
 
 /* send_empty_message - DATA was taken with no recipient: end it at once. LMTP answers that with no reply at all. */
@@ -356,7 +385,7 @@ static void send_empty_message(struct mta_session *s)
 {
 	send_line(s, ".\r\n");
 	if (s->lmtp)
-		return send_quit(s);
+		return transaction_done(s, false);
 	s->state = C_EMPTY_DOT;
 }
 
@@ -402,7 +431,7 @@ static void on_auth_reply(struct mta_session *s, const char *why)
 	}
 	if (s->reply.code == 235 && s->state == C_AUTH) {
 		log_info("event=remote_auth relay=%s user=%s", s->peer, r->auth_user);
-		return send_mail(s);
+		return start_transaction(s);
 	}
 	char reason[320];
 	str_format(reason, sizeof reason, "authentication failed: %s", why);
@@ -421,7 +450,7 @@ static void after_ehlo(struct mta_session *s)
 		return session_end_code(s, "4.7.4", "TLS is required and STARTTLS is not offered");
 	if (s->route->auth_user)
 		return send_auth(s);
-	send_mail(s);
+	start_transaction(s);
 }
 
 /* on_content_reply_lmtp - one reply per accepted recipient, in RCPT order (RFC 2033 4.2). */
@@ -433,10 +462,8 @@ static void on_content_reply_lmtp(struct mta_session *s, enum delivery_status st
 		result_one(s, s->lmtp_at++, status, why);
 	while (s->lmtp_at < s->d->rcpt_count && !s->accepted[s->lmtp_at])
 		s->lmtp_at++;
-	if (s->lmtp_at == s->d->rcpt_count) {
-		s->decided = true;
-		send_quit(s);
-	}
+	if (s->lmtp_at == s->d->rcpt_count)
+		transaction_done(s, true);
 }
 
 /* ---- TLS ---- */
@@ -450,14 +477,14 @@ static void start_tls(struct mta_session *s)
 	 * it cannot be trusted to mean anything, so it goes. */
 	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
 	bufferevent_free(s->bev);
-	SSL *ssl = SSL_new(mta_tls(s->d->mta));
+	SSL *ssl = SSL_new(mta_tls(s->mta));
 	if (!ssl)
 		fatal("SSL_new failed");
 	/* SNI names a host, never an address (RFC 6066 3). */
 	unsigned char literal[16];
 	if (inet_pton(AF_INET, s->host, literal) != 1 && inet_pton(AF_INET6, s->host, literal) != 1)
 		SSL_set_tlsext_host_name(ssl, s->host);
-	s->bev = bufferevent_openssl_socket_new(mta_base(s->d->mta), s->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+	s->bev = bufferevent_openssl_socket_new(mta_base(s->mta), s->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                        BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev)
 		fatal("bufferevent_openssl_socket_new failed");
@@ -477,6 +504,8 @@ static void on_reply(struct mta_session *s)
 	char why[300];
 	reply_reason(s, why, sizeof why);
 	enum delivery_status status = status_of(s->reply.code);
+	if (s->reply.code == 421)
+		s->tainted = true; /* the peer is closing the connection (RFC 5321 3.8) */
 	switch (s->state) {
 	case C_GREETING:
 		if (status != DELIVERY_OK)
@@ -510,7 +539,7 @@ static void on_reply(struct mta_session *s)
 		if (status != DELIVERY_OK) {
 			decide_all(s, status, why);
 			if (!s->pipelined)
-				return send_quit(s);
+				return transaction_done(s, false);
 			/* The RCPT and DATA replies are on their way: let them pass. */
 			s->state = C_SKIP;
 			s->skip_left = s->d->rcpt_count + 1;
@@ -542,24 +571,26 @@ static void on_reply(struct mta_session *s)
 		}
 		if (s->reply.code != 354) {
 			decide_all(s, status == DELIVERY_OK ? DELIVERY_TEMPFAIL : status, why);
-			return send_quit(s);
+			return transaction_done(s, false);
 		}
 		return send_content(s);
 	case C_CONTENT:
 		if (s->lmtp)
 			return on_content_reply_lmtp(s, status, why);
 		decide_all(s, status, why);
-		return send_quit(s);
+		return transaction_done(s, true);
 	case C_SKIP:
 		if (s->reply.code == 354)
 			return send_empty_message(s);
 		if (--s->skip_left == 0)
-			return send_quit(s);
+			return transaction_done(s, false);
 		return;
 	case C_EMPTY_DOT:
-		return send_quit(s);
-	case C_QUIT:
-		return session_end(s, "done");
+		return transaction_done(s, true);
+	case C_RSET:
+		if (status != DELIVERY_OK)
+			return session_end(s, "RSET refused");
+		return start_transaction(s);
 	default:
 		return session_end(s, "unexpected reply");
 	}
@@ -586,11 +617,16 @@ static bool take_line(struct mta_session *s, const char *line, size_t len, bool 
 	return true;
 }
 
+static void detached_read(struct mta_session *s);
+static void detached_event(struct mta_session *s, short what);
+
 static void session_read(struct bufferevent *bev, void *arg)
 {
 	struct mta_session *s = arg;
+	if (s->detached)
+		return detached_read(s);
 	struct evbuffer *in = bufferevent_get_input(bev);
-	while (!s->ended) {
+	while (!s->ended && s->state != C_DONE) {
 		size_t len;
 		char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
 		if (!line) {
@@ -612,6 +648,8 @@ static void session_read(struct bufferevent *bev, void *arg)
 				break;
 		}
 	}
+	if (s->state == C_DONE && evbuffer_get_length(in) > 0)
+		s->tainted = true; /* replies to nothing asked: the next transaction could not trust them */
 	session_finish(s);
 }
 
@@ -640,8 +678,6 @@ static const char *session_event_why(struct mta_session *s, short what)
 		return s->state == C_CONNECTING ? "connection timed out" : "timeout waiting for a reply";
 	if (s->state == C_HANDSHAKE)
 		return "TLS handshake failed";
-	if (s->state == C_QUIT && s->decided)
-		return "closed after QUIT";
 	if (s->state == C_CONNECTING)
 		return "connection refused";
 	return "connection lost";
@@ -650,6 +686,8 @@ static const char *session_event_why(struct mta_session *s, short what)
 static void session_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct mta_session *s = arg;
+	if (s->detached)
+		return detached_event(s, what);
 	const char *why = session_event_why(s, what);
 	if (why)
 		session_end(s, why);
@@ -684,17 +722,29 @@ static socklen_t peer_address(struct mta_session *s, const char *host, struct so
 	return len;
 }
 
+/* attach - s serves d now: a fresh transaction, sized for d's recipients. */
+static void attach(struct mta_session *s, struct mta_delivery *d)
+{
+	s->d = d;
+	free(s->accepted);
+	free(s->settled);
+	s->accepted = xcalloc(d->rcpt_count, sizeof *s->accepted);
+	s->settled = xcalloc(d->rcpt_count, sizeof *s->settled);
+	s->rcpt_at = s->accepted_count = s->skip_left = s->lmtp_at = 0;
+	s->pipelined = s->decided = false;
+}
+
 struct mta_session *mta_session_start(struct mta_delivery *d, const struct sockaddr_storage *addr, const char *host,
                                       char *why, size_t why_size)
 {
 	struct mta_session *s = xcalloc(1, sizeof *s);
-	s->d = d;
-	s->config = d->job->config;
+	s->mta = d->mta;
+	s->dest = d->dest_state;
+	s->config = config_ref(d->job->config);
 	s->route = d->route;
 	s->lmtp = d->route->kind == CONFIG_ROUTE_LMTP;
 	s->implicit = d->route->tls == CONFIG_TLS_IMPLICIT;
-	s->accepted = xcalloc(d->rcpt_count, sizeof *s->accepted);
-	s->settled = xcalloc(d->rcpt_count, sizeof *s->settled);
+	attach(s, d);
 	s->fd = -1;
 	str_copy(s->host, sizeof s->host, host);
 	struct sockaddr_storage to = *addr;
@@ -714,15 +764,172 @@ struct mta_session *mta_session_start(struct mta_delivery *d, const struct socka
 	return NULL;
 }
 
+/* ---- Between transactions ---- */
+
+bool mta_session_reusable(const struct mta_session *s, const struct config *current)
+{
+	return !s->ended && s->state == C_DONE && !s->tainted && s->config == current &&
+	       s->messages < s->config->remote_messages_per_connection;
+}
+
+bool mta_session_serves(const struct mta_session *s, const struct mta_delivery *d)
+{
+	return s->dest == d->dest_state && s->route == d->route && s->config == d->job->config;
+}
+
+static void session_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct mta_session *s = arg;
+	if (s->needs_rset) {
+		s->state = C_RSET;
+		set_timeout(s, s->config->remote_command_timeout);
+		send_line(s, "RSET\r\n");
+	} else {
+		start_transaction(s);
+	}
+	session_finish(s);
+}
+
+void mta_session_next(struct mta_session *s, struct mta_delivery *d)
+{
+	attach(s, d);
+	s->state = C_IDLE;
+	if (!s->kick) {
+		s->kick = event_new(mta_base(s->mta), -1, 0, session_kick, s);
+		if (!s->kick)
+			fatal("event_new failed");
+	}
+	/* From the loop: the caller is in the middle of finishing the last delivery. */
+	event_active(s->kick, EV_TIMEOUT, 0);
+}
+
+static void detached_link(struct mta_session *s)
+{
+	struct mta_session **head = mta_detached(s->mta);
+	s->detached = true;
+	s->d = NULL;
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+static void detached_unlink(struct mta_session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*mta_detached(s->mta) = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	s->detached = false;
+}
+
+void mta_session_park(struct mta_session *s)
+{
+	detached_link(s);
+	s->state = C_IDLE;
+	set_timeout(s, s->config->remote_idle_timeout);
+}
+
+struct mta_session *mta_session_unpark(struct mta *mta, const struct mta_delivery *d)
+{
+	for (struct mta_session *s = *mta_detached(mta); s; s = s->next) {
+		if (s->state == C_IDLE && mta_session_serves(s, d)) {
+			detached_unlink(s);
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/* send_goodbye - QUIT, detached: the session frees itself on the reply, the peer's close or a short timeout. */
+static void send_goodbye(struct mta_session *s)
+{
+	if (!s->detached)
+		detached_link(s);
+	log_info("event=remote_close relay=%s messages=%u", s->peer, s->messages);
+	s->state = C_QUIT;
+	bufferevent_enable(s->bev, EV_READ); /* an idle timeout turned reading off */
+	uint64_t wait = s->config->remote_command_timeout < 30 ? s->config->remote_command_timeout : 30;
+	set_timeout(s, wait);
+	send_line(s, "QUIT\r\n");
+}
+
+/* idle_close - an idle session goes, politely: its slot is free at once. */
+static void idle_close(struct mta_session *s)
+{
+	struct mta *mta = s->mta;
+	struct mta_dest *dest = s->dest;
+	send_goodbye(s);
+	mta_idle_closed(mta, dest);
+}
+
+bool mta_session_evict(struct mta *mta, const struct mta_dest *dest)
+{
+	struct mta_session *oldest = NULL;
+	for (struct mta_session *s = *mta_detached(mta); s; s = s->next)
+		if (s->state == C_IDLE && (!dest || s->dest == dest))
+			oldest = s;
+	if (!oldest)
+		return false;
+	idle_close(oldest);
+	return true;
+}
+
+void mta_session_close(struct mta_session *s)
+{
+	if (s->ended || s->state != C_DONE)
+		return mta_session_free(s);
+	send_goodbye(s);
+}
+
+/* detached_gone - an idle or closing session is over; an idle one gives back its slot. */
+static void detached_gone(struct mta_session *s)
+{
+	struct mta *mta = s->mta;
+	struct mta_dest *dest = s->dest;
+	bool idle = s->state == C_IDLE;
+	mta_session_free(s);
+	if (idle)
+		mta_idle_closed(mta, dest);
+}
+
+/* detached_read - whatever the peer says now (the reply to QUIT, or a 421 while idle) ends the session. */
+static void detached_read(struct mta_session *s)
+{
+	detached_gone(s);
+}
+
+static void detached_event(struct mta_session *s, short what)
+{
+	if (s->state == C_IDLE && (what & BEV_EVENT_TIMEOUT))
+		return idle_close(s);
+	detached_gone(s);
+}
+
 void mta_session_free(struct mta_session *s)
 {
 	if (!s)
 		return;
+	if (s->detached)
+		detached_unlink(s);
+	if (s->kick)
+		event_free(s->kick);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	if (!s->tls && s->fd >= 0)
 		close(s->fd);
+	config_unref(s->config);
 	free(s->accepted);
 	free(s->settled);
 	free(s);
+}
+
+void mta_session_free_detached(struct mta *mta)
+{
+	while (*mta_detached(mta))
+		mta_session_free(*mta_detached(mta));
 }

@@ -93,8 +93,8 @@ def test_one_delay_warning(dns_server, peer, tern_server):
     assert block["Will-Retry-Until"]
     assert original.get_content_type() == "text/rfc822-headers"
     # More attempts, no second warning.
-    attempts = len(mx.connections)
-    th.wait_until(lambda: len(mx.connections) >= attempts + 2, 20, "two more attempts", srv.log_tail)
+    attempts = len(mx.transactions)
+    th.wait_until(lambda: len(mx.transactions) >= attempts + 2, 20, "two more attempts", srv.log_tail)
     assert len(srv.new_files(SENDER)) == 1
 
 
