@@ -59,6 +59,8 @@ int main(int argc, char **argv)
 		return cli_alias(sub_argc, sub_argv, config_path);
 	if (strcmp(command, "queue") == 0)
 		return cli_queue(sub_argc, sub_argv, config_path);
+	if (strcmp(command, "suppression") == 0)
+		return cli_suppression(sub_argc, sub_argv, config_path);
 	if (strcmp(command, "config") == 0)
 		return cli_config(sub_argc, sub_argv, config_path);
 	if (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0) {

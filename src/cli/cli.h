@@ -1,8 +1,9 @@
 /*
- * cli.h - the administrative subcommands of `tern`: user, alias, queue and
- * config. src/main.c picks the command word, strips "-c FILE" wherever it
- * stood, and calls one of these with argv[0] the word after the command
- * ("add", "list", ...) and argc counting from there (argc may be 0).
+ * cli.h - the administrative subcommands of `tern`: user, alias, queue,
+ * suppression and config. src/main.c picks the command word, strips
+ * "-c FILE" wherever it stood, and calls one of these with argv[0] the word
+ * after the command ("add", "list", ...) and argc counting from there (argc
+ * may be 0).
  *
  * Each returns the process exit status: 0 done, 1 failed (a message
  * "tern: ..." went to stderr), 2 usage error (a usage line went to stderr).
@@ -25,6 +26,9 @@ int cli_alias(int argc, char **argv, const char *config_path);
 
 /* cli_queue - queue list [--json], show ID [--json]. */
 int cli_queue(int argc, char **argv, const char *config_path);
+
+/* cli_suppression - suppression list [--domain DOMAIN], add ADDRESS [REASON...], delete ADDRESS, clear. */
+int cli_suppression(int argc, char **argv, const char *config_path);
 
 /* cli_config - config check, defaults [--markdown]. */
 int cli_config(int argc, char **argv, const char *config_path);

@@ -18,18 +18,13 @@
 
 #include <ctype.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli/cli_util.h"
 #include "smtp/smtp_address.h"
 #include "util/util_id.h"
 #include "util/util_str.h"
-
-#define QUEUE_TIME_MAX 32
 
 struct queue_totals {
 	bool json;
@@ -37,57 +32,33 @@ struct queue_totals {
 	int64_t bytes;
 };
 
-/* queue_time - ms since the epoch as "2026-11-23T11:20:00Z". */
-static const char *queue_time(char buf[QUEUE_TIME_MAX], int64_t ms)
-{
-	time_t when = (time_t)(ms / 1000);
-	struct tm tm;
-	if (!gmtime_r(&when, &tm) ||
-	    !str_format(buf, QUEUE_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec))
-		str_copy(buf, QUEUE_TIME_MAX, "?");
-	return buf;
-}
-
 /* ---- The table ---- */
-
-/* queue_safe - s with control bytes, DEL, and bytes of broken UTF-8 shown as \xNN. */
-static void queue_safe(const char *s)
-{
-	bool utf8 = smtp_utf8_valid(s, strlen(s));
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f || (*p >= 0x80 && !utf8))
-			printf("\\x%02x", *p);
-		else
-			putchar(*p);
-	}
-}
 
 static void queue_table_rcpt(const struct store_queue_rcpt *r)
 {
 	fputs("    ", stdout);
-	queue_safe(r->address);
+	cli_print_safe(r->address);
 	if (r->mailbox[0] == '\0') {
 		fputs(" (remote)", stdout);
 	} else if (strcmp(r->address, r->mailbox) != 0) {
 		fputs(" -> ", stdout);
-		queue_safe(r->mailbox);
+		cli_print_safe(r->mailbox);
 	}
 	printf("  %s, %" PRId64 " attempt%s", r->state, r->attempts, r->attempts == 1 ? "" : "s");
 	if (r->next_attempt_ms > 0) {
-		char when[QUEUE_TIME_MAX];
-		printf(", next %s", queue_time(when, r->next_attempt_ms));
+		char when[CLI_TIME_MAX];
+		printf(", next %s", cli_time(when, r->next_attempt_ms));
 	}
 	putchar('\n');
 	if (r->last_error && r->history_count == 0) {
 		fputs("        (", stdout);
-		queue_safe(r->last_error);
+		cli_print_safe(r->last_error);
 		fputs(")\n", stdout);
 	}
 	for (size_t i = 0; i < r->history_count; i++) {
-		char when[QUEUE_TIME_MAX];
-		printf("        %s %s: ", queue_time(when, r->history[i].at_ms), r->history[i].outcome);
-		queue_safe(r->history[i].reply);
+		char when[CLI_TIME_MAX];
+		printf("        %s %s: ", cli_time(when, r->history[i].at_ms), r->history[i].outcome);
+		cli_print_safe(r->history[i].reply);
 		putchar('\n');
 	}
 }
@@ -99,9 +70,9 @@ static void queue_table_header(void)
 
 static void queue_table_entry(const struct store_queue_entry *e)
 {
-	char when[QUEUE_TIME_MAX];
-	printf("%-12s  %10" PRId64 "  %-20s  <", e->qid, e->size, queue_time(when, e->arrival_ms));
-	queue_safe(e->sender);
+	char when[CLI_TIME_MAX];
+	printf("%-12s  %10" PRId64 "  %-20s  <", e->qid, e->size, cli_time(when, e->arrival_ms));
+	cli_print_safe(e->sender);
 	fputs(">\n", stdout);
 	for (size_t i = 0; i < e->rcpt_count; i++)
 		queue_table_rcpt(&e->rcpts[i]);
@@ -135,8 +106,8 @@ static void queue_json_rcpt(const struct store_queue_rcpt *r)
 	queue_json_string(r->state);
 	printf(",\"attempts\":%" PRId64 ",\"next_attempt\":", r->attempts);
 	if (r->next_attempt_ms > 0) {
-		char when[QUEUE_TIME_MAX];
-		printf("\"%s\"", queue_time(when, r->next_attempt_ms));
+		char when[CLI_TIME_MAX];
+		printf("\"%s\"", cli_time(when, r->next_attempt_ms));
 	} else {
 		fputs("null", stdout);
 	}
@@ -148,8 +119,8 @@ static void queue_json_rcpt(const struct store_queue_rcpt *r)
 	if (r->history) {
 		fputs(",\"attempts_failed\":[", stdout);
 		for (size_t i = 0; i < r->history_count; i++) {
-			char when[QUEUE_TIME_MAX];
-			printf("%s{\"at\":\"%s\",\"outcome\":", i ? "," : "", queue_time(when, r->history[i].at_ms));
+			char when[CLI_TIME_MAX];
+			printf("%s{\"at\":\"%s\",\"outcome\":", i ? "," : "", cli_time(when, r->history[i].at_ms));
 			queue_json_string(r->history[i].outcome);
 			fputs(",\"reply\":", stdout);
 			queue_json_string(r->history[i].reply);
@@ -162,12 +133,12 @@ static void queue_json_rcpt(const struct store_queue_rcpt *r)
 
 static void queue_json_entry(const struct store_queue_entry *e)
 {
-	char when[QUEUE_TIME_MAX];
+	char when[CLI_TIME_MAX];
 	fputs("{\"qid\":", stdout);
 	queue_json_string(e->qid);
 	fputs(",\"sender\":", stdout);
 	queue_json_string(e->sender);
-	printf(",\"arrival\":\"%s\",\"size\":%" PRId64 ",\"recipients\":[", queue_time(when, e->arrival_ms), e->size);
+	printf(",\"arrival\":\"%s\",\"size\":%" PRId64 ",\"recipients\":[", cli_time(when, e->arrival_ms), e->size);
 	for (size_t i = 0; i < e->rcpt_count; i++) {
 		if (i > 0)
 			putchar(',');
@@ -273,22 +244,6 @@ static int queue_verb(const char *word)
 	return -1;
 }
 
-/* queue_who - the user running the command, and who became them through sudo, for the record. */
-static void queue_who(char *out, size_t size)
-{
-	struct passwd *pw = getpwuid(getuid());
-	char name[64];
-	if (pw)
-		str_copy(name, sizeof name, pw->pw_name);
-	else
-		str_format(name, sizeof name, "uid %u", (unsigned)getuid());
-	const char *sudo = getuid() == 0 ? getenv("SUDO_USER") : NULL;
-	if (sudo && *sudo)
-		str_format(out, size, "%s (sudo from %.64s)", name, sudo);
-	else
-		str_copy(out, size, name);
-}
-
 static int queue_act(struct store_admin *admin, const char *verb, const char *arg)
 {
 	int v = queue_verb(verb);
@@ -300,7 +255,7 @@ static int queue_act(struct store_admin *admin, const char *verb, const char *ar
 	}
 	char who[160], err[512];
 	size_t count = 0;
-	queue_who(who, sizeof who);
+	cli_who(who, sizeof who);
 	bool ok = store_queue_act(admin, queue_verbs[v].action, target, who, &count, err, sizeof err);
 	if (ok)
 		printf("%s: %zu recipient%s %s\n", target ? target : "all deferred mail", count, count == 1 ? "" : "s",

@@ -39,6 +39,7 @@ struct serve {
 	struct smtpd *smtpd;
 	struct mda *mda;
 	struct mta *mta;
+	struct store *store;
 	bool local_lmtp; /* local_delivery (a restart parameter) is LMTP: local jobs go to the mta too */
 };
 
@@ -150,6 +151,16 @@ static struct tls_server *load_tls(const struct config *config)
 	return tls;
 }
 
+/* store_policy_of - what the store does with failures, from config. */
+static struct store_policy store_policy_of(const struct config *config)
+{
+	return (struct store_policy){
+	        .suppression = config->suppression != 0,
+	        .suppression_ttl_ms = config->suppression_ttl * 1000,
+	        .bounce_retention_ms = config->bounce_retention * 1000,
+	};
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct serve *sv = arg;
@@ -171,6 +182,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	log_set_level(fresh->log_level);
 	smtpd_reload(sv->smtpd, fresh);
 	mta_reload(sv->mta, fresh);
+	struct store_policy policy = store_policy_of(fresh);
+	if (sv->store)
+		store_set_policy(sv->store, &policy);
 	config_unref(sv->config);
 	sv->config = fresh;
 	log_info("event=reloaded path=%s", fresh->path ? fresh->path : "(defaults)");
@@ -224,6 +238,7 @@ int cli_serve(const char *config_path)
 	        .local_domain_count = sv.config->local_domain_count,
 	        .postmaster = sv.config->postmaster,
 	        .recipient_delimiter = sv.config->recipient_delimiter,
+	        .policy = store_policy_of(sv.config),
 	};
 	/* The store keeps pointers into this configuration until it stops. */
 	struct config *store_config = config_ref(sv.config);
@@ -239,6 +254,7 @@ int cli_serve(const char *config_path)
 		log_error("event=startup_failed reason=\"%s\"", err);
 		return 1;
 	}
+	sv.store = store;
 	mta_run(sv.mta, store, mta_reader);
 	smtpd_run(sv.smtpd, store, reader);
 

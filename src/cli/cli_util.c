@@ -12,9 +12,13 @@
 #include "cli/cli_util.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "smtp/smtp_address.h"
@@ -41,6 +45,10 @@ static const struct {
         {"queue", "[-c FILE] queue show ID [--json]"},
         {"queue", "[-c FILE] queue flush [ID|DOMAIN]"},
         {"queue", "[-c FILE] queue retry|hold|release|delete ID"},
+        {"suppression", "[-c FILE] suppression list [--domain DOMAIN]"},
+        {"suppression", "[-c FILE] suppression add ADDRESS [REASON...]"},
+        {"suppression", "[-c FILE] suppression delete ADDRESS"},
+        {"suppression", "[-c FILE] suppression clear"},
 };
 
 #define CLI_USAGE_COUNT (sizeof cli_usages / sizeof cli_usages[0])
@@ -125,6 +133,42 @@ bool cli_unknown_option(int argc, char **argv)
 			return true;
 		}
 	return false;
+}
+
+void cli_who(char *out, size_t size)
+{
+	struct passwd *pw = getpwuid(getuid());
+	char name[64];
+	if (pw)
+		str_copy(name, sizeof name, pw->pw_name);
+	else
+		str_format(name, sizeof name, "uid %u", (unsigned)getuid());
+	const char *sudo = getuid() == 0 ? getenv("SUDO_USER") : NULL;
+	if (sudo && *sudo)
+		str_format(out, size, "%s (sudo from %.64s)", name, sudo);
+	else
+		str_copy(out, size, name);
+}
+
+const char *cli_time(char buf[CLI_TIME_MAX], int64_t ms)
+{
+	time_t when = (time_t)(ms / 1000);
+	struct tm tm;
+	if (!gmtime_r(&when, &tm) || !str_format(buf, CLI_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+	                                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec))
+		str_copy(buf, CLI_TIME_MAX, "?");
+	return buf;
+}
+
+void cli_print_safe(const char *s)
+{
+	bool utf8 = smtp_utf8_valid(s, strlen(s));
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f || (*p >= 0x80 && !utf8))
+			printf("\\x%02x", *p);
+		else
+			putchar(*p);
+	}
 }
 
 struct store_admin *cli_admin_open(const struct config *config)

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "smtp/smtp_limits.h"
@@ -33,6 +34,16 @@ int cli_take_option(int *argc, char **argv, const char *option, const char **val
 
 /* cli_unknown_option - true (after a message) if argv[1..] still holds a "--..." word. */
 bool cli_unknown_option(int argc, char **argv);
+
+/* cli_who - the user running the command, and who became them through sudo, for the record. */
+void cli_who(char *out, size_t size);
+
+/* cli_time - ms since the epoch as "2026-11-23T11:20:00Z" (UTC). */
+#define CLI_TIME_MAX 32
+const char *cli_time(char buf[CLI_TIME_MAX], int64_t ms);
+
+/* cli_print_safe - s on stdout, with control bytes, DEL, and bytes of broken UTF-8 shown as \xNN. */
+void cli_print_safe(const char *s);
 
 /* cli_admin_open - open the database of config's data_dir, or NULL after a message. */
 struct store_admin *cli_admin_open(const struct config *config);

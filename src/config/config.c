@@ -47,6 +47,9 @@
 /* Longest name shown raw in a message or compared for a suggestion. */
 #define CONFIG_NAME_MAX 64
 
+/* Longest text of a configured reply: with the code, the status and an address it fits a reply line. */
+#define CONFIG_REPLY_TEXT_MAX 200
+
 #define KIB    1024ULL
 #define MIB    (1024ULL * KIB)
 #define GIB    (1024ULL * MIB)
@@ -76,6 +79,7 @@ enum config_type {
 	CONFIG_RELAY,     /* struct config_route: a relay for every other domain, or none */
 	CONFIG_TRANSPORT, /* struct config_route * + size_t count; may repeat */
 	CONFIG_LOCAL,     /* struct config_route: maildir or LMTP */
+	CONFIG_REPLY,     /* struct config_reply: an SMTP reply, CODE X.Y.Z TEXT */
 };
 
 struct config_load;
@@ -138,11 +142,11 @@ struct config_load {
 
 static config_parse_fn parse_string, parse_path, parse_domain, parse_domains, parse_address, parse_listener,
         parse_number, parse_log_level, parse_choice, parse_choices, parse_cert, parse_networks, parse_relay,
-        parse_transport, parse_local;
+        parse_transport, parse_local, parse_reply;
 static config_equal_fn equal_string, equal_domains, equal_listeners, equal_number, equal_log_level, equal_choice,
-        equal_certs, equal_networks, equal_route, equal_transports;
+        equal_certs, equal_networks, equal_route, equal_transports, equal_reply;
 static config_release_fn release_string, release_domains, release_listeners, release_certs, release_networks,
-        release_route, release_transports;
+        release_route, release_transports, release_reply;
 static bool default_hostname(struct config_load *ld, char *buf, size_t size);
 static bool default_postmaster(struct config_load *ld, char *buf, size_t size);
 
@@ -205,10 +209,15 @@ static const struct config_type_info types[] = {
                               NULL, NULL, parse_transport, equal_transports, release_transports},
         [CONFIG_LOCAL] = {"local route", "`maildir`, `lmtp:[HOST]:PORT` or `lmtp:unix:PATH`", NULL, NULL, parse_local,
                           equal_route, release_route},
+        [CONFIG_REPLY] = {"reply",
+                          "`CODE X.Y.Z TEXT`: a 4xx or 5xx reply code, an enhanced status code of the same class "
+                          "(RFC 3463) and up to " CONFIG_STR(CONFIG_REPLY_TEXT_MAX) " characters of printable ASCII",
+                          NULL, NULL, parse_reply, equal_reply, release_reply},
 };
 
 static const char *const tls_versions[] = {"TLSv1.2", "TLSv1.3", NULL};
 static const char *const auth_tls_choices[] = {"no", "loopback", NULL};
+static const char *const yes_no[] = {"no", "yes", NULL};
 /* The order of enum sasl_mech and CONFIG_MECH_*. */
 static const char *const mechanisms[] = {"plain", "login", "cram-md5", "scram-sha-256", NULL};
 
@@ -382,6 +391,14 @@ static const struct config_param params[] = {
          .max = HOUR,
          .offset = FIELD(shutdown_timeout),
          .doc = "on SIGTERM: time in-flight transactions get to finish"},
+        {.name = "bounce_retention",
+         .type = CONFIG_DURATION,
+         .default_text = "7d",
+         .min = 0,
+         .max = 365 * DAY,
+         .offset = FIELD(bounce_retention),
+         .doc = "how long a recipient that failed for good stays in the queue (tern queue list, queue retry) "
+                "before it is deleted, with its message once no recipient is left; 0: until tern queue delete"},
         {.name = "tls_certificate",
          .type = CONFIG_CERT,
          .default_text = "",
@@ -480,6 +497,28 @@ static const struct config_param params[] = {
          .max = 100000000,
          .offset = FIELD(ip_recipient_rate),
          .doc = "recipients per hour from one client address, on every listener; 0: no limit"},
+        {.name = "suppression",
+         .type = CONFIG_CHOICE,
+         .default_text = "yes",
+         .choices = yes_no,
+         .offset = FIELD(suppression),
+         .doc = "put an address in another domain on the suppression list when mail to it fails for good because "
+                "it does not exist (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10), and refuse relayed mail for listed "
+                "addresses at RCPT (tern suppression list|add|delete|clear); no: neither, the list is kept"},
+        {.name = "suppression_ttl",
+         .type = CONFIG_DURATION,
+         .default_text = "30d",
+         .min = 0,
+         .max = 3650 * DAY,
+         .offset = FIELD(suppression_ttl),
+         .doc = "how long an address stays on the suppression list after its last hard bounce; 0: until "
+                "deleted; addresses added with tern suppression add stay until deleted"},
+        {.name = "suppression_reply",
+         .type = CONFIG_REPLY,
+         .default_text = "550 5.1.1 Recipient address rejected: it bounced before and is on the suppression list",
+         .offset = FIELD(suppression_reply),
+         .doc = "the reply to RCPT for an address on the suppression list; tern puts <address>: before the "
+                "text, as in 550 5.1.1 <bob@example.com>: Recipient address rejected: ..."},
         {.name = "dns_resolver",
          .type = CONFIG_STRING,
          .default_text = "system",
@@ -1727,6 +1766,85 @@ static void release_transports(const struct config_param *p, struct config *conf
 	config->transport_count = 0;
 }
 
+/* ---- replies ---- */
+
+/* reply_status_ok - s[0..len) is an enhanced status code (RFC 3463 2: class "." subject "." detail, 1-3 digits
+ * each) whose class is klass. */
+static bool reply_status_ok(const char *s, size_t len, char klass)
+{
+	if (len < 5 || s[0] != klass || s[1] != '.')
+		return false;
+	size_t i = 2;
+	for (int part = 0; part < 2; part++) {
+		size_t digits = 0;
+		while (i < len && is_digit(s[i]) && digits < 4) {
+			i++;
+			digits++;
+		}
+		if (digits == 0 || digits > 3)
+			return false;
+		if (part == 0 && (i >= len || s[i++] != '.'))
+			return false;
+	}
+	return i == len;
+}
+
+/* parse_reply - "CODE X.Y.Z TEXT": a 4xx or 5xx code (RFC 5321 4.2.1), a status of its class, printable text. */
+static bool parse_reply(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	const char *code, *status, *rest = v;
+	size_t code_len, status_len, rest_len = len;
+	char q[LOG_QUOTE_MAX];
+
+	if (!str_next_token(&rest, &rest_len, " \t", &code, &code_len) ||
+	    !str_next_token(&rest, &rest_len, " \t", &status, &status_len)) {
+		load_error(ld, p->name, "%s is not CODE X.Y.Z TEXT", quote(q, v, len));
+		return false;
+	}
+	const char *text = trim(rest, &rest_len);
+	if (code_len != 3 || (code[0] != '4' && code[0] != '5') || code[1] < '0' || code[1] > '5' ||
+	    !is_digit(code[2])) {
+		load_error(ld, p->name, "%s is not a 4xx or 5xx reply code", quote(q, code, code_len));
+		return false;
+	}
+	if (!reply_status_ok(status, status_len, code[0])) {
+		load_error(ld, p->name, "%s is not an enhanced status code %c.X.Y (RFC 3463) to go with %.3s",
+		           quote(q, status, status_len), code[0], code);
+		return false;
+	}
+	if (rest_len == 0 || rest_len > CONFIG_REPLY_TEXT_MAX) {
+		load_error(ld, p->name, "the text after %.3s %.*s must be 1 to %d characters", code, (int)status_len,
+		           status, CONFIG_REPLY_TEXT_MAX);
+		return false;
+	}
+	for (size_t i = 0; i < rest_len; i++) {
+		if (text[i] < 0x20 || text[i] > 0x7e) {
+			load_error(ld, p->name, "%s: the text may hold only printable ASCII", quote(q, text, rest_len));
+			return false;
+		}
+	}
+	struct config_reply *reply = field_at(ld->config, p->offset);
+	free(reply->text);
+	reply->code = (unsigned)((code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0'));
+	str_copy_n(reply->status, sizeof reply->status, status, status_len);
+	reply->text = str_dup_n(text, rest_len);
+	return true;
+}
+
+static bool equal_reply(const struct config_param *p, const struct config *a, const struct config *b)
+{
+	const struct config_reply *x = field_at_const(a, p->offset);
+	const struct config_reply *y = field_at_const(b, p->offset);
+	return x->code == y->code && strcmp(x->status, y->status) == 0 && strcmp(x->text, y->text) == 0;
+}
+
+static void release_reply(const struct config_param *p, struct config *config)
+{
+	struct config_reply *reply = field_at(config, p->offset);
+	free(reply->text);
+	reply->text = NULL;
+}
+
 /* ---- the loader ---- */
 
 /* apply_value - run value v[0..len) of p through its type's parser. */
@@ -2064,6 +2182,9 @@ static const char *param_limits(char *buf, size_t size, const struct config_para
 	case CONFIG_CHOICE:
 	case CONFIG_CHOICES:
 		return choice_list(p, buf, size);
+	case CONFIG_REPLY:
+		str_copy(buf, size, "4xx or 5xx");
+		return buf;
 	default:
 		str_copy(buf, size, "");
 		return buf;

@@ -48,6 +48,13 @@ enum config_auth_tls { CONFIG_AUTH_TLS_ALWAYS, CONFIG_AUTH_TLS_EXCEPT_LOOPBACK }
 #define CONFIG_MECH_CRAM_MD5      (1u << 2)
 #define CONFIG_MECH_SCRAM_SHA_256 (1u << 3)
 
+/* A reply tern sends in place of one of its own (suppression_reply): "CODE X.Y.Z TEXT". */
+struct config_reply {
+	unsigned code;   /* 4xx or 5xx (RFC 5321 4.2) */
+	char status[12]; /* enhanced status code of the same class (RFC 3463) */
+	char *text;      /* printable ASCII */
+};
+
 struct config_listener {
 	char text[80];                /* "127.0.0.1:2525", as written, for logs */
 	struct sockaddr_storage addr; /* parsed with getaddrinfo(AI_NUMERICHOST) */
@@ -85,6 +92,7 @@ struct config {
 	uint64_t max_queue_lifetime;
 	uint64_t delay_warning;
 	uint64_t shutdown_timeout;
+	uint64_t bounce_retention; /* 0: bounced recipients stay until deleted */
 
 	/* TLS */
 	struct config_cert *tls_certs; /* none: a self-signed one in data_dir/tls */
@@ -105,6 +113,11 @@ struct config {
 	uint64_t user_recipient_rate;
 	uint64_t ip_message_rate;
 	uint64_t ip_recipient_rate;
+
+	/* The suppression list */
+	unsigned suppression;     /* 0 no, 1 yes */
+	uint64_t suppression_ttl; /* 0: until deleted */
+	struct config_reply suppression_reply;
 
 	/* Remote delivery */
 	char *dns_resolver; /* "system", "recursive", or a forwarder "ADDRESS" / "ADDRESS@PORT" */

@@ -9,7 +9,11 @@
  * Recipient policy (RFC 5321 3.6, 4.5.1): mail is taken only for local
  * domains; an unknown local user is refused at RCPT (550 5.1.1), never
  * accepted and bounced later; postmaster is always accepted; anything else
- * is relaying, which this listener refuses (554 5.7.1).
+ * is relaying, which this listener refuses (554 5.7.1) unless the client
+ * authenticated or is in relay_networks. A relayed recipient on the
+ * suppression list (it bounced for good before) gets suppression_reply
+ * (550 5.1.1) instead of being queued to bounce again; mail for local
+ * domains never meets the list.
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -273,6 +277,26 @@ static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 
 /* ---- RCPT ---- */
 
+/* rcpt_suppressed - a relayed recipient on the suppression list: true after replying (or on a database error). */
+static bool rcpt_suppressed(struct smtpd_session *s, const struct smtp_path *path)
+{
+	const struct config *c = s->config;
+	if (!c->suppression)
+		return false;
+	int found = store_dir_suppressed(smtpd_reader(s->smtpd), path->addr, c->suppression_ttl * 1000, time_wall_ms());
+	if (found < 0) {
+		session_reply(s, SMTP_R_LOCAL_ERROR);
+		return true;
+	}
+	if (found == 0)
+		return false;
+	char q[LOG_QUOTE_MAX];
+	log_info("event=rcpt_suppressed session=%s qid=%s to=%s", s->sid, s->txn->qid,
+	         log_quote(q, sizeof q, path->addr, strlen(path->addr)));
+	session_reply_config(s, &c->suppression_reply, path->addr);
+	return true;
+}
+
 /* rcpt_resolve - the local mailboxes for a recipient; false after replying. */
 static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, char (*boxes)[STORE_ADDRESS_MAX],
                          int *count)
@@ -289,6 +313,8 @@ static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, 
 			session_reply(s, SMTP_R_RELAY_DENIED);
 			return false;
 		}
+		if (rcpt_suppressed(s, path))
+			return false;
 		/* Relayed: no local mailbox; it waits in the queue for remote delivery. */
 		boxes[0][0] = '\0';
 		*count = 1;

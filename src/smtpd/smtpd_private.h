@@ -43,8 +43,8 @@ struct smtpd_txn {
 	char qid[ID_LEN + 1];
 	char *sender;
 	bool smtputf8;
-	bool ret_hdrs; /* RFC 3461 RET=HDRS */
-	char *envid;   /* RFC 3461 ENVID, or NULL */
+	bool ret_hdrs;            /* RFC 3461 RET=HDRS */
+	char *envid;              /* RFC 3461 ENVID, or NULL */
 	struct store_rcpt *rcpts; /* distinct mailboxes */
 	size_t rcpt_count, rcpt_cap;
 	uint64_t rcpts_accepted; /* RCPT commands answered 250 */
@@ -111,6 +111,8 @@ struct smtpd_session {
 /* smtpd_session.c */
 void session_reply(struct smtpd_session *s, enum smtp_reply_id id);
 void session_reply_text(struct smtpd_session *s, enum smtp_reply_id id, const char *text);
+/* session_reply_config - a reply the configuration gives, "CODE X.Y.Z <address>: TEXT". */
+void session_reply_config(struct smtpd_session *s, const struct config_reply *reply, const char *address);
 void session_write(struct smtpd_session *s, const char *bytes, size_t len);
 void session_enter_state(struct smtpd_session *s, enum smtpd_state state);
 void session_close_after_reply(struct smtpd_session *s);

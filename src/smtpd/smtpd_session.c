@@ -60,11 +60,11 @@ void session_write(struct smtpd_session *s, const char *bytes, size_t len)
 	bufferevent_write(s->bev, bytes, len);
 }
 
-static void session_count_error(struct smtpd_session *s, enum smtp_reply_id id)
+/* session_count_code - one more error, if a reply with this code is one; too many end the session. */
+static void session_count_code(struct smtpd_session *s, unsigned code)
 {
-	/* A full transaction is not the client's error; a timeout or our
-	 * own shutdown already closes. */
-	if (!smtp_reply_is_error(id) || id == SMTP_R_TOO_MANY_RCPTS || smtp_reply_get(id)->code == 421)
+	/* A timeout or our own shutdown already closes. */
+	if (code < 400 || code == 421)
 		return;
 	if (++s->errors < s->config->max_errors)
 		return;
@@ -73,6 +73,13 @@ static void session_count_error(struct smtpd_session *s, enum smtp_reply_id id)
 	session_write(s, line, n);
 	log_warning("event=too_many_errors session=%s errors=%llu", s->sid, (unsigned long long)s->errors);
 	session_close_after_reply(s);
+}
+
+static void session_count_error(struct smtpd_session *s, enum smtp_reply_id id)
+{
+	/* A full transaction is not the client's error. */
+	if (id != SMTP_R_TOO_MANY_RCPTS)
+		session_count_code(s, (unsigned)smtp_reply_get(id)->code);
 }
 
 void session_reply_text(struct smtpd_session *s, enum smtp_reply_id id, const char *text)
@@ -93,6 +100,19 @@ void session_reply_text(struct smtpd_session *s, enum smtp_reply_id id, const ch
 void session_reply(struct smtpd_session *s, enum smtp_reply_id id)
 {
 	session_reply_text(s, id, NULL);
+}
+
+void session_reply_config(struct smtpd_session *s, const struct config_reply *reply, const char *address)
+{
+	char line[SMTP_REPLY_LINE_MAX], q[LOG_QUOTE_MAX];
+	/* The configured text is at most 200 characters, an address at most 256: this fits. */
+	if (!str_format(line, sizeof line, "%u %s <%s>: %s\r\n", reply->code, reply->status, address, reply->text))
+		str_format(line, sizeof line, "%u %s %s\r\n", reply->code, reply->status, reply->text);
+	session_write(s, line, strlen(line));
+	log_info("event=reject session=%s%s%s code=%u status=%s reason=%s", s->sid, s->txn ? " qid=" : "",
+	         s->txn ? s->txn->qid : "", reply->code, reply->status,
+	         log_quote(q, sizeof q, reply->text, strlen(reply->text)));
+	session_count_code(s, reply->code);
 }
 
 /* ---- State ---- */
@@ -448,7 +468,7 @@ static void session_start_tls(struct smtpd_session *s)
 	s->helo[0] = '\0';
 	s->esmtp = false;
 	s->auth_user[0] = '\0'; /* an AUTH before TLS (loopback only) is forgotten too */
-	txn_reset(s);            /* back to SMTPD_CONNECTED, with the plain socket's timeouts */
+	txn_reset(s);           /* back to SMTPD_CONNECTED, with the plain socket's timeouts */
 	bufferevent_free(s->bev);
 	session_tls_bev(s);
 }

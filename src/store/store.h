@@ -115,6 +115,13 @@ void delivery_job_free(struct delivery_job *job);
 
 /* ---- The store thread ---- */
 
+/* What the store does with failures, which a reload may change (store_set_policy). */
+struct store_policy {
+	bool suppression;             /* hard bounces of remote recipients go on the suppression list */
+	uint64_t suppression_ttl_ms;  /* a bounce entry lasts this long after its last bounce; 0: until deleted */
+	uint64_t bounce_retention_ms; /* bounced recipients are deleted this long after they bounced; 0: kept */
+};
+
 struct store_settings {
 	const char *data_dir;
 	uint64_t retry_initial_ms;
@@ -129,6 +136,7 @@ struct store_settings {
 	size_t local_domain_count;
 	const char *postmaster;
 	const char *recipient_delimiter;
+	struct store_policy policy;
 };
 
 struct store;
@@ -146,6 +154,9 @@ void store_commit(struct store *store, struct store_message *msg);
 
 /* store_delivery_done - any thread: record the outcome of every recipient of job (takes it). */
 void store_delivery_done(struct store *store, struct delivery_job *job);
+
+/* store_set_policy - loop thread: the store uses policy from its next turn on. */
+void store_set_policy(struct store *store, const struct store_policy *policy);
 
 /* store_stop - write what is waiting, stop the thread, close the database. */
 void store_stop(struct store *store);
@@ -192,5 +203,13 @@ int store_dir_secrets(struct store_reader *reader, const char *address, struct s
  * 1 yes, 0 no, -1 on a database error.
  */
 int store_dir_may_send_as(struct store_reader *reader, const char *user, const char *sender, const char *delimiter);
+
+/*
+ * store_dir_suppressed - is address (as the client wrote it; compared
+ * without regard to ASCII case) on the suppression list? Entries added by a
+ * bounce count until ttl_ms after that bounce (0: until deleted); entries
+ * an operator added count until deleted. 1 yes, 0 no, -1 on a database error.
+ */
+int store_dir_suppressed(struct store_reader *reader, const char *address, uint64_t ttl_ms, int64_t now_ms);
 
 #endif

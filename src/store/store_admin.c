@@ -1,6 +1,7 @@
 /*
  * store_admin.c - the command line's view of the database: users, aliases,
- * and the queue (store_queue.c; see store_admin.h).
+ * the queue (store_queue.c) and the suppression list (store_suppress.c);
+ * see store_admin.h.
  *
  * Each struct store_admin owns one connection of its own, opened as a
  * writer (it creates and migrates the file like the server does), so the
@@ -66,6 +67,18 @@ bool admin_end(struct store_admin *admin, bool ok, char *err, size_t errlen)
 		return true;
 	sqlite3_exec(admin->db, "ROLLBACK", NULL, NULL, NULL);
 	return false;
+}
+
+bool admin_log_action(struct store_admin *admin, const char *action, const char *target, const char *who, size_t count)
+{
+	sqlite3_stmt *stmt = store_db_prepare(admin->db, "INSERT INTO queue_log(at_ms, who, action, target, rcpts)"
+	                                                 " VALUES(?,?,?,?,?)");
+	sqlite3_bind_int64(stmt, 1, time_wall_ms());
+	sqlite3_bind_text(stmt, 2, who, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 4, target, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 5, (int64_t)count);
+	return admin_finish(admin, stmt) == 1;
 }
 
 /* admin_lookup - 1 if the one-parameter query returns a row, 0 if not, -1 on error. */

@@ -1,7 +1,8 @@
 /*
  * store_admin.h - what the command line does with the database: users,
- * aliases, and a look at the queue. Each call opens its own connection, so
- * these work while the server runs (SQLite locks, WAL readers).
+ * aliases, the queue and the suppression list. Each call opens its own
+ * connection, so these work while the server runs (SQLite locks, WAL
+ * readers).
  *
  * Addresses are lower-cased by the caller. Errors come back as a message in
  * err (never logged here), and the function returns false.
@@ -120,5 +121,37 @@ bool store_queue_act(struct store_admin *admin, enum store_queue_action action, 
 
 /* store_queue_action_name - "flush", "retry", ... */
 const char *store_queue_action_name(enum store_queue_action action);
+
+/*
+ * The suppression list (store_suppress.c): addresses in other domains that
+ * submitted mail may not go to, because they bounced for good (the store
+ * adds them) or because an operator listed them. Addresses compare without
+ * regard to ASCII case. Each change is recorded with who made it, and the
+ * running server logs it.
+ */
+struct store_suppression {
+	const char *address;
+	const char *reason;     /* the remote server's reply, or the operator's words */
+	bool manual;            /* added by an operator: lasts until deleted */
+	const char *source_qid; /* the message that bounced, or NULL */
+	const char *added_by;   /* the operator, or NULL */
+	int64_t added_ms;       /* when it was added, or last bounced */
+};
+
+/* store_suppression_each - the entries in force, by address: bounce entries older than ttl_ms do not count
+ * (0: they all do); domain (lower case) or NULL for all. Pointers are valid only during the call. */
+typedef void store_suppression_fn(void *ctx, const struct store_suppression *entry);
+bool store_suppression_each(struct store_admin *admin, const char *domain, uint64_t ttl_ms, store_suppression_fn *fn,
+                            void *ctx, char *err, size_t errlen);
+
+/* store_suppression_add - list address by hand (replacing an entry a bounce made), by who. */
+bool store_suppression_add(struct store_admin *admin, const char *address, const char *reason, const char *who,
+                           char *err, size_t errlen);
+
+/* store_suppression_del - take address off the list; false with err "X is not on the suppression list". */
+bool store_suppression_del(struct store_admin *admin, const char *address, const char *who, char *err, size_t errlen);
+
+/* store_suppression_clear - empty the list; *count: the entries it held. */
+bool store_suppression_clear(struct store_admin *admin, const char *who, size_t *count, char *err, size_t errlen);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * store_admin_private.h - private to src/store: the command line's
- * connection and the helpers store_admin.c (users, aliases) and
- * store_queue.c (the queue) share.
+ * connection and the helpers store_admin.c (users, aliases),
+ * store_queue.c (the queue) and store_suppress.c (the suppression list)
+ * share.
  */
 #ifndef TERN_STORE_ADMIN_PRIVATE_H
 #define TERN_STORE_ADMIN_PRIVATE_H
@@ -25,5 +26,8 @@ bool admin_end(struct store_admin *admin, bool ok, char *err, size_t errlen);
 
 /* admin_finish - step a write statement, finalize it: rows changed, or -1. */
 int admin_finish(struct store_admin *admin, sqlite3_stmt *stmt);
+
+/* admin_log_action - the queue_log row of an operator's action, which the server logs; false on error. */
+bool admin_log_action(struct store_admin *admin, const char *action, const char *target, const char *who, size_t count);
 
 #endif

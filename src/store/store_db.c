@@ -83,6 +83,25 @@ static const char schema_v4[] = "CREATE TABLE attempts ("
                                 " target TEXT NOT NULL,"
                                 " rcpts INTEGER NOT NULL);";
 
+/* Version 5: the suppression list (addresses in other domains that bounced for good, or that an
+ * operator listed; see store_suppress.c), and when each recipient bounced, so that bounced
+ * recipients can be pruned after bounce_retention. Recipients that bounced before this version
+ * count from their last failed attempt (or from the migration). */
+static const char schema_v5[] = "CREATE TABLE suppressions ("
+                                " address TEXT PRIMARY KEY COLLATE NOCASE,"
+                                " reason TEXT NOT NULL,"
+                                " source TEXT NOT NULL," /* 'bounce' or 'manual' */
+                                " source_qid TEXT,"      /* the message that bounced */
+                                " added_by TEXT,"        /* the operator, for 'manual' */
+                                " added_ms INTEGER NOT NULL);"
+                                "CREATE INDEX suppressions_expiry ON suppressions(added_ms) WHERE source='bounce';"
+                                "ALTER TABLE recipients ADD COLUMN bounced_ms INTEGER;"
+                                "UPDATE recipients SET bounced_ms=coalesce((SELECT MAX(at_ms) FROM attempts"
+                                " WHERE attempts.msg_id=recipients.msg_id AND attempts.rcpt_id=recipients.id),"
+                                " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))"
+                                " WHERE state='bounced';"
+                                "CREATE INDEX recipients_bounced ON recipients(bounced_ms) WHERE state='bounced';";
+
 bool store_db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
@@ -133,6 +152,8 @@ static bool store_db_migrate(sqlite3 *db, char *err, size_t errlen)
 		ok = store_db_exec(db, schema_v3);
 	if (ok && version < 4)
 		ok = store_db_exec(db, schema_v4);
+	if (ok && version < 5)
+		ok = store_db_exec(db, schema_v5);
 	if (ok && version < STORE_SCHEMA_VERSION) {
 		char sql[64];
 		str_format(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);

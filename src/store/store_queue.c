@@ -321,14 +321,7 @@ static int flush_where(struct store_admin *admin, const char *domain)
 static bool log_action(struct store_admin *admin, enum store_queue_action action, const char *target, const char *who,
                        size_t count)
 {
-	sqlite3_stmt *stmt = store_db_prepare(admin->db, "INSERT INTO queue_log(at_ms, who, action, target, rcpts)"
-	                                                 " VALUES(?,?,?,?,?)");
-	sqlite3_bind_int64(stmt, 1, time_wall_ms());
-	sqlite3_bind_text(stmt, 2, who, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, action_names[action], -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 4, target ? target : "*", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 5, (int64_t)count);
-	return admin_finish(admin, stmt) == 1;
+	return admin_log_action(admin, action_names[action], target ? target : "*", who, count);
 }
 
 bool store_queue_act(struct store_admin *admin, enum store_queue_action action, const char *target, const char *who,

@@ -1,6 +1,6 @@
 /*
  * store_reader.c - read-only connections: message bodies for delivery, and
- * the directory (users and aliases) for RCPT.
+ * the directory (users, aliases and the suppression list) for RCPT.
  *
  * In WAL mode readers never wait for the store thread's writes, so the
  * loop thread may look up a recipient without blocking on a commit. Each
@@ -17,7 +17,7 @@
 
 struct store_reader {
 	sqlite3 *db;
-	sqlite3_stmt *alias, *user, *secrets, *senders;
+	sqlite3_stmt *alias, *user, *secrets, *senders, *suppressed;
 };
 
 struct store_reader *store_reader_open(const char *data_dir, char *err, size_t errlen)
@@ -32,6 +32,9 @@ struct store_reader *store_reader_open(const char *data_dir, char *err, size_t e
 	r->secrets = store_db_prepare(db, "SELECT coalesce(password, ''), coalesce(scram, ''), coalesce(cram, '')"
 	                                  " FROM users WHERE address=?");
 	r->senders = store_db_prepare(db, "SELECT senders FROM users WHERE address=?");
+	/* The primary key compares without regard to case (COLLATE NOCASE). */
+	r->suppressed = store_db_prepare(db, "SELECT 1 FROM suppressions WHERE address=?1"
+	                                     " AND (source<>'bounce' OR ?2=0 OR added_ms>?3)");
 	return r;
 }
 
@@ -43,6 +46,7 @@ void store_reader_close(struct store_reader *r)
 	sqlite3_finalize(r->user);
 	sqlite3_finalize(r->secrets);
 	sqlite3_finalize(r->senders);
+	sqlite3_finalize(r->suppressed);
 	sqlite3_close(r->db);
 	free(r);
 }
@@ -242,4 +246,14 @@ int store_dir_may_send_as(struct store_reader *r, const char *user, const char *
 		if (strcmp(boxes[i], user) == 0)
 			return 1;
 	return dir_sender_patterns(r, user, sender);
+}
+
+int store_dir_suppressed(struct store_reader *r, const char *address, uint64_t ttl_ms, int64_t now_ms)
+{
+	sqlite3_bind_text(r->suppressed, 1, address, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(r->suppressed, 2, (sqlite3_int64)ttl_ms);
+	sqlite3_bind_int64(r->suppressed, 3, now_ms - (int64_t)ttl_ms);
+	int rc = sqlite3_step(r->suppressed);
+	sqlite3_reset(r->suppressed);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }

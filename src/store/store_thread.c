@@ -18,6 +18,13 @@
  *
  * A failed transaction fails every message in it (the sessions answer 451)
  * and keeps the delivery results for the next turn.
+ *
+ * A recipient in another domain that fails for good because its address
+ * does not exist goes on the suppression list in the transaction that marks
+ * it bounced (store_suppress.c says which replies count). Bounced
+ * recipients stay visible until bounce_retention has passed; then they go,
+ * with their message once it has none left, in small transactions at most
+ * once a minute (store_prune), so that pruning never holds the writer long.
  */
 #include "msg/msg_dsn.h"
 #include "store/store.h"
@@ -33,13 +40,16 @@
 
 #include "msg/msg_dsn.h"
 #include "store/store_db.h"
+#include "store/store_suppress.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
 
-#define STORE_SPILL_CHUNK   65536
-#define STORE_IDLE_WAKE_MS  1000
-#define STORE_FAIL_PAUSE_MS 1000
+#define STORE_SPILL_CHUNK    65536
+#define STORE_IDLE_WAKE_MS   1000
+#define STORE_FAIL_PAUSE_MS  1000
+#define STORE_PRUNE_BATCH    500
+#define STORE_PRUNE_EVERY_MS 60000
 
 struct store {
 	struct store_settings settings;
@@ -55,6 +65,8 @@ struct store {
 	struct delivery_job *results, **results_tail;
 	struct store_message *done, **done_tail;
 	bool stopping;
+	struct store_policy next_policy; /* from store_set_policy, taken at the next turn */
+	bool policy_changed;
 
 	/* Loop thread side. */
 	struct event *done_event;
@@ -72,10 +84,12 @@ struct store {
 	uint64_t jitter_key;      /* random per process: retry times are not predictable from outside */
 	int64_t seen_version;     /* PRAGMA data_version last seen: others' commits change it */
 	int64_t seen_action;      /* the last queue_log row logged */
+	int64_t next_prune_ms;    /* when store_prune looks for old bounced recipients again */
 	struct store_reader *dir; /* directory lookups for bounces */
 	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
 	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry,
-	        *message_body, *insert_attempt, *data_version, *new_actions;
+	        *message_body, *insert_attempt, *data_version, *new_actions, *suppress, *prune_pick, *prune_attempts,
+	        *expire_suppressions;
 };
 
 void store_message_free(struct store_message *msg)
@@ -130,7 +144,7 @@ static void store_prepare_all(struct store *s)
 	                                     " ELSE 'deferred' END, attempts=attempts+1,"
 	                                     " next_attempt_ms=?, last_error=?, warned=warned OR ? WHERE id=?");
 	s->fail_rcpt = store_db_prepare(db, "UPDATE recipients SET state='bounced', attempts=attempts+1,"
-	                                    " last_error=? WHERE id=?");
+	                                    " last_error=?1, bounced_ms=?3 WHERE id=?2");
 	s->delete_message = store_db_prepare(
 	        db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=?1)");
 	s->backlog_messages = store_db_prepare(db, "SELECT DISTINCT msg_id FROM recipients WHERE state='queued'"
@@ -152,15 +166,27 @@ static void store_prepare_all(struct store *s)
 	s->data_version = store_db_prepare(db, "PRAGMA data_version");
 	s->new_actions = store_db_prepare(db, "SELECT id, who, action, target, rcpts FROM queue_log WHERE id>?"
 	                                      " ORDER BY id");
+	/* A later bounce renews an entry a bounce made; one an operator made stays as it is. */
+	s->suppress = store_db_prepare(db, "INSERT INTO suppressions(address, reason, source, source_qid, added_ms)"
+	                                   " VALUES(?1, ?2, 'bounce', ?3, ?4) ON CONFLICT(address) DO UPDATE SET"
+	                                   " reason=excluded.reason, source_qid=excluded.source_qid,"
+	                                   " added_ms=excluded.added_ms WHERE source='bounce'");
+	s->prune_pick = store_db_prepare(db, "SELECT id, msg_id FROM recipients WHERE state='bounced'"
+	                                     " AND bounced_ms<=? ORDER BY bounced_ms LIMIT ?");
+	s->prune_attempts = store_db_prepare(db, "DELETE FROM attempts WHERE msg_id=? AND rcpt_id=?");
+	s->expire_suppressions = store_db_prepare(db, "DELETE FROM suppressions WHERE rowid IN (SELECT rowid"
+	                                              " FROM suppressions WHERE source='bounce' AND added_ms<=?"
+	                                              " LIMIT ?)");
 }
 
 static void store_finalize_all(struct store *s)
 {
-	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,    s->delete_rcpt,      s->defer_rcpt,
-	                       s->fail_rcpt,      s->delete_message, s->backlog_messages, s->message_row,
-	                       s->queued_rcpts,   s->rcpt_row,       s->due_rcpts,        s->requeue_rcpt,
-	                       s->min_retry,      s->message_body,   s->insert_attempt,   s->data_version,
-	                       s->new_actions};
+	sqlite3_stmt *all[] = {s->insert_message,     s->insert_rcpt,    s->delete_rcpt,      s->defer_rcpt,
+	                       s->fail_rcpt,          s->delete_message, s->backlog_messages, s->message_row,
+	                       s->queued_rcpts,       s->rcpt_row,       s->due_rcpts,        s->requeue_rcpt,
+	                       s->min_retry,          s->message_body,   s->insert_attempt,   s->data_version,
+	                       s->new_actions,        s->suppress,       s->prune_pick,       s->prune_attempts,
+	                       s->expire_suppressions};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 }
@@ -316,6 +342,32 @@ static bool store_note_attempt(struct store *s, const struct delivery_job *job, 
 }
 
 /*
+ * store_suppress - a recipient in another domain failed for good: put its
+ * address on the suppression list if the reason says it does not exist.
+ * Local recipients never go there (their addresses are tern's own), nor do
+ * recipients that merely expired.
+ */
+static bool store_suppress(struct store *s, const struct delivery_job *job, const struct delivery_rcpt *r, int64_t now)
+{
+	char status[SUPPRESS_STATUS_MAX];
+	if (!s->settings.policy.suppression || r->status != DELIVERY_PERMFAIL || r->mailbox[0] != '\0' ||
+	    !suppress_hard_bounce(r->error, status, sizeof status))
+		return true;
+	sqlite3_bind_text(s->suppress, 1, r->address, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->suppress, 2, r->error, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->suppress, 3, job->qid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s->suppress, 4, now);
+	if (!store_step_done(s, s->suppress))
+		return false;
+	/* No change: an operator listed the address already, and their entry stays as it is. */
+	char q[LOG_QUOTE_MAX];
+	log_info("event=%s qid=%s rcpt_id=%lld to=%s status=%s",
+	         sqlite3_changes(s->db) == 0 ? "suppression_listed_by_hand" : "suppression_added", job->qid,
+	         (long long)r->id, log_quote(q, sizeof q, r->address, strlen(r->address)), status);
+	return true;
+}
+
+/*
  * store_apply_rcpt - write one recipient's result. *bounced and *warned say
  * whether a bounce or a delay warning is owed; neither is when the
  * recipient is gone (an operator deleted the message during the attempt).
@@ -332,6 +384,7 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 	if (r->status == DELIVERY_PERMFAIL || expired) {
 		sqlite3_bind_text(s->fail_rcpt, 1, r->error, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s->fail_rcpt, 2, r->id);
+		sqlite3_bind_int64(s->fail_rcpt, 3, now);
 		if (!store_step_done(s, s->fail_rcpt))
 			return false;
 		if (sqlite3_changes(s->db) == 0)
@@ -339,7 +392,7 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 		log_warning("event=%s qid=%s rcpt_id=%lld error=\"%s\"", expired ? "expired" : "failed", job->qid,
 		            (long long)r->id, r->error);
 		*bounced = true;
-		return store_note_attempt(s, job, r, now, "bounced");
+		return store_note_attempt(s, job, r, now, "bounced") && store_suppress(s, job, r, now);
 	}
 	int64_t next = now + store_backoff_ms(s, job->msg_id, r->attempts + 1);
 	bool warn = !r->warned && s->settings.delay_warning_ms > 0 &&
@@ -656,7 +709,79 @@ static void store_retry_due(struct store *s, int64_t now)
 	store_refresh_next_retry(s);
 }
 
-/* ---- Operators' actions (tern queue ...) ---- */
+/* ---- Pruning: old bounced recipients, expired suppressions ---- */
+
+/* store_prune_bounced - delete up to STORE_PRUNE_BATCH recipients bounced before cutoff, and their messages
+ * when none is left; counts into *rcpts and *messages. */
+static bool store_prune_bounced(struct store *s, int64_t cutoff, int64_t *rcpts, int64_t *messages)
+{
+	int64_t ids[STORE_PRUNE_BATCH], msg_ids[STORE_PRUNE_BATCH];
+	size_t n = 0;
+	sqlite3_bind_int64(s->prune_pick, 1, cutoff);
+	sqlite3_bind_int64(s->prune_pick, 2, STORE_PRUNE_BATCH);
+	int rc = SQLITE_DONE;
+	while (n < STORE_PRUNE_BATCH && (rc = sqlite3_step(s->prune_pick)) == SQLITE_ROW) {
+		ids[n] = sqlite3_column_int64(s->prune_pick, 0);
+		msg_ids[n] = sqlite3_column_int64(s->prune_pick, 1);
+		n++;
+	}
+	sqlite3_reset(s->prune_pick);
+	bool ok = n == STORE_PRUNE_BATCH || rc == SQLITE_DONE;
+	for (size_t i = 0; ok && i < n; i++) {
+		sqlite3_bind_int64(s->prune_attempts, 1, msg_ids[i]);
+		sqlite3_bind_int64(s->prune_attempts, 2, ids[i]);
+		sqlite3_bind_int64(s->delete_rcpt, 1, ids[i]);
+		ok = store_step_done(s, s->prune_attempts) && store_step_done(s, s->delete_rcpt);
+		*rcpts += ok ? sqlite3_changes(s->db) : 0;
+	}
+	/* The message goes with its last recipient (its attempts with it, by the trigger). */
+	for (size_t i = 0; ok && i < n; i++) {
+		sqlite3_bind_int64(s->delete_message, 1, msg_ids[i]);
+		ok = store_step_done(s, s->delete_message);
+		*messages += ok ? sqlite3_changes(s->db) : 0;
+	}
+	return ok;
+}
+
+/*
+ * store_prune - once a minute: recipients bounced more than bounce_retention
+ * ago, and suppression entries a bounce made more than suppression_ttl ago,
+ * at most STORE_PRUNE_BATCH of each per transaction. When a batch was full
+ * the next turn takes the next one, so a large backlog drains without
+ * holding the writer for long.
+ */
+static void store_prune(struct store *s, int64_t now)
+{
+	const struct store_policy *policy = &s->settings.policy;
+	if (now < s->next_prune_ms)
+		return;
+	s->next_prune_ms = now + STORE_PRUNE_EVERY_MS;
+	if (policy->bounce_retention_ms == 0 && policy->suppression_ttl_ms == 0)
+		return;
+	if (!store_db_exec(s->db, "BEGIN IMMEDIATE"))
+		return;
+	int64_t rcpts = 0, messages = 0, expired = 0;
+	bool ok = policy->bounce_retention_ms == 0 ||
+	          store_prune_bounced(s, now - (int64_t)policy->bounce_retention_ms, &rcpts, &messages);
+	if (ok && policy->suppression_ttl_ms > 0) {
+		sqlite3_bind_int64(s->expire_suppressions, 1, now - (int64_t)policy->suppression_ttl_ms);
+		sqlite3_bind_int64(s->expire_suppressions, 2, STORE_PRUNE_BATCH);
+		ok = store_step_done(s, s->expire_suppressions);
+		expired = ok ? sqlite3_changes(s->db) : 0;
+	}
+	if (!ok || !store_db_exec(s->db, "COMMIT")) {
+		store_rollback(s);
+		return;
+	}
+	if (rcpts > 0)
+		log_info("event=queue_pruned messages=%lld rcpts=%lld", (long long)messages, (long long)rcpts);
+	if (expired > 0)
+		log_info("event=suppression_expired entries=%lld", (long long)expired);
+	if (rcpts == STORE_PRUNE_BATCH || expired == STORE_PRUNE_BATCH)
+		s->next_prune_ms = now;
+}
+
+/* ---- Operators' actions (tern queue ..., tern suppression ...) ---- */
 
 /* store_db_changed - has another connection committed since the last look? */
 static bool store_db_changed(struct store *s)
@@ -681,10 +806,13 @@ static void store_log_actions(struct store *s)
 		const char *by = (const char *)sqlite3_column_text(s->new_actions, 1);
 		const char *action = (const char *)sqlite3_column_text(s->new_actions, 2);
 		const char *what = (const char *)sqlite3_column_text(s->new_actions, 3);
-		log_info("event=queue_command by=%s action=%s target=%s rcpts=%lld",
-		         log_quote(who, sizeof who, by ? by : "", by ? strlen(by) : 0), action ? action : "?",
+		/* The suppression list's actions are "suppression_add", ...; the queue's "flush", ... */
+		bool list = action && strncmp(action, "suppression_", 12) == 0;
+		log_info("event=%s by=%s action=%s target=%s %s=%lld", list ? "suppression_command" : "queue_command",
+		         log_quote(who, sizeof who, by ? by : "", by ? strlen(by) : 0),
+		         action ? action + (list ? 12 : 0) : "?",
 		         log_quote(target, sizeof target, what ? what : "", what ? strlen(what) : 0),
-		         (long long)sqlite3_column_int64(s->new_actions, 4));
+		         list ? "entries" : "rcpts", (long long)sqlite3_column_int64(s->new_actions, 4));
 	}
 	sqlite3_reset(s->new_actions);
 }
@@ -841,6 +969,10 @@ static void *store_main(void *arg)
 		struct store_message *commits = s->commits;
 		struct delivery_job *results = s->results;
 		bool stopping = s->stopping;
+		if (s->policy_changed) {
+			s->settings.policy = s->next_policy;
+			s->policy_changed = false;
+		}
 		s->commits = NULL;
 		s->commits_tail = &s->commits;
 		s->results = NULL;
@@ -855,6 +987,7 @@ static void *store_main(void *arg)
 			store_watch_admin(s);
 			store_retry_due(s, time_wall_ms());
 			store_load_backlog(s);
+			store_prune(s, time_wall_ms());
 		}
 	}
 	return NULL;
@@ -885,6 +1018,14 @@ void store_commit(struct store *s, struct store_message *msg)
 	*s->commits_tail = msg;
 	s->commits_tail = &msg->next;
 	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void store_set_policy(struct store *s, const struct store_policy *policy)
+{
+	pthread_mutex_lock(&s->lock);
+	s->next_policy = *policy;
+	s->policy_changed = true;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -431,6 +431,8 @@ static const struct bound_case bound_cases[] = {
         {"max_queue_lifetime", OFF(max_queue_lifetime), "1m..60d", "60", "1440h", 60, 5184000, "59", "5184001", ""},
         {"shutdown_timeout", OFF(shutdown_timeout), "0s..1h", "0", "1h", 0, 3600, NULL, "3601", ""},
         {"shutdown_timeout", OFF(shutdown_timeout), "0s..1h", "0s", "60m", 0, 3600, NULL, "2h", ""},
+        {"bounce_retention", OFF(bounce_retention), "0s..365d", "0", "365d", 0, 31536000, NULL, "366d", ""},
+        {"suppression_ttl", OFF(suppression_ttl), "0s..3650d", "0s", "3650d", 0, 315360000, NULL, "3651d", ""},
 };
 
 static uint64_t field_u64(const struct config *c, size_t offset)
@@ -1289,6 +1291,77 @@ static void test_random_texts(void)
 	}
 }
 
+/* suppression, suppression_ttl, suppression_reply: defaults, and the reply's syntax. */
+static void test_suppression_params(void)
+{
+	char *errors;
+	struct config *c = config_load(NULL, stderr);
+	CHECK(c != NULL);
+	if (c != NULL) {
+		CHECK_INT(c->suppression, 1);
+		CHECK_INT(c->suppression_ttl, 30 * 86400);
+		CHECK_INT(c->bounce_retention, 7 * 86400);
+		CHECK_INT(c->suppression_reply.code, 550);
+		CHECK_STR(c->suppression_reply.status, "5.1.1");
+		CHECK_STR(c->suppression_reply.text,
+		          "Recipient address rejected: it bounced before and is on the suppression list");
+	}
+	config_unref(c);
+
+	c = load_text("suppression = no\nsuppression_reply =  451   4.7.1   Try again   later \n", &errors);
+	CHECK_STR(errors, "");
+	if (c != NULL) {
+		CHECK_INT(c->suppression, 0);
+		CHECK_INT(c->suppression_reply.code, 451);
+		CHECK_STR(c->suppression_reply.status, "4.7.1");
+		CHECK_STR(c->suppression_reply.text, "Try again   later");
+	}
+	config_unref(c);
+	free(errors);
+
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+	        {"suppression = maybe\n", "tern.conf:1: suppression: \"maybe\" is not one of no or yes\n"},
+	        {"suppression_reply = 550\n", "tern.conf:1: suppression_reply: \"550\" is not CODE X.Y.Z TEXT\n"},
+	        {"suppression_reply = 250 2.0.0 fine\n",
+	         "tern.conf:1: suppression_reply: \"250\" is not a 4xx or 5xx reply code\n"},
+	        {"suppression_reply = 560 5.1.1 no\n",
+	         "tern.conf:1: suppression_reply: \"560\" is not a 4xx or 5xx reply code\n"},
+	        {"suppression_reply = 5501 5.1.1 no\n",
+	         "tern.conf:1: suppression_reply: \"5501\" is not a 4xx or 5xx reply code\n"},
+	        {"suppression_reply = 550 4.1.1 no\n",
+	         "tern.conf:1: suppression_reply: \"4.1.1\" is not an enhanced status code 5.X.Y (RFC 3463) to go with "
+	         "550\n"},
+	        {"suppression_reply = 550 5.1.1000 no\n",
+	         "tern.conf:1: suppression_reply: \"5.1.1000\" is not an enhanced status code 5.X.Y (RFC 3463) to go "
+	         "with 550\n"},
+	        {"suppression_reply = 550 5.1 no\n",
+	         "tern.conf:1: suppression_reply: \"5.1\" is not an enhanced status code 5.X.Y (RFC 3463) to go with "
+	         "550\n"},
+	        {"suppression_reply = 550 5.1.1\n",
+	         "tern.conf:1: suppression_reply: the text after 550 5.1.1 must be 1 to 200 characters\n"},
+	        {"suppression_reply = 550 5.1.1 caf\xc3\xa9\n",
+	         "tern.conf:1: suppression_reply: \"caf\\xc3\\xa9\": the text may hold only printable ASCII\n"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		c = load_text(bad[i].text, &errors);
+		CHECK(c == NULL);
+		CHECK_STR(errors, bad[i].want);
+		config_unref(c);
+		free(errors);
+	}
+	char line[400];
+	memset(line, 'x', sizeof line);
+	memcpy(line, "suppression_reply = 550 5.1.1 ", 30);
+	snprintf(line + 30 + 201, sizeof line - 231, "\n");
+	c = load_text(line, &errors);
+	CHECK(c == NULL);
+	CHECK_STR(errors, "tern.conf:1: suppression_reply: the text after 550 5.1.1 must be 1 to 200 characters\n");
+	config_unref(c);
+	free(errors);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -1313,6 +1386,7 @@ int main(void)
 	test_listing_round_trip();
 	test_generated_files();
 	test_needs_restart();
+	test_suppression_params();
 	test_random_texts();
 
 	char path[300];
