@@ -40,7 +40,8 @@ struct serve {
 	struct mda *mda;
 	struct mta *mta;
 	struct store *store;
-	bool local_lmtp; /* local_delivery (a restart parameter) is LMTP: local jobs go to the mta too */
+	bool local_lmtp;   /* local_delivery (a restart parameter) is LMTP: local jobs go to the mta too */
+	unsigned stopping; /* SIGTERM: the parts (server, remote delivery) still finishing their work */
 };
 
 static void raise_descriptor_limit(void)
@@ -103,11 +104,24 @@ static bool prepare_data_dir(const struct config *config)
 	return true;
 }
 
+/* part_stopped - one part has finished its work; the loop ends after the last. */
+static void part_stopped(void *arg)
+{
+	struct serve *sv = arg;
+	if (--sv->stopping == 0)
+		event_base_loopexit(sv->base, NULL);
+}
+
 static void on_terminate(evutil_socket_t sig, short what, void *arg)
 {
 	struct serve *sv = arg;
 	log_info("event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
-	smtpd_shutdown(sv->smtpd);
+	if (sv->stopping)
+		return;
+	/* Transactions in flight finish, both ways, within shutdown_timeout. */
+	sv->stopping = 2;
+	smtpd_shutdown(sv->smtpd, part_stopped, sv);
+	mta_shutdown(sv->mta, part_stopped, sv);
 }
 
 /* serve_dispatch - store_dispatch: local recipients to the mailbox writers (or LMTP), others to remote delivery. */

@@ -71,6 +71,7 @@ enum config_type {
 	CONFIG_SIZE,      /* uint64_t bytes */
 	CONFIG_COUNT,     /* uint64_t */
 	CONFIG_DURATION,  /* uint64_t seconds */
+	CONFIG_RATE,      /* uint64_t microseconds between two messages; 0: no limit */
 	CONFIG_LOG_LEVEL, /* enum log_level */
 	CONFIG_CHOICE,    /* unsigned: the index of one word of param.choices */
 	CONFIG_CHOICES,   /* uint64_t: a bit per word of param.choices given */
@@ -142,7 +143,7 @@ struct config_load {
 
 static config_parse_fn parse_string, parse_path, parse_domain, parse_domains, parse_address, parse_listener,
         parse_number, parse_log_level, parse_choice, parse_choices, parse_cert, parse_networks, parse_relay,
-        parse_transport, parse_local, parse_reply;
+        parse_transport, parse_local, parse_reply, parse_rate;
 static config_equal_fn equal_string, equal_domains, equal_listeners, equal_number, equal_log_level, equal_choice,
         equal_certs, equal_networks, equal_route, equal_transports, equal_reply;
 static config_release_fn release_string, release_domains, release_listeners, release_certs, release_networks,
@@ -183,6 +184,10 @@ static const struct config_type_info types[] = {
         [CONFIG_DURATION] = {"duration", "seconds, or a number with s, m, h or d: `90s`, `5m`, `4h`, `5d`",
                              "a duration (use a number with s, m, h or d)", duration_units, parse_number, equal_number,
                              NULL},
+        [CONFIG_RATE] = {"rate",
+                         "`N/s`, `N/m`, `N/h` or `N/d`: at most N messages a second, minute, hour or day, "
+                         "spread evenly; `0`: no limit",
+                         NULL, NULL, parse_rate, equal_number, NULL},
         [CONFIG_LOG_LEVEL] = {"log level", "`debug`, `info`, `warning` or `error`", NULL, NULL, parse_log_level,
                               equal_log_level, NULL},
         [CONFIG_CHOICE] = {"choice", "one of the words the parameter lists", NULL, NULL, parse_choice, equal_choice,
@@ -199,13 +204,14 @@ static const struct config_type_info types[] = {
                              NULL, NULL, parse_networks, equal_networks, release_networks},
         [CONFIG_RELAY] = {"relay",
                           "`[HOST]:PORT` (HOST's addresses) or `HOST:PORT` (HOST's MX hosts), then optionally "
-                          "`tls=may|required|implicit|none` and `auth=FILE` (a file holding `USER PASSWORD`); "
-                          "empty: none",
+                          "`tls=may|required|implicit|none`, `auth=FILE` (a file holding `USER PASSWORD`) and "
+                          "`rate=N/s|m|h|d` (messages to it); empty: none",
                           NULL, NULL, parse_relay, equal_route, release_route},
         [CONFIG_TRANSPORT] = {"transport",
-                              "`DOMAIN ROUTE [tls=POLICY] [auth=FILE]`: DOMAIN, or `.DOMAIN` for its subdomains; "
-                              "ROUTE `mx`, `smtp:[HOST]:PORT`, `smtp:HOST:PORT`, `lmtp:[HOST]:PORT` or "
-                              "`lmtp:unix:PATH`; tls= and auth= as for a relay",
+                              "`DOMAIN ROUTE [tls=POLICY] [auth=FILE] [rate=RATE]`: DOMAIN, or `.DOMAIN` for its "
+                              "subdomains; ROUTE `mx`, `smtp:[HOST]:PORT`, `smtp:HOST:PORT`, `lmtp:[HOST]:PORT` or "
+                              "`lmtp:unix:PATH`; tls=, auth= and rate= as for a relay (rate= per destination "
+                              "domain for mx)",
                               NULL, NULL, parse_transport, equal_transports, release_transports},
         [CONFIG_LOCAL] = {"local route", "`maildir`, `lmtp:[HOST]:PORT` or `lmtp:unix:PATH`", NULL, NULL, parse_local,
                           equal_route, release_route},
@@ -581,6 +587,12 @@ static const struct config_param params[] = {
          .offset = FIELD(remote_idle_timeout),
          .doc = "how long a connection whose message is done stays open for the next message to the same "
                 "destination (0: close it at once)"},
+        {.name = "remote_rate_per_destination",
+         .type = CONFIG_RATE,
+         .default_text = "0",
+         .offset = FIELD(remote_rate_interval_us),
+         .doc = "at most this many messages to one destination (a domain, or a relay), spread evenly, e.g. "
+                "`100/m`; a route's rate= comes first; 0: no limit"},
         {.name = "remote_messages_per_connection",
          .type = CONFIG_COUNT,
          .default_text = "100",
@@ -1689,6 +1701,17 @@ static bool parse_relay(struct config_load *ld, const struct config_param *p, co
 		return false;
 	if (field->kind == CONFIG_ROUTE_MX)
 		config_route_release(field); /* "mx": the same as none */
+	return true;
+}
+
+static bool parse_rate(struct config_load *ld, const struct config_param *p, const char *v, size_t len)
+{
+	if (!config_rate_parse(v, len, field_at(ld->config, p->offset))) {
+		char q[LOG_QUOTE_MAX];
+		load_error(ld, p->name, "%s is not a rate (use N/s, N/m, N/h or N/d, N up to 1000000, or 0)",
+		           quote(q, v, len));
+		return false;
+	}
 	return true;
 }
 

@@ -129,7 +129,8 @@ struct config {
 	uint64_t remote_data_timeout;
 	uint64_t remote_idle_timeout;
 	uint64_t remote_messages_per_connection;
-	struct config_route smarthost; /* text NULL: none */
+	uint64_t remote_rate_interval_us; /* remote_rate_per_destination: least time between two messages; 0: none */
+	struct config_route smarthost;    /* text NULL: none */
 	struct config_route *transports;
 	size_t transport_count;
 	struct config_route local_delivery;

@@ -166,7 +166,37 @@ static bool kind_parse(const char *s, size_t len, bool bare_smtp, bool maildir, 
 	return dest_parse(s, len, out, err, errlen);
 }
 
-/* option_parse - "tls=POLICY" or "auth=FILE". */
+bool config_rate_parse(const char *s, size_t len, uint64_t *interval_us)
+{
+	static const struct {
+		char unit;
+		uint64_t us;
+	} periods[] = {{'s', 1000000ull}, {'m', 60000000ull}, {'h', 3600000000ull}, {'d', 86400000000ull}};
+	uint64_t n = 0;
+	size_t i = 0;
+	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+		n = n * 10 + (uint64_t)(s[i] - '0');
+		if (n > 1000000)
+			return false;
+	}
+	if (i == 0)
+		return false;
+	if (i == len && n == 0) {
+		*interval_us = 0;
+		return true;
+	}
+	if (n == 0 || len != i + 2 || s[i] != '/')
+		return false;
+	for (size_t k = 0; k < sizeof periods / sizeof periods[0]; k++) {
+		if (s[i + 1] == periods[k].unit) {
+			*interval_us = periods[k].us / n;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* option_parse - "tls=POLICY", "auth=FILE" or "rate=RATE". */
 static bool option_parse(const char *s, size_t len, struct config_route *out, bool *tls_given, char *err, size_t errlen)
 {
 	if (starts_with(s, len, "tls=")) {
@@ -185,7 +215,12 @@ static bool option_parse(const char *s, size_t len, struct config_route *out, bo
 		out->auth_file = str_dup_n(s + 5, len - 5);
 		return true;
 	}
-	return fail(err, errlen, "\"%.*s\" is not an option (tls=POLICY or auth=FILE)", (int)len, s);
+	if (starts_with(s, len, "rate=")) {
+		if (!config_rate_parse(s + 5, len - 5, &out->rate_interval_us))
+			return fail(err, errlen, "\"%.*s\": rate= takes N/s, N/m, N/h or N/d", (int)len, s);
+		return true;
+	}
+	return fail(err, errlen, "\"%.*s\" is not an option (tls=POLICY, auth=FILE or rate=RATE)", (int)len, s);
 }
 
 /* route_check - the options make sense for the kind; the defaults filled in. */
@@ -194,6 +229,8 @@ static bool route_check(struct config_route *out, bool tls_given, char *err, siz
 	bool plain_only = out->kind == CONFIG_ROUTE_MAILDIR || out->socket_path;
 	if (plain_only && (tls_given || out->auth_file))
 		return fail(err, errlen, "tls= and auth= are for routes over TCP");
+	if (out->kind == CONFIG_ROUTE_MAILDIR && out->rate_interval_us)
+		return fail(err, errlen, "rate= is for routes to other servers");
 	if (out->kind == CONFIG_ROUTE_MX && out->auth_file)
 		return fail(err, errlen, "auth= is for a relay (smtp:[HOST]:PORT), not for MX hosts");
 	if (out->auth_file) {

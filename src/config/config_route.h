@@ -5,8 +5,8 @@
  *
  * The same words serve three parameters:
  *
- *   smarthost      = [HOST]:PORT [tls=POLICY] [auth=FILE]
- *   transport      = DOMAIN ROUTE [tls=POLICY] [auth=FILE]
+ *   smarthost      = [HOST]:PORT [tls=POLICY] [auth=FILE] [rate=RATE]
+ *   transport      = DOMAIN ROUTE [tls=POLICY] [auth=FILE] [rate=RATE]
  *   local_delivery = maildir | lmtp:[HOST]:PORT | lmtp:unix:PATH
  *
  * ROUTE is "mx" (the domain's own MX hosts), "smtp:DEST" or "lmtp:DEST".
@@ -14,13 +14,16 @@
  * hosts, SMTP only); the port may be left out. POLICY is may (STARTTLS
  * when offered), required (STARTTLS or defer), implicit (TLS from the
  * first byte, RFC 8314) or none. A route with auth= never sends the
- * credentials without TLS.
+ * credentials without TLS. RATE (N/s, N/m, N/h or N/d) is the most
+ * messages per second, minute, hour or day to one destination of the
+ * route, spread evenly.
  */
 #ifndef TERN_CONFIG_ROUTE_H
 #define TERN_CONFIG_ROUTE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum config_route_kind {
 	CONFIG_ROUTE_MX,      /* the recipient domain's MX hosts (RFC 5321 5.1) */
@@ -48,8 +51,9 @@ struct config_route {
 	enum config_tls_policy tls;
 	char *auth_file; /* as written */
 	char *auth_user, *auth_password;
-	char *text;    /* the whole value as written, for logs and comparisons */
-	unsigned line; /* transport: the line it was given on, for messages */
+	uint64_t rate_interval_us; /* rate=: the least time between two messages to a destination; 0: no limit */
+	char *text;                /* the whole value as written, for logs and comparisons */
+	unsigned line;             /* transport: the line it was given on, for messages */
 };
 
 /*
@@ -60,6 +64,12 @@ struct config_route {
  */
 bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir, struct config_route *out, char *err,
                         size_t errlen);
+
+/*
+ * config_rate_parse - "N/s", "N/m", "N/h" or "N/d" (N 1..1000000) as the
+ * time between two messages, in microseconds; "0" means no limit (0).
+ */
+bool config_rate_parse(const char *s, size_t len, uint64_t *interval_us);
 
 /* config_route_release - what config_route_parse allocated; out is zeroed. */
 void config_route_release(struct config_route *route);

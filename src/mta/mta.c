@@ -17,6 +17,8 @@
  * free slots in turn. A session whose message is done carries the next
  * waiting message to the same destination over the same connection, or
  * waits idle for one (remote_idle_timeout) when nobody else needs a slot.
+ * A destination with a rate (remote_rate_per_destination, or its route's
+ * rate=) starts its messages at most that often, evenly spaced.
  */
 #include "mta/mta.h"
 
@@ -45,13 +47,19 @@
 #define MTA_DEST_BUCKETS 1024
 struct mta_dest {
 	struct mta_dest *next; /* in its bucket */
+	struct mta *mta;
 	char name[DNS_NAME_MAX + 1];
 	size_t connections;                           /* slots held: deliveries under way and idle sessions */
 	struct mta_delivery *waiting, **waiting_tail; /* for a slot, oldest first */
-	struct mta_dest *ring_next;                   /* in the mta's ring of destinations with waiting deliveries */
+	size_t waiting_count;
+	struct mta_dest *ring_next; /* in the mta's ring of destinations with waiting deliveries */
 	bool in_ring;
-	unsigned failures;     /* in a row */
-	int64_t down_until_ms; /* 0: up */
+	/* Rate: the next message may start at next_start_us (monotonic), then one every interval_us. */
+	uint64_t interval_us;
+	uint64_t next_start_us;
+	struct event *rate_timer; /* wakes the waiting when the next may start */
+	unsigned failures;        /* in a row */
+	int64_t down_until_ms;    /* 0: up */
 	char why[160];
 };
 
@@ -74,6 +82,11 @@ struct mta {
 	struct mta_dest *ring, **ring_tail; /* destinations with waiting deliveries, served in turn */
 	size_t ring_count;
 	struct mta_session *detached; /* idle and closing sessions */
+	/* SIGTERM: nothing new starts; done once no delivery holds a slot. */
+	bool stopping;
+	void (*stopped)(void *arg);
+	void *stopped_arg;
+	struct event *stop_timer;
 	struct mta_dest *dests[MTA_DEST_BUCKETS];
 	uint64_t rng;
 };
@@ -115,6 +128,8 @@ static void job_unlink(struct mta_job *j)
 static void job_finish(struct mta_job *j)
 {
 	job_unlink(j);
+	if (j->body7)
+		evbuffer_free(j->body7);
 	if (j->body != j->job->body)
 		evbuffer_free(j->body);
 	store_delivery_done(j->mta->store, j->job);
@@ -169,6 +184,7 @@ static struct mta_dest *dest_get(struct mta *mta, const char *name)
 			return dest;
 	struct mta_dest *dest = xcalloc(1, sizeof *dest);
 	str_copy(dest->name, sizeof dest->name, name);
+	dest->mta = mta;
 	dest->waiting_tail = &dest->waiting;
 	dest->next = *bucket;
 	*bucket = dest;
@@ -424,9 +440,62 @@ static bool slot_free(struct mta *mta, const struct mta_delivery *d)
 	       d->dest_state->connections < mta->config->remote_max_per_destination;
 }
 
+/* ---- Rates ---- */
+
+static void grant_waiting(struct mta *mta);
+
+static void rate_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct mta_dest *dest = arg;
+	grant_waiting(dest->mta);
+}
+
+/* rate_allows - dest may start a message now; if not, its waiting deliveries are woken when it may. */
+static bool rate_allows(struct mta_dest *dest)
+{
+	uint64_t now = time_mono_us();
+	if (dest->interval_us == 0 || now >= dest->next_start_us)
+		return true;
+	if (!dest->rate_timer) {
+		dest->rate_timer = evtimer_new(dest->mta->base, rate_wake, dest);
+		if (!dest->rate_timer)
+			fatal("evtimer_new failed");
+	}
+	if (!evtimer_pending(dest->rate_timer, NULL)) {
+		uint64_t wait = dest->next_start_us - now;
+		struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
+		evtimer_add(dest->rate_timer, &tv);
+	}
+	return false;
+}
+
+/* rate_spend - a message to dest starts now: the next one waits its interval. */
+static void rate_spend(struct mta_dest *dest)
+{
+	if (dest->interval_us == 0)
+		return;
+	uint64_t now = time_mono_us();
+	dest->next_start_us = (dest->next_start_us > now ? dest->next_start_us : now) + dest->interval_us;
+}
+
+/*
+ * mta_dest_sending - the rate was spent when the message was scheduled; a
+ * connection's set-up may have made it late, so the next one waits a whole
+ * interval from now, and the peer never sees two MAILs closer than that.
+ */
+void mta_dest_sending(struct mta_dest *dest)
+{
+	if (dest->interval_us == 0)
+		return;
+	uint64_t after = time_mono_us() + dest->interval_us;
+	if (dest->next_start_us < after)
+		dest->next_start_us = after;
+}
+
 /* slot_grant - d may connect: count it, and route it. */
 static void slot_grant(struct mta *mta, struct mta_delivery *d)
 {
+	rate_spend(d->dest_state);
 	mta->connections++;
 	d->dest_state->connections++;
 	d->connection_held = true;
@@ -460,6 +529,7 @@ static void wait_for_slot(struct mta *mta, struct mta_delivery *d)
 	d->next_waiting = NULL;
 	*dest->waiting_tail = d;
 	dest->waiting_tail = &d->next_waiting;
+	dest->waiting_count++;
 	mta->waiting_count++;
 	if (!dest->in_ring)
 		ring_push(mta, dest);
@@ -477,19 +547,34 @@ static struct mta_delivery *waiting_take(struct mta *mta, struct mta_dest *dest,
 	*p = d->next_waiting;
 	if (!*p)
 		dest->waiting_tail = p;
+	dest->waiting_count--;
 	mta->waiting_count--;
 	return d;
 }
 
+/* start_on - d goes over session s, an idle connection or one handed on, whose slot it takes. */
+static void start_on(struct mta_session *s, struct mta_delivery *d)
+{
+	rate_spend(d->dest_state);
+	d->connection_held = true;
+	d->reused = true;
+	d->session = s;
+	mta_session_next(s, d);
+}
+
 /*
- * grant_waiting - free slots go to waiting deliveries, one destination
- * after another (a busy destination cannot starve the others); the
- * waiting mail of a destination that went down is deferred.
+ * grant_waiting - waiting deliveries go, one destination after another
+ * (a busy destination cannot starve the others), over an idle connection
+ * of their own or in a free slot, as their rate allows; the waiting mail
+ * of a destination that went down is deferred.
  */
 static void grant_waiting(struct mta *mta)
 {
-	size_t full_in_a_row = 0;
-	while (mta->ring && mta->connections < mta->config->remote_max_connections && full_in_a_row < mta->ring_count) {
+	if (mta->stopping)
+		return;
+	size_t stuck_in_a_row = 0;
+	while (mta->ring && mta->connections < mta->config->remote_max_connections &&
+	       stuck_in_a_row < mta->ring_count) {
 		struct mta_dest *dest = ring_pop(mta);
 		if (!dest->waiting)
 			continue; /* a connection handed on took the last one */
@@ -499,16 +584,19 @@ static void grant_waiting(struct mta *mta)
 				delivery_end_all(d, DELIVERY_TEMPFAIL, dest->why);
 			continue;
 		}
-		if (dest->connections >= mta->config->remote_max_per_destination) {
+		struct mta_session *idle = rate_allows(dest) ? mta_session_unpark(mta, dest->waiting) : NULL;
+		if (!idle && (!rate_allows(dest) || !slot_free(mta, dest->waiting))) {
 			ring_push(mta, dest);
-			full_in_a_row++;
+			stuck_in_a_row++;
 			continue;
 		}
-		full_in_a_row = 0;
+		stuck_in_a_row = 0;
 		struct mta_delivery *d = waiting_take(mta, dest, NULL);
 		if (dest->waiting)
 			ring_push(mta, dest);
-		if (d)
+		if (idle)
+			start_on(idle, d);
+		else
 			slot_grant(mta, d);
 	}
 }
@@ -516,7 +604,8 @@ static void grant_waiting(struct mta *mta)
 /*
  * slot_take - d goes now over an idle connection to its destination, or
  * a new one if a slot is free (closing an idle connection to make room),
- * else it waits; a destination that is down defers it at once.
+ * else it waits, as it does while its destination's rate says so; a
+ * destination that is down defers it at once.
  */
 static void slot_take(struct mta *mta, struct mta_delivery *d)
 {
@@ -524,12 +613,13 @@ static void slot_take(struct mta *mta, struct mta_delivery *d)
 		delivery_end_all(d, DELIVERY_TEMPFAIL, d->dest_state->why);
 		return;
 	}
+	if (mta->stopping || d->dest_state->waiting || !rate_allows(d->dest_state)) {
+		wait_for_slot(mta, d); /* behind the others, or for its time */
+		return;
+	}
 	struct mta_session *idle = mta_session_unpark(mta, d);
 	if (idle) {
-		d->connection_held = true; /* the idle session's */
-		d->reused = true;
-		d->session = idle;
-		mta_session_next(idle, d);
+		start_on(idle, d);
 		return;
 	}
 	if (!slot_free(mta, d)) {
@@ -543,39 +633,45 @@ static void slot_take(struct mta *mta, struct mta_delivery *d)
 	wait_for_slot(mta, d);
 }
 
+static void stop_done(struct mta *mta);
+
 /* slot_release - a slot is free: waiting deliveries may have it. */
 static void slot_release(struct mta *mta, struct mta_dest *dest)
 {
 	mta->connections--;
 	dest->connections--;
 	grant_waiting(mta);
+	if (mta->stopping && mta->connections == 0 && !mta->detached)
+		stop_done(mta);
 }
 
-void mta_idle_closed(struct mta *mta, struct mta_dest *dest)
+void mta_detached_done(struct mta *mta, struct mta_dest *dest)
 {
-	slot_release(mta, dest);
+	if (dest)
+		slot_release(mta, dest);
+	else if (mta->stopping && mta->connections == 0 && !mta->detached)
+		stop_done(mta);
 }
 
 /*
  * connection_pass_on - d is done with session s: the next waiting
- * delivery s can carry takes it (and d's slot); or, if nobody waits for a
- * slot, it stays open, idle; or it goes.
+ * delivery s can carry takes it (and d's slot), if the destination's rate
+ * allows; or, if no other destination waits for a slot, it stays open,
+ * idle; or it goes.
  */
 static void connection_pass_on(struct mta_delivery *d, struct mta_session *s)
 {
 	struct mta *mta = d->mta;
+	struct mta_dest *dest = d->dest_state;
 	if (!mta_session_reusable(s, mta->config))
 		return mta_session_close(s);
-	struct mta_delivery *next = waiting_take(mta, d->dest_state, s);
+	struct mta_delivery *next = rate_allows(dest) ? waiting_take(mta, dest, s) : NULL;
 	if (next) {
 		d->connection_held = false;
-		next->connection_held = true;
-		next->reused = true;
-		next->session = s;
-		mta_session_next(s, next);
+		start_on(s, next);
 		return;
 	}
-	if (mta->waiting_count > 0 || mta->config->remote_idle_timeout == 0)
+	if (mta->stopping || mta->waiting_count > dest->waiting_count || mta->config->remote_idle_timeout == 0)
 		return mta_session_close(s);
 	d->connection_held = false; /* the idle session holds the slot now */
 	mta_session_park(s);
@@ -665,6 +761,11 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 		         : d->route->host ? d->route->host
 		                          : d->route->socket_path);
 		d->dest_state = dest_get(mta, d->dest);
+		/* A route's rate= comes first; remote_rate_per_destination is for remote mail only. */
+		uint64_t rate = d->route->rate_interval_us;
+		if (!rate && !j->local)
+			rate = j->config->remote_rate_interval_us;
+		d->dest_state->interval_us = rate;
 		d->rcpt_index = xcalloc(job->rcpt_count, sizeof *d->rcpt_index);
 		for (size_t k = i; k < job->rcpt_count; k++) {
 			bool same =
@@ -779,10 +880,48 @@ void mta_reload(struct mta *mta, struct config *config)
 	mta->config = config_ref(config);
 }
 
+/*
+ * stop_done - the deliveries under way have finished and the connections
+ * have said QUIT, or shutdown_timeout is up: tell the caller, once.
+ */
+static void stop_done(struct mta *mta)
+{
+	void (*stopped)(void *) = mta->stopped;
+	mta->stopped = NULL;
+	if (stopped)
+		stopped(mta->stopped_arg);
+}
+
+static void stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct mta *mta = arg;
+	log_warning("event=outbound_shutdown_timeout sessions=%zu", mta->connections);
+	stop_done(mta);
+}
+
+void mta_shutdown(struct mta *mta, void (*done)(void *arg), void *arg)
+{
+	mta->stopping = true;
+	mta->stopped = done;
+	mta->stopped_arg = arg;
+	while (mta_session_evict(mta, NULL))
+		;
+	log_info("event=outbound_shutdown sessions=%zu waiting=%zu", mta->connections, mta->waiting_count);
+	if (mta->connections == 0 && !mta->detached)
+		return stop_done(mta);
+	struct timeval tv = {(time_t)mta->config->shutdown_timeout, 0};
+	mta->stop_timer = evtimer_new(mta->base, stop_timeout, mta);
+	if (!mta->stop_timer)
+		fatal("evtimer_new failed");
+	evtimer_add(mta->stop_timer, &tv);
+}
+
 void mta_free(struct mta *mta)
 {
 	if (!mta)
 		return;
+	if (mta->stop_timer)
+		event_free(mta->stop_timer);
 	/* The loop has stopped: drop what is under way. Its recipients are
 	 * still 'queued' in the store and go out again after a restart. */
 	dns_free(mta->dns);
@@ -796,6 +935,8 @@ void mta_free(struct mta *mta)
 			free(d->rcpt_index);
 			free(d);
 		}
+		if (j->body7)
+			evbuffer_free(j->body7);
 		if (j->body != j->job->body)
 			evbuffer_free(j->body);
 		delivery_job_free(j->job);
@@ -811,6 +952,8 @@ void mta_free(struct mta *mta)
 	for (size_t i = 0; i < MTA_DEST_BUCKETS; i++) {
 		while (mta->dests[i]) {
 			struct mta_dest *next = mta->dests[i]->next;
+			if (mta->dests[i]->rate_timer)
+				event_free(mta->dests[i]->rate_timer);
 			free(mta->dests[i]);
 			mta->dests[i] = next;
 		}

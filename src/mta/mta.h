@@ -34,6 +34,14 @@ void mta_dispatch(struct delivery_job *job, void *mta);
 void mta_reload(struct mta *mta, struct config *config);
 
 /*
+ * mta_shutdown - SIGTERM: start nothing new, close idle connections, and
+ * let the deliveries under way finish; done(arg) once none is left, or
+ * after shutdown_timeout (whatever is still under way is then cut by
+ * mta_free and stays queued).
+ */
+void mta_shutdown(struct mta *mta, void (*done)(void *arg), void *arg);
+
+/*
  * mta_free - abort every session (the loop has stopped): recipients in
  * flight stay queued in the store and go out again after a restart.
  */

@@ -71,7 +71,10 @@ struct mta_job {
 	bool local;            /* local users' mail, over local_delivery (LMTP): RCPT names the mailbox */
 	struct evbuffer *body; /* the content, canonical CRLF */
 	bool eight_bit;        /* the content holds bytes >= 0x80 */
-	bool smtputf8;         /* an address holds bytes >= 0x80 */
+	/* For peers without 8BITMIME: the content made 7-bit, once (NULL: not yet, or it could not be). */
+	struct evbuffer *body7;
+	char body7_refused[160]; /* why it could not be, if it was tried */
+	bool smtputf8;           /* an address holds bytes >= 0x80 */
 	size_t deliveries_left;
 	struct mta_delivery *deliveries;
 	struct mta_job *prev, *next; /* the mta's jobs under way */
@@ -89,8 +92,14 @@ struct mta_session **mta_detached(struct mta *mta); /* idle and closing sessions
  */
 void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why);
 
-/* mta.c: an idle session closed (timeout, the peer left, or evicted): its slot is free. */
-void mta_idle_closed(struct mta *mta, struct mta_dest *dest);
+/* mta.c: a message to dest is being sent now (MAIL): its rate counts from here. */
+void mta_dest_sending(struct mta_dest *dest);
+
+/*
+ * mta.c: a detached session let go of its slot (an idle one closing: dest)
+ * or went away for good (dest NULL).
+ */
+void mta_detached_done(struct mta *mta, struct mta_dest *dest);
 
 /* mta_session.c */
 /* mta_session_start - connect to addr (host's); NULL, with why, if that cannot even begin. */

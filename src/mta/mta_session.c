@@ -45,6 +45,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "msg/msg_7bit.h"
 #include "mta/mta_private.h"
 #include "net/tls.h"
 #include "smtp/smtp_client_reply.h"
@@ -103,10 +104,11 @@ struct mta_session {
 	bool *accepted; /* per recipient of the delivery: RCPT was taken */
 	bool *settled;  /* per recipient: has its result */
 	size_t accepted_count;
-	bool pipelined;   /* MAIL, RCPTs and DATA went out together (RFC 2920) */
-	size_t skip_left; /* C_SKIP: replies still to come */
-	size_t lmtp_at;   /* C_CONTENT over LMTP: the recipient whose reply comes next */
-	bool decided;     /* recipients have their results */
+	struct evbuffer *body; /* what goes after DATA: the job's content, or its 7-bit form */
+	bool pipelined;        /* MAIL, RCPTs and DATA went out together (RFC 2920) */
+	size_t skip_left;      /* C_SKIP: replies still to come */
+	size_t lmtp_at;        /* C_CONTENT over LMTP: the recipient whose reply comes next */
+	bool decided;          /* recipients have their results */
 	/* Between transactions. */
 	unsigned messages;  /* transactions begun */
 	bool needs_rset;    /* the last one ended before the end of its data */
@@ -267,7 +269,7 @@ static void content_sink(void *ctx, const char *bytes, size_t len)
 
 static void send_content(struct mta_session *s)
 {
-	struct evbuffer *body = s->d->job->body;
+	struct evbuffer *body = s->body;
 	struct evbuffer_ptr at;
 	struct evbuffer_iovec vec;
 	int stuff_state = 0;
@@ -315,23 +317,58 @@ static void send_rcpt_or_data(struct mta_session *s)
 	send_line(s, "DATA\r\n");
 }
 
+/*
+ * body_for_peer - the content this peer can take: as it is, or, for a peer
+ * without 8BITMIME, made 7-bit (RFC 6152 3) once per job and kept for the
+ * job's other sessions. false with why when it cannot be converted.
+ */
+static bool body_for_peer(struct mta_session *s, char *why, size_t why_size)
+{
+	struct mta_job *j = s->d->job;
+	s->body = j->body;
+	if (!j->eight_bit || s->ehlo.eightbitmime)
+		return true;
+	if (!j->body7 && !j->body7_refused[0]) {
+		struct evbuffer *seven = evbuffer_new();
+		if (!seven)
+			fatal("evbuffer_new failed");
+		char reason[MSG_7BIT_WHY_SIZE];
+		if (msg_to_7bit(j->body, seven, reason, sizeof reason)) {
+			j->body7 = seven;
+			log_info("event=remote_downgrade qid=%s relay=%s size=%zu size_7bit=%zu", j->job->qid, s->peer,
+			         evbuffer_get_length(j->body), evbuffer_get_length(seven));
+		} else {
+			evbuffer_free(seven);
+			str_copy(j->body7_refused, sizeof j->body7_refused, reason);
+		}
+	}
+	if (j->body7) {
+		s->body = j->body7;
+		return true;
+	}
+	str_format(why, why_size, "%s; %s does not take 8BITMIME", j->body7_refused, s->peer);
+	return false;
+}
+
 /* refuse_early - what the peer offers rules the message out: every recipient gets why. */
 static bool refuse_early(struct mta_session *s)
 {
 	struct mta_job *j = s->d->job;
-	char why[200];
-	size_t size = evbuffer_get_length(j->body);
-	if (s->ehlo.size > 0 && size > s->ehlo.size)
+	char why[300];
+	enum delivery_status status = DELIVERY_PERMFAIL;
+	size_t size;
+	if (j->smtputf8 && !s->ehlo.smtputf8) {
+		str_format(why, sizeof why, "5.6.7 the message needs SMTPUTF8, which %s does not offer", s->peer);
+	} else if (!body_for_peer(s, why, sizeof why)) {
+		if (why[0] == '4')
+			status = DELIVERY_TEMPFAIL; /* out of memory, not the message's fault */
+	} else if (s->ehlo.size > 0 && (size = evbuffer_get_length(s->body)) > s->ehlo.size) {
 		str_format(why, sizeof why, "5.3.4 message too big for %s (%zu octets, it takes %llu)", s->peer, size,
 		           (unsigned long long)s->ehlo.size);
-	else if (j->eight_bit && !s->ehlo.eightbitmime)
-		str_format(why, sizeof why, "5.6.3 the message has 8-bit content and %s does not take 8BITMIME",
-		           s->peer);
-	else if (j->smtputf8 && !s->ehlo.smtputf8)
-		str_format(why, sizeof why, "5.6.7 the message needs SMTPUTF8, which %s does not offer", s->peer);
-	else
+	} else {
 		return false;
-	decide_all(s, DELIVERY_PERMFAIL, why);
+	}
+	decide_all(s, status, why);
 	transaction_done(s, true);
 	return true;
 }
@@ -344,10 +381,10 @@ static void send_mail(struct mta_session *s)
 	char params[256] = "";
 	size_t used = 0;
 	if (s->ehlo.size_offered) {
-		str_format(params, sizeof params, " SIZE=%zu", evbuffer_get_length(j->body));
+		str_format(params, sizeof params, " SIZE=%zu", evbuffer_get_length(s->body));
 		used = strlen(params);
 	}
-	if (j->eight_bit)
+	if (j->eight_bit && s->body == j->body)
 		str_format(params + used, sizeof params - used, " BODY=8BITMIME");
 	used = strlen(params);
 	if (j->smtputf8)
@@ -376,6 +413,7 @@ static void send_mail(struct mta_session *s)
 static void start_transaction(struct mta_session *s)
 {
 	s->messages++;
+	mta_dest_sending(s->dest);
 	set_timeout(s, s->config->remote_command_timeout);
 	send_mail(s);
 }
@@ -726,6 +764,7 @@ static socklen_t peer_address(struct mta_session *s, const char *host, struct so
 static void attach(struct mta_session *s, struct mta_delivery *d)
 {
 	s->d = d;
+	s->body = d->job->body;
 	free(s->accepted);
 	free(s->settled);
 	s->accepted = xcalloc(d->rcpt_count, sizeof *s->accepted);
@@ -864,7 +903,7 @@ static void idle_close(struct mta_session *s)
 	struct mta *mta = s->mta;
 	struct mta_dest *dest = s->dest;
 	send_goodbye(s);
-	mta_idle_closed(mta, dest);
+	mta_detached_done(mta, dest);
 }
 
 bool mta_session_evict(struct mta *mta, const struct mta_dest *dest)
@@ -894,7 +933,8 @@ static void detached_gone(struct mta_session *s)
 	bool idle = s->state == C_IDLE;
 	mta_session_free(s);
 	if (idle)
-		mta_idle_closed(mta, dest);
+		mta_detached_done(mta, dest);
+	mta_detached_done(mta, NULL);
 }
 
 /* detached_read - whatever the peer says now (the reply to QUIT, or a 421 while idle) ends the session. */

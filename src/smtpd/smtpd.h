@@ -39,9 +39,9 @@ void smtpd_reload(struct smtpd *smtpd, struct config *config);
 
 /*
  * smtpd_shutdown - stop accepting, let transactions in flight finish (up to
- * shutdown_timeout), close the rest with 421, then leave the event loop.
+ * shutdown_timeout), close the rest with 421, then call done(arg).
  */
-void smtpd_shutdown(struct smtpd *smtpd);
+void smtpd_shutdown(struct smtpd *smtpd, void (*done)(void *arg), void *arg);
 
 void smtpd_free(struct smtpd *smtpd);
 

@@ -67,6 +67,8 @@ struct smtpd {
 	struct event *accept_pause;
 	struct event *shutdown_timer;
 	bool shutting_down;
+	void (*stopped)(void *arg); /* smtpd_shutdown's done: the last session has gone */
+	void *stopped_arg;
 
 	struct smtpd_session **slots;
 	uint32_t *generations;
@@ -207,7 +209,7 @@ void smtpd_session_gone(struct smtpd *smtpd, uint64_t id, const unsigned char pe
 	peer_add(smtpd, peer_key, -1);
 	smtpd->session_count--;
 	if (smtpd->shutting_down && smtpd->session_count == 0)
-		event_base_loopexit(smtpd->base, NULL);
+		smtpd->stopped(smtpd->stopped_arg);
 }
 
 /* ---- Accepting ---- */
@@ -393,11 +395,13 @@ static void smtpd_force_close(evutil_socket_t fd, short what, void *arg)
 			smtpd_session_shutdown(smtpd->slots[i], true);
 }
 
-void smtpd_shutdown(struct smtpd *smtpd)
+void smtpd_shutdown(struct smtpd *smtpd, void (*done)(void *arg), void *arg)
 {
 	if (smtpd->shutting_down)
 		return;
 	smtpd->shutting_down = true;
+	smtpd->stopped = done;
+	smtpd->stopped_arg = arg;
 	for (size_t i = 0; i < smtpd->listener_count; i++) {
 		evconnlistener_free(smtpd->listeners[i].listener);
 		smtpd->listeners[i].listener = NULL;
@@ -405,7 +409,7 @@ void smtpd_shutdown(struct smtpd *smtpd)
 	smtpd->listener_count = 0;
 	log_info("event=shutdown sessions=%llu", (unsigned long long)smtpd->session_count);
 	if (smtpd->session_count == 0) {
-		event_base_loopexit(smtpd->base, NULL);
+		done(arg);
 		return;
 	}
 	struct timeval tv = {(time_t)smtpd->config->shutdown_timeout, 0};

@@ -12,6 +12,7 @@
 #include <time.h>
 
 uint64_t time_mono_ms(void);
+uint64_t time_mono_us(void);
 int64_t time_wall_ms(void);
 
 /* time_rfc5322 - "Mon, 23 Nov 2026 11:20:00 +0000" (RFC 5322 3.3). */

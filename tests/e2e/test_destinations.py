@@ -1,9 +1,12 @@
 """Per-destination scheduling: at most remote_max_per_destination sessions
-to one domain at once (the others wait their turn, and all arrive), and a
+to one domain at once (the others wait their turn, and all arrive); a
 destination none of whose hosts answered is left alone for a while: mail
-for it is deferred at once, without another connection.
+for it is deferred at once, without another connection; a destination's
+rate (remote_rate_per_destination, or a route's rate=) spaces its messages.
 """
 
+import datetime
+import re
 import time
 
 import tern_harness as th
@@ -45,3 +48,50 @@ def test_unreachable_destination_is_left_alone(dns_server, peer, tern_server):
     rows = wait_rcpts(srv, {"a@broken.test": "deferred", "b@broken.test": "deferred"})
     assert rows["b@broken.test"]["last_error"] == rows["a@broken.test"]["last_error"]
     assert len(broken.connections) == 1
+
+
+def mail_times(srv, relay_host):
+    """When tern sent each MAIL to relay_host (seconds, from its log)."""
+    rx = re.compile(r"^(\S+) debug event=remote_send relay=\S*\[%s\] line=\"MAIL FROM:" % re.escape(relay_host))
+    times = []
+    for line in srv.log_text().splitlines():
+        m = rx.match(line)
+        if m:
+            stamp = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
+            times.append(stamp.timestamp())
+    return times
+
+
+def test_rate_spaces_messages_to_a_destination(dns_server, peer, tern_server):
+    dns = dns_server()
+    mx = peer(name="mx")
+    dns.mx("example.test", [(10, "mx.example.test", mx.host)])
+    srv = outbound_tern(tern_server, dns, remote_rate_per_destination="5/s", remote_idle_timeout="30s")
+    for i in range(4):
+        inject(srv, ["user%d@example.test" % i])
+    mx.wait_messages(4)
+    times = mail_times(srv, mx.host)
+    assert len(times) == 4
+    # At most 5 a second, evenly: 200 ms apart at least (the log has milliseconds).
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.199, gaps
+    # Waiting for its turn, the connection stayed open: one for all four.
+    assert len(mx.connections) == 1, mx.summary()
+
+
+def test_route_rate_holds_up_only_its_destination(dns_server, peer, tern_server):
+    dns = dns_server()
+    slow = peer(name="slow")
+    fast = peer(name="fast")
+    dns.mx("slow.test", [(10, "mx.slow.test", slow.host)])
+    dns.mx("fast.test", [(10, "mx.fast.test", fast.host)])
+    srv = outbound_tern(tern_server, dns, transport="slow.test mx rate=2/s")
+    for i in range(3):
+        inject(srv, ["s%d@slow.test" % i, "f%d@fast.test" % i])
+    slow.wait_messages(3)
+    fast.wait_messages(3)
+    slow_times, fast_times = mail_times(srv, slow.host), mail_times(srv, fast.host)
+    assert min(b - a for a, b in zip(slow_times, slow_times[1:])) >= 0.499, slow_times
+    # fast.test has no rate: its three went out before slow.test's last.
+    assert max(fast_times) < max(slow_times)
+    srv.wait_queue_empty()

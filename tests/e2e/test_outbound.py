@@ -7,13 +7,15 @@ Covered: MX preference (random among equals) and fallback (connection
 refused, 421 greeting, failed TLS handshake, a malformed reply), implicit MX,
 null MX and NXDOMAIN bounces, DNS failures, per-recipient results at RCPT (4xx
 deferred then delivered, 5xx bounced), one transaction per domain, HELO when
-EHLO is refused, opportunistic STARTTLS, SIZE and 8BITMIME refusals before
-MAIL, no SIZE parameter to a peer that does not offer it, silent peers and
+EHLO is refused, opportunistic STARTTLS, SIZE refusals before MAIL, 8-bit
+content made 7-bit for a peer without 8BITMIME (an 8-bit header bounces), no SIZE parameter to a peer that does not offer it, silent peers and
 lost connections (deferred), a restart with deferred recipients, the content
 as it arrives, the bounces (RFC 3464) in the sender's Maildir or at the
 sender's own MX (none for a <> sender), and a real Postfix as the peer.
 """
 
+import email
+import email.policy
 import re
 import time
 
@@ -272,17 +274,40 @@ def test_no_size_parameter_to_a_peer_that_does_not_offer_size(dns_server, smtp_p
     assert srv.new_files(SENDER) == []
 
 
-def test_eight_bit_to_a_peer_without_8bitmime_bounces(dns_server, peer, tern_server):
+def test_eight_bit_to_a_peer_without_8bitmime_is_made_7bit(dns_server, peer, tern_server):
     dns = dns_server()
     mx = peer(eightbitmime=False)
     dns.mx("example.test", [(10, "mx1.example.test", mx.host)])
     srv = outbound_tern(tern_server, dns)
-    body = "Gr\u00fc\u00dfe aus K\u00f6ln\r\n".encode("utf-8")
-    inject(srv, ["bob@example.test"], make_message("eight bit", body=body,
+    text = "Gr\u00fc\u00dfe aus K\u00f6ln = sch\u00f6n \r\n" + "\u00e4" * 120 + "\r\n.dot line\r\n"
+    inject(srv, ["bob@example.test"], make_message("eight bit", body=text.encode("utf-8"),
                                                   extra=b"Content-Type: text/plain; charset=utf-8\r\n"
                                                   b"Content-Transfer-Encoding: 8bit\r\n"),
            mail_params=" BODY=8BITMIME")
+    t = mx.wait_messages(1)[0]
+    # RFC 6152 3: no BODY=8BITMIME to a peer that did not offer it, and 7-bit data only.
+    assert "BODY" not in t.mail_params
+    assert max(t.data) < 0x80
+    assert all(len(line) <= 78 for line in t.data.split(b"\r\n"))
+    msg = email.message_from_bytes(t.data, policy=email.policy.default)
+    assert msg["Content-Transfer-Encoding"] == "quoted-printable"
+    assert msg["Content-Type"].params["charset"] == "utf-8"
+    assert msg.get_payload(decode=True) == text.encode("utf-8")
+    assert int(t.mail_params["SIZE"]) == len(t.data)
+    wait_log(srv, r"event=remote_downgrade qid=\S+ relay=mx1\.example\.test\S+ size=\d+ size_7bit=\d+")
+    srv.wait_queue_empty()
+
+
+def test_eight_bit_header_to_a_peer_without_8bitmime_bounces(dns_server, peer, tern_server):
+    dns = dns_server()
+    mx = peer(eightbitmime=False)
+    dns.mx("example.test", [(10, "mx1.example.test", mx.host)])
+    srv = outbound_tern(tern_server, dns)
+    inject(srv, ["bob@example.test"], make_message("eight bit", body=b"plain\r\n",
+                                                  extra="X-Note: K\u00f6ln\r\n".encode("utf-8")),
+           mail_params=" BODY=8BITMIME")
     _, _, rcpts, _ = wait_bounce(srv)
+    # A header cannot be made 7-bit without changing what it says.
     check_failed(rcpts["bob@example.test"], "5.6.3", diagnostic="8BITMIME")
     wait_settled(srv, bounced=["bob@example.test"])
     assert mx.transactions == []

@@ -126,6 +126,43 @@ static void test_refusals(void)
 	refused("smtp:[relay.example.net]:587 auth=/nonexistent/file", false, false, "/nonexistent/file: cannot read");
 }
 
+static void test_rates(void)
+{
+	uint64_t us = 1;
+	CHECK(config_rate_parse("10/s", 4, &us));
+	CHECK_INT(us, 100000);
+	CHECK(config_rate_parse("100/m", 5, &us));
+	CHECK_INT(us, 600000);
+	CHECK(config_rate_parse("3600/h", 6, &us));
+	CHECK_INT(us, 1000000);
+	CHECK(config_rate_parse("1/d", 3, &us));
+	CHECK_INT(us, 86400000000ull);
+	CHECK(config_rate_parse("1000000/s", 9, &us));
+	CHECK_INT(us, 1);
+	CHECK(config_rate_parse("0", 1, &us));
+	CHECK_INT(us, 0);
+	const char *bad[] = {"", "/s", "10", "10/", "10/x", "10/ss", "0/s", "1000001/s", "-1/s", "10 /s", "1e3/s"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		us = 7;
+		if (config_rate_parse(bad[i], strlen(bad[i]), &us)) {
+			printf("rate \"%s\" was taken\n", bad[i]);
+			CHECK(false);
+		}
+	}
+
+	struct config_route r;
+	char err[256];
+	CHECK(parse("mx rate=30/m tls=required", false, false, &r, err));
+	CHECK_INT(r.rate_interval_us, 2000000);
+	CHECK_INT(r.tls, CONFIG_TLS_REQUIRED);
+	config_route_release(&r);
+	CHECK(parse("lmtp:unix:/run/lmtp rate=5/s", false, true, &r, err));
+	CHECK_INT(r.rate_interval_us, 200000);
+	config_route_release(&r);
+	refused("mx rate=fast", false, false, "rate= takes N/s");
+	refused("maildir rate=1/s", false, true, "rate= is for routes to other servers");
+}
+
 static void test_credentials(void)
 {
 	struct config_route r;
@@ -188,6 +225,7 @@ int main(void)
 		return 1;
 	test_destinations();
 	test_refusals();
+	test_rates();
 	test_credentials();
 	test_match();
 	static const char *const files[] = {"ok", "open", "nopass", "empty", "control"};
