@@ -23,6 +23,7 @@
 
 #include "msg/msg_address.h"
 #include "smtpd/smtpd_private.h"
+#include "util/util_io.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
@@ -108,20 +109,6 @@ static int spill_open(const char *data_dir)
 	return fd;
 }
 
-static bool write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 /* txn_spill - move what is in memory to a temporary file. */
 static void txn_spill(struct smtpd_session *s, struct smtpd_txn *txn)
 {
@@ -142,7 +129,7 @@ static void txn_keep(struct smtpd_session *s, struct smtpd_txn *txn, const char 
 	if (txn->spill_failed)
 		return;
 	if (txn->spill_fd >= 0) {
-		if (!write_all(txn->spill_fd, bytes, len))
+		if (!io_write_all(txn->spill_fd, bytes, len))
 			txn->spill_failed = true;
 		return;
 	}
@@ -334,7 +321,7 @@ static void txn_insert_after_trace(struct smtpd_session *s, struct smtpd_txn *tx
 	char trace[2048];
 	bool ok = fd >= 0 && txn->trace_len <= sizeof trace &&
 	          pread(txn->spill_fd, trace, txn->trace_len, 0) == (ssize_t)txn->trace_len &&
-	          write_all(fd, trace, txn->trace_len) && write_all(fd, text, len) &&
+	          io_write_all(fd, trace, txn->trace_len) && io_write_all(fd, text, len) &&
 	          copy_range(txn->spill_fd, (off_t)txn->trace_len, fd, txn->stored_bytes - txn->trace_len);
 	if (!ok) {
 		log_error("event=spill_failed session=%s qid=%s error=\"%s\"", s->sid, txn->qid, strerror(errno));

@@ -54,6 +54,7 @@ struct store_message {
 	size_t rcpt_count;
 	struct evbuffer *body; /* the content, canonical CRLF, trace header first */
 	int spill_fd;          /* >= 0: the content is in this file instead */
+	bool spooled;          /* the store put the content in a spool file (store_spool.h) */
 	uint64_t size;
 	int64_t arrival_ms;
 	/* Filled by the store before the completion runs. */

@@ -34,6 +34,7 @@ struct store_admin *store_admin_open(const char *data_dir, char *err, size_t err
 		return NULL;
 	struct store_admin *admin = xcalloc(1, sizeof *admin);
 	admin->db = db;
+	admin->data_dir = str_dup(data_dir);
 	return admin;
 }
 
@@ -42,6 +43,7 @@ void store_admin_close(struct store_admin *admin)
 	if (!admin)
 		return;
 	sqlite3_close(admin->db);
+	free(admin->data_dir);
 	free(admin);
 }
 

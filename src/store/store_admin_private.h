@@ -13,6 +13,7 @@
 
 struct store_admin {
 	sqlite3 *db;
+	char *data_dir;
 };
 
 /* admin_db_error - "database error: ..." into err; returns false. */

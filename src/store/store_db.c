@@ -102,6 +102,9 @@ static const char schema_v5[] = "CREATE TABLE suppressions ("
                                 " WHERE state='bounced';"
                                 "CREATE INDEX recipients_bounced ON recipients(bounced_ms) WHERE state='bounced';";
 
+/* Version 6: large bodies live in DATA_DIR/spool (store_spool.c); the row says so. */
+static const char schema_v6[] = "ALTER TABLE messages ADD COLUMN spooled INTEGER NOT NULL DEFAULT 0;";
+
 bool store_db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
@@ -154,6 +157,8 @@ static bool store_db_migrate(sqlite3 *db, char *err, size_t errlen)
 		ok = store_db_exec(db, schema_v4);
 	if (ok && version < 5)
 		ok = store_db_exec(db, schema_v5);
+	if (ok && version < 6)
+		ok = store_db_exec(db, schema_v6);
 	if (ok && version < STORE_SCHEMA_VERSION) {
 		char sql[64];
 		str_format(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);

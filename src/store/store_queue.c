@@ -17,6 +17,8 @@
 #include "store/store_admin.h"
 #include "store/store_admin_private.h"
 #include "store/store_db.h"
+#include "store/store_spool.h"
+#include "util/util_id.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
 
@@ -318,6 +320,27 @@ static int flush_where(struct store_admin *admin, const char *domain)
 	return changed;
 }
 
+/* spooled_qid - msg_id's qid into qid if its body is in a spool file, else "". */
+static void spooled_qid(struct store_admin *admin, int64_t msg_id, char qid[ID_LEN + 1])
+{
+	sqlite3_stmt *stmt = store_db_prepare(admin->db, "SELECT qid FROM messages WHERE id=? AND spooled=1");
+	sqlite3_bind_int64(stmt, 1, msg_id);
+	qid[0] = '\0';
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		str_copy(qid, ID_LEN + 1, (const char *)sqlite3_column_text(stmt, 0));
+	sqlite3_finalize(stmt);
+}
+
+/* unspool - after the delete committed, the message's spool file goes too (else the next start sweeps it). */
+static void unspool(struct store_admin *admin, const char *qid)
+{
+	char err[256];
+	struct store_spool *spool = store_spool_open(admin->data_dir, false, err, sizeof err);
+	if (spool)
+		store_spool_remove(spool, qid);
+	store_spool_close(spool);
+}
+
 static bool log_action(struct store_admin *admin, enum store_queue_action action, const char *target, const char *who,
                        size_t count)
 {
@@ -334,6 +357,9 @@ bool store_queue_act(struct store_admin *admin, enum store_queue_action action, 
 	int found = target ? message_id(admin, target, &msg_id) : 0;
 	bool ok = found >= 0;
 	int changed = 0;
+	char spool_qid[ID_LEN + 1] = "";
+	if (ok && found == 1 && action == QUEUE_DELETE)
+		spooled_qid(admin, msg_id, spool_qid);
 	if (ok && found == 1) {
 		changed = act_on_message(admin, action, msg_id);
 	} else if (ok && action == QUEUE_FLUSH) {
@@ -349,5 +375,9 @@ bool store_queue_act(struct store_admin *admin, enum store_queue_action action, 
 	ok = ok && log_action(admin, action, target, who, *count);
 	if (!ok)
 		admin_db_error(admin, err, errlen);
-	return admin_end(admin, ok, err, errlen);
+	if (!admin_end(admin, ok, err, errlen))
+		return false;
+	if (spool_qid[0])
+		unspool(admin, spool_qid);
+	return true;
 }

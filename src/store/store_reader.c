@@ -12,12 +12,14 @@
 
 #include "store/store.h"
 #include "store/store_db.h"
+#include "store/store_spool.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 
 struct store_reader {
 	sqlite3 *db;
-	sqlite3_stmt *alias, *user, *secrets, *senders, *suppressed;
+	struct store_spool *spool;
+	sqlite3_stmt *alias, *user, *secrets, *senders, *suppressed, *body_place;
 };
 
 struct store_reader *store_reader_open(const char *data_dir, char *err, size_t errlen)
@@ -25,8 +27,15 @@ struct store_reader *store_reader_open(const char *data_dir, char *err, size_t e
 	sqlite3 *db = store_db_open(data_dir, false, err, errlen);
 	if (!db)
 		return NULL;
+	struct store_spool *spool = store_spool_open(data_dir, false, err, errlen);
+	if (!spool) {
+		sqlite3_close(db);
+		return NULL;
+	}
 	struct store_reader *r = xcalloc(1, sizeof *r);
 	r->db = db;
+	r->spool = spool;
+	r->body_place = store_db_prepare(db, "SELECT spooled, qid FROM messages WHERE id=?");
 	r->alias = store_db_prepare(db, "SELECT targets FROM aliases WHERE address=?");
 	r->user = store_db_prepare(db, "SELECT 1 FROM users WHERE address=?");
 	r->secrets = store_db_prepare(db, "SELECT coalesce(password, ''), coalesce(scram, ''), coalesce(cram, '')"
@@ -47,12 +56,31 @@ void store_reader_close(struct store_reader *r)
 	sqlite3_finalize(r->secrets);
 	sqlite3_finalize(r->senders);
 	sqlite3_finalize(r->suppressed);
+	sqlite3_finalize(r->body_place);
+	store_spool_close(r->spool);
 	sqlite3_close(r->db);
 	free(r);
 }
 
+/* reader_spooled - 1 if msg_id's body is in a spool file (its qid in qid), 0 if in the row, -1 if no such row. */
+static int reader_spooled(struct store_reader *r, int64_t msg_id, char qid[ID_LEN + 1])
+{
+	sqlite3_bind_int64(r->body_place, 1, msg_id);
+	int found = -1;
+	if (sqlite3_step(r->body_place) == SQLITE_ROW) {
+		found = sqlite3_column_int(r->body_place, 0) != 0;
+		str_copy(qid, ID_LEN + 1, (const char *)sqlite3_column_text(r->body_place, 1));
+	}
+	sqlite3_reset(r->body_place);
+	return found;
+}
+
 bool store_reader_body(struct store_reader *r, int64_t msg_id, struct evbuffer *out)
 {
+	char qid[ID_LEN + 1] = "";
+	int spooled = reader_spooled(r, msg_id, qid);
+	if (spooled == 1)
+		return store_spool_read(r->spool, qid, out);
 	sqlite3_blob *blob = NULL;
 	if (sqlite3_blob_open(r->db, "main", "messages", "body", msg_id, 0, &blob) != SQLITE_OK) {
 		log_error("event=db_error msg_id=%lld error=\"%s\"", (long long)msg_id, sqlite3_errmsg(r->db));

@@ -40,6 +40,7 @@
 
 #include "msg/msg_dsn.h"
 #include "store/store_db.h"
+#include "store/store_spool.h"
 #include "store/store_suppress.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
@@ -86,6 +87,10 @@ struct store {
 	int64_t seen_action;      /* the last queue_log row logged */
 	int64_t next_prune_ms;    /* when store_prune looks for old bounced recipients again */
 	struct store_reader *dir; /* directory lookups for bounces */
+	struct store_spool *spool;
+	/* Spool files whose rows this transaction deletes: removed once it commits. */
+	char (*doomed)[ID_LEN + 1];
+	size_t doomed_count, doomed_cap;
 	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
 	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry,
 	        *message_body, *insert_attempt, *data_version, *new_actions, *suppress, *prune_pick, *prune_attempts,
@@ -134,8 +139,8 @@ static void store_prepare_all(struct store *s)
 {
 	sqlite3 *db = s->db;
 	s->insert_message =
-	        store_db_prepare(db, "INSERT INTO messages(qid, sender, arrival_ms, size, body, ret_hdrs, envid)"
-	                             " VALUES(?,?,?,?,?,?,?)");
+	        store_db_prepare(db, "INSERT INTO messages(qid, sender, arrival_ms, size, body, ret_hdrs, envid,"
+	                             " spooled) VALUES(?,?,?,?,?,?,?,?)");
 	s->insert_rcpt = store_db_prepare(
 	        db, "INSERT INTO recipients(msg_id, address, mailbox, notify, orcpt) VALUES(?,?,?,?,?)");
 	s->delete_rcpt = store_db_prepare(db, "DELETE FROM recipients WHERE id=?");
@@ -145,8 +150,8 @@ static void store_prepare_all(struct store *s)
 	                                     " next_attempt_ms=?, last_error=?, warned=warned OR ? WHERE id=?");
 	s->fail_rcpt = store_db_prepare(db, "UPDATE recipients SET state='bounced', attempts=attempts+1,"
 	                                    " last_error=?1, bounced_ms=?3 WHERE id=?2");
-	s->delete_message = store_db_prepare(
-	        db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=?1)");
+	s->delete_message = store_db_prepare(db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS"
+	                                         " (SELECT 1 FROM recipients WHERE msg_id=?1) RETURNING qid, spooled");
 	s->backlog_messages = store_db_prepare(db, "SELECT DISTINCT msg_id FROM recipients WHERE state='queued'"
 	                                           " AND msg_id>? ORDER BY msg_id LIMIT ?");
 	s->message_row =
@@ -160,7 +165,7 @@ static void store_prepare_all(struct store *s)
 	                                    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
 	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
 	s->min_retry = store_db_prepare(db, "SELECT MIN(next_attempt_ms) FROM recipients WHERE state='deferred'");
-	s->message_body = store_db_prepare(db, "SELECT body FROM messages WHERE id=?");
+	s->message_body = store_db_prepare(db, "SELECT body, spooled, qid FROM messages WHERE id=?");
 	s->insert_attempt = store_db_prepare(db, "INSERT INTO attempts(msg_id, rcpt_id, at_ms, outcome, reply)"
 	                                         " VALUES(?,?,?,?,?)");
 	s->data_version = store_db_prepare(db, "PRAGMA data_version");
@@ -212,6 +217,74 @@ static void store_rollback(struct store *s)
 		store_db_exec(s->db, "ROLLBACK");
 }
 
+/* ---- Spool files ---- */
+
+/* store_doom - message qid's spool file goes once the transaction deleting its row commits. */
+static void store_doom(struct store *s, const char *qid)
+{
+	if (s->doomed_count == s->doomed_cap) {
+		s->doomed_cap = s->doomed_cap ? s->doomed_cap * 2 : 64;
+		s->doomed = xrealloc(s->doomed, s->doomed_cap * sizeof *s->doomed);
+	}
+	str_copy(s->doomed[s->doomed_count++], ID_LEN + 1, qid);
+}
+
+/* store_doomed_settle - after COMMIT (committed) the doomed files go; after a rollback they stay. */
+static void store_doomed_settle(struct store *s, bool committed)
+{
+	for (size_t i = 0; committed && i < s->doomed_count; i++)
+		store_spool_remove(s->spool, s->doomed[i]);
+	s->doomed_count = 0;
+}
+
+/*
+ * store_spool_batch - the bodies of STORE_SPOOL_MIN octets or more go into
+ * spool files, made durable together before the rows naming them commit.
+ */
+static bool store_spool_batch(struct store *s, struct store_message *commits)
+{
+	bool any = false;
+	for (struct store_message *m = commits; m; m = m->next) {
+		if (m->size < STORE_SPOOL_MIN)
+			continue;
+		if (!store_spool_write(s->spool, m->qid, m->body, m->spill_fd, m->size))
+			return false;
+		m->spooled = any = true;
+	}
+	return !any || store_spool_sync(s->spool);
+}
+
+/* store_unspool - the batch failed: its files name no row. */
+static void store_unspool(struct store *s, struct store_message *commits)
+{
+	for (struct store_message *m = commits; m; m = m->next) {
+		if (m->spooled)
+			store_spool_remove(s->spool, m->qid);
+		m->spooled = false;
+	}
+}
+
+/* store_delete_message - the message goes if no recipient is left (*deleted says if it did), its file after COMMIT. */
+static bool store_delete_message(struct store *s, int64_t msg_id, bool *deleted)
+{
+	sqlite3_stmt *st = s->delete_message;
+	sqlite3_bind_int64(st, 1, msg_id);
+	int rc;
+	*deleted = false;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*deleted = true;
+		if (sqlite3_column_int(st, 1))
+			store_doom(s, (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		log_error("event=db_error error=\"%s\"", sqlite3_errmsg(s->db));
+		return false;
+	}
+	return true;
+}
+
 /* ---- Committing messages ---- */
 
 static bool store_copy_spill(struct store *s, struct store_message *msg, sqlite3_int64 rowid)
@@ -242,7 +315,9 @@ static bool store_insert_message(struct store *s, struct store_message *msg, int
 	sqlite3_bind_text(st, 2, msg->sender, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, msg->arrival_ms);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)msg->size);
-	if (msg->spill_fd >= 0)
+	if (msg->spooled)
+		sqlite3_bind_zeroblob(st, 5, 0);
+	else if (msg->spill_fd >= 0)
 		sqlite3_bind_zeroblob64(st, 5, msg->size);
 	else
 		sqlite3_bind_blob64(st, 5, evbuffer_pullup(msg->body, -1), msg->size, SQLITE_STATIC);
@@ -251,10 +326,11 @@ static bool store_insert_message(struct store *s, struct store_message *msg, int
 		sqlite3_bind_text(st, 7, msg->envid, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 7);
+	sqlite3_bind_int(st, 8, msg->spooled);
 	if (!store_step_done(s, st))
 		return false;
 	*msg_id = sqlite3_last_insert_rowid(s->db);
-	if (msg->spill_fd >= 0 && !store_copy_spill(s, msg, *msg_id))
+	if (msg->spill_fd >= 0 && !msg->spooled && !store_copy_spill(s, msg, *msg_id))
 		return false;
 	for (size_t i = 0; i < msg->rcpt_count; i++) {
 		sqlite3_bind_int64(s->insert_rcpt, 1, *msg_id);
@@ -430,6 +506,15 @@ static bool store_queue_bounce(struct store *s, const struct delivery_job *job, 
 	bool found = sqlite3_step(s->message_body) == SQLITE_ROW;
 	const char *original = found ? sqlite3_column_blob(s->message_body, 0) : NULL;
 	size_t original_len = found ? (size_t)sqlite3_column_bytes(s->message_body, 0) : 0;
+	struct evbuffer *spooled = NULL;
+	if (found && sqlite3_column_int(s->message_body, 1)) {
+		spooled = evbuffer_new();
+		if (!spooled)
+			fatal("evbuffer_new failed");
+		bool read = store_spool_read(s->spool, (const char *)sqlite3_column_text(s->message_body, 2), spooled);
+		original_len = read ? evbuffer_get_length(spooled) : 0;
+		original = read ? (const char *)evbuffer_pullup(spooled, -1) : NULL;
+	}
 	struct store_message *notice =
 	        kind == DSN_DELAYED
 	                ? delay_warning_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
@@ -437,6 +522,8 @@ static bool store_queue_bounce(struct store *s, const struct delivery_job *job, 
 	                ? success_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
 	                : bounce_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now);
 	sqlite3_reset(s->message_body);
+	if (spooled)
+		evbuffer_free(spooled);
 	if (!notice)
 		return true;
 	int64_t msg_id, rcpt_id;
@@ -481,8 +568,8 @@ static bool store_apply_job(struct store *s, const struct delivery_job *job, int
 	free(done);
 	if (!ok)
 		return false;
-	sqlite3_bind_int64(s->delete_message, 1, job->msg_id);
-	return store_step_done(s, s->delete_message);
+	bool deleted;
+	return store_delete_message(s, job->msg_id, &deleted);
 }
 
 /* ---- Loading jobs from the database (backlog, recovery, retries) ---- */
@@ -736,9 +823,9 @@ static bool store_prune_bounced(struct store *s, int64_t cutoff, int64_t *rcpts,
 	}
 	/* The message goes with its last recipient (its attempts with it, by the trigger). */
 	for (size_t i = 0; ok && i < n; i++) {
-		sqlite3_bind_int64(s->delete_message, 1, msg_ids[i]);
-		ok = store_step_done(s, s->delete_message);
-		*messages += ok ? sqlite3_changes(s->db) : 0;
+		bool deleted = false;
+		ok = store_delete_message(s, msg_ids[i], &deleted);
+		*messages += deleted;
 	}
 	return ok;
 }
@@ -771,8 +858,10 @@ static void store_prune(struct store *s, int64_t now)
 	}
 	if (!ok || !store_db_exec(s->db, "COMMIT")) {
 		store_rollback(s);
+		store_doomed_settle(s, false);
 		return;
 	}
+	store_doomed_settle(s, true);
 	if (rcpts > 0)
 		log_info("event=queue_pruned messages=%lld rcpts=%lld", (long long)messages, (long long)rcpts);
 	if (expired > 0)
@@ -878,7 +967,8 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 	int64_t *msg_ids = xcalloc(count ? count : 1, sizeof *msg_ids);
 	int64_t **rcpt_ids = xcalloc(count ? count : 1, sizeof *rcpt_ids);
 
-	bool ok = store_db_exec(s->db, "BEGIN IMMEDIATE");
+	bool spooled = store_spool_batch(s, commits);
+	bool ok = spooled && store_db_exec(s->db, "BEGIN IMMEDIATE");
 	size_t i = 0;
 	for (struct store_message *m = commits; ok && m; m = m->next, i++) {
 		rcpt_ids[i] = xcalloc(m->rcpt_count ? m->rcpt_count : 1, sizeof **rcpt_ids);
@@ -890,10 +980,12 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 		ok = store_db_exec(s->db, "COMMIT");
 	if (!ok) {
 		char why[256];
-		str_copy(why, sizeof why, sqlite3_errmsg(s->db));
+		str_copy(why, sizeof why, spooled ? sqlite3_errmsg(s->db) : "cannot write the spool files");
 		store_rollback(s);
+		store_unspool(s, commits);
 		log_error("event=commit_failed messages=%zu error=\"%s\"", count, why);
 	}
+	store_doomed_settle(s, ok);
 
 	i = 0;
 	for (struct store_message *m = commits; m; m = m->next, i++) {
@@ -1039,6 +1131,25 @@ void store_delivery_done(struct store *s, struct delivery_job *job)
 	pthread_mutex_unlock(&s->lock);
 }
 
+static bool store_spooled_row(const char *qid, void *arg)
+{
+	sqlite3_stmt *st = arg;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc != SQLITE_DONE; /* on an error, keep the file */
+}
+
+/* store_sweep_spool - at the start: spool files no row names (a crash came between file and row) go. */
+static void store_sweep_spool(struct store *s)
+{
+	sqlite3_stmt *st = store_db_prepare(s->db, "SELECT 1 FROM messages WHERE qid=? AND spooled=1");
+	size_t removed = store_spool_sweep(s->spool, store_spooled_row, st);
+	sqlite3_finalize(st);
+	if (removed > 0)
+		log_info("event=spool_swept files=%zu", removed);
+}
+
 struct store *store_start(const struct store_settings *settings, struct event_base *base, store_commit_done *done,
                           void *done_arg, store_dispatch *dispatch, void *dispatch_arg, char *err, size_t errlen)
 {
@@ -1052,13 +1163,17 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
 	if (s->settings.max_inflight == 0)
 		s->settings.max_inflight = 1;
 	s->db = db;
-	s->dir = store_reader_open(s->data_dir, err, errlen);
+	s->spool = store_spool_open(s->data_dir, true, err, errlen);
+	s->dir = s->spool ? store_reader_open(s->data_dir, err, errlen) : NULL;
 	if (!s->dir) {
+		store_spool_close(s->spool);
+		store_reader_close(s->dir);
 		sqlite3_close(db);
 		free(s->data_dir);
 		free(s);
 		return NULL;
 	}
+	store_sweep_spool(s);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	s->commits_tail = &s->commits;
@@ -1107,6 +1222,8 @@ void store_stop(struct store *s)
 	}
 	store_finalize_all(s);
 	store_reader_close(s->dir);
+	store_spool_close(s->spool);
+	free(s->doomed);
 	sqlite3_close(s->db);
 	event_free(s->done_event);
 	pthread_mutex_destroy(&s->lock);

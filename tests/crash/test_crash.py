@@ -7,7 +7,8 @@ restarted on the same data directory; the clients carry on against the new
 process. Afterwards:
   - every message answered 250 is in each of its recipients' Maildir new/;
   - every file in new/ is a complete message, byte for byte the one sent
-    (nothing half-written, nothing garbled);
+    (nothing half-written, nothing garbled), the large ones that went
+    through spool files too;
   - duplicates are counted and printed: allowed after SIGKILL (at least
     once), not after a clean SIGTERM stop.
 """
@@ -40,6 +41,9 @@ def content(i):
     lines = [b"From: load@localhost", b"To: %s" % ", ".join(recipients(i)).encode(),
              b"Subject: crash %d" % i, b"Message-ID: <crash-%d@client.test>" % i, b""]
     lines += [b"message %d line %d %s" % (i, k, b"x" * (i % 50)) for k in range(1 + i % 40)]
+    if i % 10 == 3:
+        # Over 32 KiB: the body goes to a spool file, not into the database.
+        lines += [b"message %d spooled line %04d %s" % (i, k, b"y" * 48) for k in range(600)]
     lines.append(b"END %d" % i)
     return b"\r\n".join(lines) + b"\r\n"
 
