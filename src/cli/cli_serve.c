@@ -165,10 +165,14 @@ static struct tls_server *load_tls(const struct config *config)
 	return tls;
 }
 
-/* store_policy_of - what the store does with failures, from config. */
+/* store_policy_of - what the store does with failures and retries, from config (reloadable). */
 static struct store_policy store_policy_of(const struct config *config)
 {
 	return (struct store_policy){
+	        .retry_initial_ms = config->retry_initial * 1000,
+	        .retry_max_ms = config->retry_max * 1000,
+	        .max_queue_lifetime_ms = config->max_queue_lifetime * 1000,
+	        .delay_warning_ms = config->delay_warning * 1000,
 	        .suppression = config->suppression != 0,
 	        .suppression_ttl_ms = config->suppression_ttl * 1000,
 	        .bounce_retention_ms = config->bounce_retention * 1000,
@@ -242,10 +246,6 @@ int cli_serve(const char *config_path)
 	char err[256];
 	struct store_settings settings = {
 	        .data_dir = sv.config->data_dir,
-	        .retry_initial_ms = sv.config->retry_initial * 1000,
-	        .retry_max_ms = sv.config->retry_max * 1000,
-	        .max_queue_lifetime_ms = sv.config->max_queue_lifetime * 1000,
-	        .delay_warning_ms = sv.config->delay_warning * 1000,
 	        .max_inflight = SERVE_MAX_INFLIGHT,
 	        .hostname = sv.config->hostname,
 	        .local_domains = sv.config->local_domains,

@@ -118,6 +118,10 @@ void delivery_job_free(struct delivery_job *job);
 
 /* What the store does with failures, which a reload may change (store_set_policy). */
 struct store_policy {
+	uint64_t retry_initial_ms;
+	uint64_t retry_max_ms;
+	uint64_t max_queue_lifetime_ms;
+	uint64_t delay_warning_ms;    /* warn the sender of a recipient deferred this long; 0: never */
 	bool suppression;             /* hard bounces of remote recipients go on the suppression list */
 	uint64_t suppression_ttl_ms;  /* a bounce entry lasts this long after its last bounce; 0: until deleted */
 	uint64_t bounce_retention_ms; /* bounced recipients are deleted this long after they bounced; 0: kept */
@@ -125,11 +129,7 @@ struct store_policy {
 
 struct store_settings {
 	const char *data_dir;
-	uint64_t retry_initial_ms;
-	uint64_t retry_max_ms;
-	uint64_t max_queue_lifetime_ms;
-	uint64_t delay_warning_ms; /* warn the sender of a recipient deferred this long; 0: never */
-	size_t max_inflight;       /* messages handed to delivery at once */
+	size_t max_inflight; /* messages handed to delivery at once */
 	/* For bounces: who we are and where their recipients go. The strings
 	 * must stay as they are until store_stop. */
 	const char *hostname;

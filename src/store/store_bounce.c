@@ -86,7 +86,7 @@ static struct store_message *notification(const struct store_settings *settings,
 		rcpts[i].orcpt = reported[i]->orcpt;
 		rcpts[i].action = rcpt_action;
 		if (action == DSN_DELAYED)
-			rcpts[i].retry_until_ms = job->arrival_ms + (int64_t)settings->max_queue_lifetime_ms;
+			rcpts[i].retry_until_ms = job->arrival_ms + (int64_t)settings->policy.max_queue_lifetime_ms;
 		rcpts[i].status = status[i];
 		rcpts[i].remote_mta = remote_mta(error, hosts[i], sizeof hosts[i]);
 		rcpts[i].diagnostic = error[0] ? error : NULL;

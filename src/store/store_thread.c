@@ -388,11 +388,11 @@ static uint64_t store_random(struct store *s)
 /* store_backoff_ms - retry_initial doubled per attempt up to retry_max, +-25% jitter. */
 static int64_t store_backoff_ms(struct store *s, int64_t msg_id, int64_t attempts)
 {
-	uint64_t delay = s->settings.retry_initial_ms;
-	for (int64_t i = 1; i < attempts && delay < s->settings.retry_max_ms; i++)
+	uint64_t delay = s->settings.policy.retry_initial_ms;
+	for (int64_t i = 1; i < attempts && delay < s->settings.policy.retry_max_ms; i++)
 		delay *= 2;
-	if (delay > s->settings.retry_max_ms)
-		delay = s->settings.retry_max_ms;
+	if (delay > s->settings.policy.retry_max_ms)
+		delay = s->settings.policy.retry_max_ms;
 	/* The jitter depends on the message and the attempt, not on the
 	 * recipient: recipients of one message deferred together come due
 	 * together and go out again in one transaction. */
@@ -456,7 +456,7 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 		sqlite3_bind_int64(s->delete_rcpt, 1, r->id);
 		return store_step_done(s, s->delete_rcpt);
 	}
-	bool expired = now - job->arrival_ms >= (int64_t)s->settings.max_queue_lifetime_ms;
+	bool expired = now - job->arrival_ms >= (int64_t)s->settings.policy.max_queue_lifetime_ms;
 	if (r->status == DELIVERY_PERMFAIL || expired) {
 		sqlite3_bind_text(s->fail_rcpt, 1, r->error, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s->fail_rcpt, 2, r->id);
@@ -471,8 +471,8 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 		return store_note_attempt(s, job, r, now, "bounced") && store_suppress(s, job, r, now);
 	}
 	int64_t next = now + store_backoff_ms(s, job->msg_id, r->attempts + 1);
-	bool warn = !r->warned && s->settings.delay_warning_ms > 0 &&
-	            now - job->arrival_ms >= (int64_t)s->settings.delay_warning_ms;
+	bool warn = !r->warned && s->settings.policy.delay_warning_ms > 0 &&
+	            now - job->arrival_ms >= (int64_t)s->settings.policy.delay_warning_ms;
 	sqlite3_bind_int64(s->defer_rcpt, 1, next);
 	sqlite3_bind_text(s->defer_rcpt, 2, r->error, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s->defer_rcpt, 3, warn);

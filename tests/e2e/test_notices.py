@@ -2,13 +2,14 @@
 reports): success notices ("delivered" for a local mailbox, "relayed" to a
 peer without DSN, none from tern when the peer takes DSN and so reports
 itself), NOTIFY=NEVER and NOTIFY lists without FAILURE or DELAY, the one
-delay warning, and expiry after max_queue_lifetime (a message made old by
+delay warning (and delay_warning taken at a reload), and expiry after max_queue_lifetime (a message made old by
 moving its arrival time back in the queue database while tern is stopped).
 
 Each report lands in the sender's Maildir and is parsed with Python's email
 package, field by field.
 """
 
+import signal
 import sqlite3
 
 import tern_harness as th
@@ -118,3 +119,23 @@ def test_expiry_bounces_with_the_last_error(dns_server, peer, tern_server):
                  remote_mta="mx.example.test")
     wait_rcpts(srv, {"bob@example.test": "bounced"})
     wait_log(srv, r"event=expired .*error=\"451 4\.3\.0 temporary trouble")
+
+
+def test_delay_warning_and_retry_times_change_at_a_reload(dns_server, peer, tern_server):
+    dns = dns_server()
+    mx = peer(name="busy", replies={"RCPT": "450 4.2.1 try again later"})
+    dns.mx("example.test", [(10, "mx.example.test", mx.host)])
+    srv = outbound_tern(tern_server, dns, delay_warning="0", retry_initial="1h", retry_max="2h")
+    inject(srv, ["bob@example.test"])
+    wait_rcpts(srv, {"bob@example.test": "deferred"})
+    # SIGHUP: retries every second now, and a warning after two seconds.
+    srv.set(delay_warning="2s", retry_initial="1s", retry_max="1s")
+    offset = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    wait_log(srv, r"event=reloaded", since=offset)
+    srv.cli("queue", "flush")
+    msg, _, rcpts, _ = wait_bounce(srv)
+    assert msg["Subject"] == "Delayed Mail (still being retried)"
+    assert list(rcpts) == ["bob@example.test"]
+    # The retry after the flush came a second later, not an hour.
+    wait_log(srv, r"event=deferred .*attempts=3", since=offset)

@@ -231,9 +231,6 @@ static bool start_store(struct event_base *base, const struct store_policy *poli
 {
 	struct store_settings settings = {
 	        .data_dir = data_dir,
-	        .retry_initial_ms = 3600 * 1000,
-	        .retry_max_ms = 4 * 3600 * 1000,
-	        .max_queue_lifetime_ms = 5 * DAY_MS,
 	        .max_inflight = 16,
 	        .hostname = "tern.test",
 	        .local_domains = local_domains,
@@ -242,6 +239,9 @@ static bool start_store(struct event_base *base, const struct store_policy *poli
 	        .recipient_delimiter = "+",
 	        .policy = *policy,
 	};
+	settings.policy.retry_initial_ms = 3600 * 1000;
+	settings.policy.retry_max_ms = 4 * 3600 * 1000;
+	settings.policy.max_queue_lifetime_ms = 5 * DAY_MS;
 	char err[256] = "";
 	the_store = store_start(&settings, base, commit_done, NULL, fake_dispatch, NULL, err, sizeof err);
 	if (!the_store)
