@@ -247,6 +247,7 @@ int cli_serve(const char *config_path)
 	struct store_settings settings = {
 	        .data_dir = sv.config->data_dir,
 	        .max_inflight = SERVE_MAX_INFLIGHT,
+	        .local_bodies = sv.local_lmtp,
 	        .hostname = sv.config->hostname,
 	        .local_domains = sv.config->local_domains,
 	        .local_domain_count = sv.config->local_domain_count,

@@ -722,6 +722,7 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 		mta->jobs->prev = j;
 	mta->jobs = j;
 	if (!j->body) {
+		/* The store attaches the body; if it could not, one more try here. */
 		j->body = evbuffer_new();
 		if (!j->body)
 			fatal("evbuffer_new failed");

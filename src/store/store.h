@@ -130,6 +130,7 @@ struct store_policy {
 struct store_settings {
 	const char *data_dir;
 	size_t max_inflight; /* messages handed to delivery at once */
+	bool local_bodies;   /* local jobs get their body too (they go out over LMTP, on the loop thread) */
 	/* For bounces: who we are and where their recipients go. The strings
 	 * must stay as they are until store_stop. */
 	const char *hostname;

@@ -682,10 +682,33 @@ static struct delivery_job *store_split_remote(struct delivery_job *job)
 	return out;
 }
 
+/*
+ * store_attach_body - a job loaded from the database gets its body here,
+ * when it goes to the loop thread (remote delivery, and LMTP), so that the
+ * loop never waits on a read; the mailbox writers read their own. If this
+ * fails the job goes without, and its reader tries again.
+ */
+static void store_attach_body(struct store *s, struct delivery_job *job)
+{
+	if (job->body)
+		return;
+	job->body = evbuffer_new();
+	if (!job->body)
+		fatal("evbuffer_new failed");
+	if (!store_reader_body(s->dir, job->msg_id, job->body)) {
+		evbuffer_free(job->body);
+		job->body = NULL;
+	}
+}
+
 /* store_hand_over - local recipients to the mailbox writers, the others to remote delivery. */
 static void store_hand_over(struct store *s, struct delivery_job *job)
 {
 	struct delivery_job *remote = store_split_remote(job);
+	if (remote)
+		store_attach_body(s, remote);
+	if (job->rcpt_count > 0 && s->settings.local_bodies)
+		store_attach_body(s, job);
 	if (job->rcpt_count > 0) {
 		s->inflight++;
 		s->dispatch(job, s->dispatch_arg);
