@@ -1,7 +1,8 @@
 """kill -9 under load, then restart: nothing acknowledged is lost.
 
 Several client threads (each its own connection, several messages per
-connection, then a new connection) send numbered messages. The server is
+connection, then a new connection) send numbered messages, to local
+mailboxes or, relayed, to a mail exchanger on loopback. The server is
 interrupted while they run (SIGKILL, or SIGTERM for a clean stop) and
 restarted on the same data directory; the clients carry on against the new
 process. Afterwards:
@@ -10,7 +11,9 @@ process. Afterwards:
     (nothing half-written, nothing garbled), the large ones that went
     through spool files too;
   - duplicates are counted and printed: allowed after SIGKILL (at least
-    once), not after a clean SIGTERM stop.
+    once), not after a clean SIGTERM stop, for local and relayed mail alike
+    (a clean stop lets the transactions with the exchanger finish and
+    records their results).
 """
 
 import os
@@ -20,6 +23,7 @@ import threading
 import time
 
 import tern_harness as th
+from outbound import resolver
 
 if th.SANITIZED:
     TOTAL, THREADS = 600, 4
@@ -28,6 +32,7 @@ else:
 PER_CONNECTION = 5
 USERS = ["u%d@localhost" % i for i in range(4)]
 RUN_DEADLINE = 240 * th.SLOW
+RELAY_TOTAL = TOTAL // 5
 
 
 def recipients(i):
@@ -37,8 +42,8 @@ def recipients(i):
     return rcpts
 
 
-def content(i):
-    lines = [b"From: load@localhost", b"To: %s" % ", ".join(recipients(i)).encode(),
+def content(i, rcpts=recipients):
+    lines = [b"From: load@localhost", b"To: %s" % ", ".join(rcpts(i)).encode(),
              b"Subject: crash %d" % i, b"Message-ID: <crash-%d@client.test>" % i, b""]
     lines += [b"message %d line %d %s" % (i, k, b"x" * (i % 50)) for k in range(1 + i % 40)]
     if i % 10 == 3:
@@ -52,8 +57,10 @@ class Load:
     """Client threads sending numbered messages; tolerant of the server
     going away (they wait until `up` is set again and reconnect)."""
 
-    def __init__(self, srv):
+    def __init__(self, srv, total=TOTAL, rcpts=recipients):
         self.srv = srv
+        self.total = total
+        self.rcpts = rcpts
         self.lock = threading.Lock()
         self.next = 0
         self.acked = set()
@@ -66,7 +73,7 @@ class Load:
 
     def take(self):
         with self.lock:
-            if self.next >= TOTAL:
+            if self.next >= self.total:
                 return None
             self.next += 1
             self.attempted.add(self.next - 1)
@@ -86,16 +93,16 @@ class Load:
 
     def send_one(self, c, i):
         self.expect(c.cmd("MAIL FROM:<load@localhost>"), 250)
-        for rc in recipients(i):
+        for rc in self.rcpts(i):
             self.expect(c.cmd("RCPT TO:<%s>" % rc), 250)
         self.expect(c.cmd("DATA"), 354)
-        c.send(content(i) + b".\r\n")
+        c.send(content(i, self.rcpts) + b".\r\n")
         self.expect(c.reply(), 250)
         with self.lock:
             self.acked.add(i)
 
     def worker(self):
-        for _ in range(TOTAL * 4):
+        for _ in range(self.total * 4):
             if self.stop.is_set() or time.monotonic() > self.deadline:
                 return
             if not self.up.wait(timeout=60 * th.SLOW):
@@ -127,17 +134,17 @@ def number_of(rest):
     return int(m.group(1)) if m else None
 
 
-def run_with_interruptions(srv, how):
-    """Run the load; at 1/3 and 2/3 of TOTAL acknowledged, stop the server
+def run_with_interruptions(srv, how, total=TOTAL, rcpts=recipients):
+    """Run the load; at 1/3 and 2/3 of total acknowledged, stop the server
     (`how`: "kill" or "term") and restart it on a new port."""
-    load = Load(srv)
+    load = Load(srv, total, rcpts)
     threads = [threading.Thread(target=load.worker, daemon=True) for _ in range(THREADS)]
     for t in threads:
         t.start()
     acked_at = []
     try:
         for fraction in (1 / 3, 2 / 3):
-            target = int(TOTAL * fraction)
+            target = int(total * fraction)
             th.wait_until(lambda: load.acked_count() >= target or not any(t.is_alive() for t in threads),
                           RUN_DEADLINE, "%d messages to be acknowledged" % target, srv.log_tail, interval=0.01)
             load.up.clear()
@@ -161,8 +168,8 @@ def run_with_interruptions(srv, how):
     assert not load.errors, load.errors[:10]
     print("\ncrash (%s): %d messages acknowledged (%s at the interruptions), %d attempted"
           % (how, len(load.acked), "/".join(map(str, acked_at)), len(load.attempted)))
-    assert acked_at[0] >= TOTAL // 3
-    assert len(load.acked) >= TOTAL * 0.9, "too few messages acknowledged: %d" % len(load.acked)
+    assert acked_at[0] >= total // 3
+    assert len(load.acked) >= total * 0.9, "too few messages acknowledged: %d" % len(load.acked)
     return load
 
 
@@ -246,3 +253,63 @@ def test_sigterm_under_load_loses_nothing_and_duplicates_nothing(tern_server):
     # A clean stop finishes (or cleanly abandons) what it was delivering and
     # records it: nothing is delivered twice.
     assert duplicates == 0, "%d duplicate deliveries after clean SIGTERM restarts" % duplicates
+
+
+def relay_recipients(i):
+    return ["r%d@example.test" % (i % 3)]
+
+
+def check_relayed(srv, mx, load):
+    """Wait for the queue to drain; return (lost, duplicates, broken) as the exchanger saw them."""
+    acked = set(load.acked)
+
+    def numbers():
+        got = {}
+        for t in mx.messages():
+            n = number_of((t.data or b"").replace(b"\r\n", b"\n"))
+            got.setdefault(n, []).append(t)
+        return got
+    try:
+        th.wait_until(lambda: acked <= set(numbers()), th.DELIVERY_TIMEOUT * 4,
+                      "every acknowledged message to reach the exchanger", interval=0.5)
+    except th.HarnessError:
+        pass  # reported in detail below
+    srv.wait_queue_empty(th.DELIVERY_TIMEOUT * 4)
+    got = numbers()
+    broken = ["message %r: not what was sent" % n for n, ts in got.items()
+              if n not in load.attempted or any(not t.data.endswith(content(n, relay_recipients)) for t in ts)]
+    lost = sorted(acked - set(got))
+    duplicates = sum(len(ts) - 1 for ts in got.values())
+    print("crash (relay): %d duplicate deliveries, %d lost, %d broken" % (duplicates, len(lost), len(broken)))
+    return lost, duplicates, broken
+
+
+def relay_setup(dns_server, peer, tern_server):
+    dns = dns_server()
+    # A little slow at the end of the data, so that transactions are open when the server stops.
+    mx = peer(name="mx", delay={"DOT": 0.02})
+    dns.mx("example.test", [(10, "mx.example.test", mx.host)])
+    srv = tern_server(config={"log_level": "info", "relay_networks": "127.0.0.0/8", "dns_resolver": resolver(dns),
+                              "retry_initial": "1s", "retry_max": "2s", "shutdown_timeout": "60s"})
+    return srv, mx
+
+
+def test_kill9_under_relay_load_loses_nothing(dns_server, peer, tern_server):
+    srv, mx = relay_setup(dns_server, peer, tern_server)
+    load = run_with_interruptions(srv, "kill", RELAY_TOTAL, relay_recipients)
+    lost, _, broken = check_relayed(srv, mx, load)
+    assert not broken, broken[:20]
+    assert not lost, "%d acknowledged messages never reached the exchanger, e.g. %r%s" % (
+        len(lost), lost[:20], srv.log_tail())
+
+
+def test_sigterm_under_relay_load_loses_nothing_and_sends_nothing_twice(dns_server, peer, tern_server):
+    srv, mx = relay_setup(dns_server, peer, tern_server)
+    load = run_with_interruptions(srv, "term", RELAY_TOTAL, relay_recipients)
+    lost, duplicates, broken = check_relayed(srv, mx, load)
+    print("outbound sessions at the stops: %s" % re.findall(r"event=outbound_shutdown sessions=(\d+)",
+                                                          srv.log_text()))
+    assert not broken, broken[:20]
+    assert not lost, "%d acknowledged messages never reached the exchanger, e.g. %r%s" % (
+        len(lost), lost[:20], srv.log_tail())
+    assert duplicates == 0, "%d messages sent twice after clean SIGTERM restarts" % duplicates
