@@ -656,8 +656,8 @@ void mta_detached_done(struct mta *mta, struct mta_dest *dest)
 /*
  * connection_pass_on - d is done with session s: the next waiting
  * delivery s can carry takes it (and d's slot), if the destination's rate
- * allows; or, if no other destination waits for a slot, it stays open,
- * idle; or it goes.
+ * allows; or, if no delivery waits for the slot it holds (only the
+ * destination's own, for their time), it stays open, idle; or it goes.
  */
 static void connection_pass_on(struct mta_delivery *d, struct mta_session *s)
 {
@@ -665,13 +665,16 @@ static void connection_pass_on(struct mta_delivery *d, struct mta_session *s)
 	struct mta_dest *dest = d->dest_state;
 	if (!mta_session_reusable(s, mta->config))
 		return mta_session_close(s);
-	struct mta_delivery *next = rate_allows(dest) ? waiting_take(mta, dest, s) : NULL;
+	bool may_start = rate_allows(dest);
+	struct mta_delivery *next = may_start ? waiting_take(mta, dest, s) : NULL;
 	if (next) {
 		d->connection_held = false;
 		start_on(s, next);
 		return;
 	}
-	if (mta->stopping || mta->waiting_count > dest->waiting_count || mta->config->remote_idle_timeout == 0)
+	/* Waiting deliveries this session cannot carry (another route, an older configuration) need the slot. */
+	bool slot_wanted = mta->waiting_count > dest->waiting_count || (may_start && dest->waiting_count > 0);
+	if (mta->stopping || slot_wanted || mta->config->remote_idle_timeout == 0)
 		return mta_session_close(s);
 	d->connection_held = false; /* the idle session holds the slot now */
 	mta_session_park(s);
