@@ -63,18 +63,9 @@ static int suppression_list(const struct config *config, struct store_admin *adm
 /* suppression_address - arg as a mailbox (RFC 5321 4.1.2), lower-cased into out; false after a message. */
 static bool suppression_address(const struct config *config, const char *arg, char *out, size_t size)
 {
-	char path[SMTP_PATH_MAX + 1];
-	if (!cli_address_copy(arg, out, size) || !str_format(path, sizeof path, "<%s>", out))
-		return false;
 	struct smtp_path parsed;
-	size_t used = 0, len = strlen(path);
-	bool too_long = false;
-	const char *why = NULL;
-	if (!smtp_path_parse(path, len, SMTP_PATH_FORWARD, &parsed, &used, &too_long, &why) || used != len ||
-	    parsed.is_bare_postmaster || parsed.has_source_route || parsed.domain_len == 0) {
-		cli_fail("%s: not a valid address (%s)", out, why ? why : "want local@domain");
+	if (!cli_address_syntax(arg, out, size, &parsed))
 		return false;
-	}
 	if (config_is_local_domain(config, smtp_path_domain(&parsed), parsed.domain_len))
 		fprintf(stderr,
 		        "tern: warning: %s is in a local domain; the suppression list only stops relayed mail\n", out);

@@ -236,20 +236,27 @@ bool cli_mailbox_parse(const struct config *config, const char *arg, char *out, 
 	return cli_local_domain(config, out, at + 1);
 }
 
-bool cli_address_parse(const struct config *config, const char *arg, char *out, size_t size)
+bool cli_address_syntax(const char *arg, char *out, size_t size, struct smtp_path *parsed)
 {
 	char path[SMTP_PATH_MAX + 1];
 	if (!cli_address_copy(arg, out, size) || !str_format(path, sizeof path, "<%s>", out))
 		return false;
-	struct smtp_path parsed;
 	size_t used = 0, len = strlen(path);
 	bool too_long = false;
 	const char *why = NULL;
-	if (!smtp_path_parse(path, len, SMTP_PATH_FORWARD, &parsed, &used, &too_long, &why) || used != len ||
-	    parsed.is_bare_postmaster || parsed.has_source_route || parsed.domain_len == 0) {
+	if (!smtp_path_parse(path, len, SMTP_PATH_FORWARD, parsed, &used, &too_long, &why) || used != len ||
+	    parsed->is_bare_postmaster || parsed->has_source_route || parsed->domain_len == 0) {
 		cli_fail("%s: not a valid address (%s)", out, why ? why : "want local@domain");
 		return false;
 	}
+	return true;
+}
+
+bool cli_address_parse(const struct config *config, const char *arg, char *out, size_t size)
+{
+	struct smtp_path parsed;
+	if (!cli_address_syntax(arg, out, size, &parsed))
+		return false;
 	if (parsed.local_quoted || parsed.domain_literal) {
 		cli_fail("%s: quoted local parts and address literals are not supported here", out);
 		return false;

@@ -14,6 +14,8 @@
 #include "smtp/smtp_limits.h"
 #include "store/store_admin.h"
 
+struct smtp_path;
+
 /* Longest address the CLI takes: a path without its angle brackets. */
 #define CLI_ADDRESS_MAX (SMTP_PATH_MAX - 2)
 
@@ -62,6 +64,12 @@ bool cli_address_copy(const char *arg, char *out, size_t size);
  * False after a message.
  */
 bool cli_mailbox_parse(const struct config *config, const char *arg, char *out, size_t size);
+
+/*
+ * cli_address_syntax - arg as a mailbox (RFC 5321 4.1.2), lower-cased into
+ * out, its parts in parsed. False after a message.
+ */
+bool cli_address_syntax(const char *arg, char *out, size_t size, struct smtp_path *parsed);
 
 /*
  * cli_address_parse - arg as an alias or alias target, lower-cased into

@@ -696,16 +696,30 @@ static bool has_high_bytes(const char *s)
 	return false;
 }
 
+/* span_eight_bit - a byte >= 0x80 in p[0..len): eight bytes at a time, as this runs over every message. */
+static bool span_eight_bit(const unsigned char *p, size_t len)
+{
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t word;
+		memcpy(&word, p + i, sizeof word);
+		if (word & 0x8080808080808080ull)
+			return true;
+	}
+	for (; i < len; i++)
+		if (p[i] >= 0x80)
+			return true;
+	return false;
+}
+
 static bool body_eight_bit(struct evbuffer *body)
 {
 	struct evbuffer_ptr at;
 	struct evbuffer_iovec vec;
 	evbuffer_ptr_set(body, &at, 0, EVBUFFER_PTR_SET);
 	while (evbuffer_peek(body, -1, &at, &vec, 1) > 0 && vec.iov_len > 0) {
-		const unsigned char *p = vec.iov_base;
-		for (size_t i = 0; i < vec.iov_len; i++)
-			if (p[i] >= 0x80)
-				return true;
+		if (span_eight_bit(vec.iov_base, vec.iov_len))
+			return true;
 		evbuffer_ptr_set(body, &at, vec.iov_len, EVBUFFER_PTR_ADD);
 	}
 	return false;

@@ -93,7 +93,7 @@ struct store {
 	size_t doomed_count, doomed_cap;
 	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
 	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry,
-	        *message_body, *insert_attempt, *data_version, *new_actions, *suppress, *prune_pick, *prune_attempts,
+	        *insert_attempt, *data_version, *new_actions, *suppress, *prune_pick, *prune_attempts,
 	        *expire_suppressions;
 };
 
@@ -165,7 +165,6 @@ static void store_prepare_all(struct store *s)
 	                                    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
 	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
 	s->min_retry = store_db_prepare(db, "SELECT MIN(next_attempt_ms) FROM recipients WHERE state='deferred'");
-	s->message_body = store_db_prepare(db, "SELECT body, spooled, qid FROM messages WHERE id=?");
 	s->insert_attempt = store_db_prepare(db, "INSERT INTO attempts(msg_id, rcpt_id, at_ms, outcome, reply)"
 	                                         " VALUES(?,?,?,?,?)");
 	s->data_version = store_db_prepare(db, "PRAGMA data_version");
@@ -186,12 +185,11 @@ static void store_prepare_all(struct store *s)
 
 static void store_finalize_all(struct store *s)
 {
-	sqlite3_stmt *all[] = {s->insert_message,     s->insert_rcpt,    s->delete_rcpt,      s->defer_rcpt,
-	                       s->fail_rcpt,          s->delete_message, s->backlog_messages, s->message_row,
-	                       s->queued_rcpts,       s->rcpt_row,       s->due_rcpts,        s->requeue_rcpt,
-	                       s->min_retry,          s->message_body,   s->insert_attempt,   s->data_version,
-	                       s->new_actions,        s->suppress,       s->prune_pick,       s->prune_attempts,
-	                       s->expire_suppressions};
+	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,    s->delete_rcpt,      s->defer_rcpt,
+	                       s->fail_rcpt,      s->delete_message, s->backlog_messages, s->message_row,
+	                       s->queued_rcpts,   s->rcpt_row,       s->due_rcpts,        s->requeue_rcpt,
+	                       s->min_retry,      s->insert_attempt, s->data_version,     s->new_actions,
+	                       s->suppress,       s->prune_pick,     s->prune_attempts,   s->expire_suppressions};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 }
@@ -502,28 +500,24 @@ static bool store_queue_bounce(struct store *s, const struct delivery_job *job, 
 	        [DSN_DELAYED] = "delay_warning_queued",
 	        [DSN_DELIVERED] = "success_notice_queued",
 	};
-	sqlite3_bind_int64(s->message_body, 1, job->msg_id);
-	bool found = sqlite3_step(s->message_body) == SQLITE_ROW;
-	const char *original = found ? sqlite3_column_blob(s->message_body, 0) : NULL;
-	size_t original_len = found ? (size_t)sqlite3_column_bytes(s->message_body, 0) : 0;
-	struct evbuffer *spooled = NULL;
-	if (found && sqlite3_column_int(s->message_body, 1)) {
-		spooled = evbuffer_new();
-		if (!spooled)
+	/* The content the delivery had in memory, or else from the queue (its row or its spool file). */
+	struct evbuffer *body = job->body, *loaded = NULL;
+	if (!body) {
+		loaded = evbuffer_new();
+		if (!loaded)
 			fatal("evbuffer_new failed");
-		bool read = store_spool_read(s->spool, (const char *)sqlite3_column_text(s->message_body, 2), spooled);
-		original_len = read ? evbuffer_get_length(spooled) : 0;
-		original = read ? (const char *)evbuffer_pullup(spooled, -1) : NULL;
+		body = store_reader_body(s->dir, job->msg_id, loaded) ? loaded : NULL;
 	}
+	size_t original_len = body ? evbuffer_get_length(body) : 0;
+	const char *original = body ? (const char *)evbuffer_pullup(body, -1) : NULL;
 	struct store_message *notice =
 	        kind == DSN_DELAYED
 	                ? delay_warning_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
 	        : kind == DSN_DELIVERED
 	                ? success_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
 	                : bounce_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now);
-	sqlite3_reset(s->message_body);
-	if (spooled)
-		evbuffer_free(spooled);
+	if (loaded)
+		evbuffer_free(loaded);
 	if (!notice)
 		return true;
 	int64_t msg_id, rcpt_id;

@@ -11,6 +11,7 @@
 #include "store/store_admin.h"
 #include "store/store_db.h"
 #include "unit.h"
+#include "unit_store.h"
 #include "util/util_str.h"
 
 #define MAX_SEEN 4
@@ -37,8 +38,6 @@ struct seen {
 	char values[MAX_SEEN][128];
 	bool flags[MAX_SEEN];
 };
-
-static char root[256], data_dir[300];
 
 static void seen_user(void *ctx, const struct store_user_info *user)
 {
@@ -295,17 +294,6 @@ static void rcpt_state(const char *address, char *state, size_t size, int64_t *n
 	sqlite3_close(db);
 }
 
-static int64_t count_rows(const char *sql)
-{
-	char err[256] = "";
-	sqlite3 *db = store_db_open(data_dir, true, err, sizeof err);
-	sqlite3_stmt *stmt = store_db_prepare(db, sql);
-	int64_t n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
-	sqlite3_finalize(stmt);
-	sqlite3_close(db);
-	return n;
-}
-
 static void test_queue_actions(struct store_admin *admin)
 {
 	char err[256] = "", state[16];
@@ -360,13 +348,13 @@ static void test_queue_actions(struct store_admin *admin)
 	/* Delete takes the message, its recipients and its attempts. */
 	CHECK(store_queue_act(admin, QUEUE_DELETE, "0AAAAAAAAAA1", "alice (sudo from bob)", &count, err, sizeof err));
 	CHECK_INT(count, 2);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM messages WHERE id=1"), 0);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM recipients WHERE msg_id=1"), 0);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM attempts"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM messages WHERE id=1"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE msg_id=1"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM attempts"), 0);
 	/* Every action is recorded, failed ones not. */
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM queue_log"), 7);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM queue_log WHERE who='alice (sudo from bob)' AND action='delete'"
-	                     " AND target='0AAAAAAAAAA1' AND rcpts=2"),
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM queue_log"), 7);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM queue_log WHERE who='alice (sudo from bob)' AND action='delete'"
+	                          " AND target='0AAAAAAAAAA1' AND rcpts=2"),
 	          1);
 }
 
@@ -395,27 +383,10 @@ static void test_open_fails(void)
 	store_admin_close(NULL);
 }
 
-static void remove_root(void)
-{
-	static const char *const files[] = {"queue.db", "queue.db-wal", "queue.db-shm"};
-	char path[400];
-	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-		str_format(path, sizeof path, "%s/%s", data_dir, files[i]);
-		unlink(path);
-	}
-	rmdir(data_dir);
-	rmdir(root);
-}
-
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	str_format(root, sizeof root, "%s/tern-store-admin-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-	if (!mkdtemp(root)) {
-		UNIT_FAIL("mkdtemp %s failed", root);
+	if (!unit_store_dir("store-admin"))
 		return unit_finish("store_admin");
-	}
-	str_format(data_dir, sizeof data_dir, "%s/var", root);
 	char err[256] = "";
 	struct store_admin *admin = store_admin_open(data_dir, err, sizeof err);
 	CHECK(admin != NULL);
@@ -434,6 +405,6 @@ int main(void)
 		UNIT_FAIL("store_admin_open: %s", err);
 	}
 	test_open_fails();
-	remove_root();
+	unit_store_remove();
 	return unit_finish("store_admin");
 }

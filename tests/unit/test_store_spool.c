@@ -14,9 +14,8 @@
 
 #include "store/store_spool.h"
 #include "unit.h"
+#include "unit_store.h"
 #include "util/util_str.h"
-
-static char root[256], data_dir[300];
 
 static bool file_exists(const char *name)
 {
@@ -151,13 +150,8 @@ static void test_reader_without_spool(void)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	str_format(root, sizeof root, "%s/tern-spool-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-	if (!mkdtemp(root)) {
-		UNIT_FAIL("mkdtemp %s failed", root);
+	if (!unit_store_dir("store-spool"))
 		return unit_finish("store_spool");
-	}
-	str_format(data_dir, sizeof data_dir, "%s/var", root);
 	CHECK(mkdir(data_dir, 0700) == 0);
 	char err[256] = "";
 	struct store_spool *spool = store_spool_open(data_dir, true, err, sizeof err);
@@ -169,10 +163,6 @@ int main(void)
 		store_spool_close(spool);
 	}
 	test_reader_without_spool();
-	char path[600];
-	str_format(path, sizeof path, "%s/spool", data_dir);
-	rmdir(path);
-	rmdir(data_dir);
-	rmdir(root);
+	unit_store_remove();
 	return unit_finish("store_spool");
 }

@@ -21,12 +21,11 @@
 #include "store/store_db.h"
 #include "store/store_suppress.h"
 #include "unit.h"
+#include "unit_store.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
-
-static char root[256], data_dir[300];
 
 /* ---- Which replies count ---- */
 
@@ -102,33 +101,6 @@ static void seen_entry(void *ctx, const struct store_suppression *e)
 	s->count++;
 }
 
-static int64_t count_rows(const char *sql)
-{
-	char err[256] = "";
-	sqlite3 *db = store_db_open(data_dir, true, err, sizeof err);
-	if (!db) {
-		UNIT_FAIL("store_db_open: %s", err);
-		return -1;
-	}
-	sqlite3_stmt *stmt = store_db_prepare(db, sql);
-	int64_t n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
-	sqlite3_finalize(stmt);
-	sqlite3_close(db);
-	return n;
-}
-
-static void exec_sql(const char *sql)
-{
-	char err[256] = "";
-	sqlite3 *db = store_db_open(data_dir, true, err, sizeof err);
-	if (!db) {
-		UNIT_FAIL("store_db_open: %s", err);
-		return;
-	}
-	CHECK(store_db_exec(db, sql));
-	sqlite3_close(db);
-}
-
 static void test_admin(struct store_admin *admin)
 {
 	char err[256] = "";
@@ -157,8 +129,8 @@ static void test_admin(struct store_admin *admin)
 	CHECK_STR(s.address[0], "ann@example.org");
 
 	/* A bounce entry past its time is not shown; a manual one always is. */
-	exec_sql("INSERT INTO suppressions(address, reason, source, source_qid, added_ms)"
-	         " VALUES('old@example.test', '550 5.1.1 gone', 'bounce', '0AAAAAAAAAA9', 1000)");
+	unit_exec_sql("INSERT INTO suppressions(address, reason, source, source_qid, added_ms)"
+	              " VALUES('old@example.test', '550 5.1.1 gone', 'bounce', '0AAAAAAAAAA9', 1000)");
 	memset(&s, 0, sizeof s);
 	CHECK(store_suppression_each(admin, NULL, 3600 * 1000, seen_entry, &s, err, sizeof err));
 	CHECK_INT(s.count, 2);
@@ -173,13 +145,13 @@ static void test_admin(struct store_admin *admin)
 	CHECK_STR(err, "bob@example.test is not on the suppression list");
 	CHECK(store_suppression_clear(admin, "root", &count, err, sizeof err));
 	CHECK_INT(count, 2);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions"), 0);
 	/* Every change is recorded with who made it; the failed delete is not. */
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM queue_log WHERE action='suppression_add'"), 3);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM queue_log WHERE action='suppression_delete'"
-	                     " AND target='bob@EXAMPLE.test' AND who='root' AND rcpts=1"),
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM queue_log WHERE action='suppression_add'"), 3);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM queue_log WHERE action='suppression_delete'"
+	                          " AND target='bob@EXAMPLE.test' AND who='root' AND rcpts=1"),
 	          1);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM queue_log WHERE action='suppression_clear' AND rcpts=2"), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM queue_log WHERE action='suppression_clear' AND rcpts=2"), 1);
 }
 
 /* ---- The store thread ---- */
@@ -253,7 +225,7 @@ static bool start_store(struct event_base *base, const struct store_policy *poli
 static int64_t wait_count(const char *sql, int64_t want)
 {
 	int64_t n = -1;
-	for (int i = 0; i < 1000 && (n = count_rows(sql)) != want; i++)
+	for (int i = 0; i < 1000 && (n = unit_count_rows(sql)) != want; i++)
 		usleep(10000);
 	return n;
 }
@@ -290,22 +262,24 @@ static void test_bounces(struct event_base *base)
 	           "INSERT INTO suppressions(address, reason, source, added_by, added_ms)"
 	           " VALUES('listed@example.test', 'by hand', 'manual', 'root', 1000);",
 	           (long long)now, (long long)(now - 6 * DAY_MS));
-	exec_sql(sql);
+	unit_exec_sql(sql);
 	if (!start_store(base, &policy))
 		return;
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM recipients WHERE state='bounced'", 7), 7);
 	store_stop(the_store);
 
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM recipients WHERE address='ok@example.test'"), 0);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM recipients WHERE state='bounced' AND bounced_ms IS NOT NULL"), 7);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions"), 3);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions WHERE address='gone@example.test' AND source='bounce'"
-	                     " AND source_qid='0AAAAAAAAAB1' AND reason LIKE '550 5.1.1 %'"),
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE address='ok@example.test'"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE state='bounced' AND bounced_ms IS NOT NULL"),
+	          7);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions"), 3);
+	CHECK_INT(unit_count_rows(
+	                  "SELECT COUNT(*) FROM suppressions WHERE address='gone@example.test' AND source='bounce'"
+	                  " AND source_qid='0AAAAAAAAAB1' AND reason LIKE '550 5.1.1 %'"),
 	          1);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions WHERE address='nobody@nx.test'"), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions WHERE address='nobody@nx.test'"), 1);
 	/* An operator's entry stays theirs. */
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions WHERE address='listed@example.test'"
-	                     " AND source='manual' AND reason='by hand'"),
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions WHERE address='listed@example.test'"
+	                          " AND source='manual' AND reason='by hand'"),
 	          1);
 
 	now = time_wall_ms();
@@ -337,8 +311,8 @@ static void test_prune(struct event_base *base)
 	           "UPDATE suppressions SET added_ms=added_ms-%lld WHERE address='listed@example.test';",
 	           (long long)(8 * DAY_MS), (long long)now, (long long)(now + 3600 * 1000), (long long)(31 * DAY_MS),
 	           (long long)(31 * DAY_MS));
-	exec_sql(sql);
-	CHECK(count_rows("SELECT COUNT(*) FROM attempts WHERE msg_id=2") > 0);
+	unit_exec_sql(sql);
+	CHECK(unit_count_rows("SELECT COUNT(*) FROM attempts WHERE msg_id=2") > 0);
 
 	/* bounce_retention and suppression_ttl 0: nothing goes. */
 	struct store_policy keep = {.suppression = true};
@@ -346,8 +320,8 @@ static void test_prune(struct event_base *base)
 		return;
 	usleep(300000);
 	store_stop(the_store);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM recipients WHERE state='bounced'"), 7);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions"), 3);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE state='bounced'"), 7);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions"), 3);
 
 	struct store_policy policy = {
 	        .suppression = true, .suppression_ttl_ms = 30 * DAY_MS, .bounce_retention_ms = 7 * DAY_MS};
@@ -357,23 +331,23 @@ static void test_prune(struct event_base *base)
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM suppressions", 2), 2);
 	store_stop(the_store);
 	/* full@ bounced just now: it stays, and so does its message. */
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM recipients WHERE address='full@example.test'"), 1);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM messages WHERE id=1"), 1);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM messages WHERE id=2"), 1);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM recipients WHERE msg_id=2"), 1);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM attempts WHERE msg_id=2"), 0);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions WHERE address='nobody@nx.test'"), 0);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions WHERE address='listed@example.test'"), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE address='full@example.test'"), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM messages WHERE id=1"), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM messages WHERE id=2"), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE msg_id=2"), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM attempts WHERE msg_id=2"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions WHERE address='nobody@nx.test'"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions WHERE address='listed@example.test'"), 1);
 
 	/* The last recipient gone, the message goes too. */
 	str_format(sql, sizeof sql, "UPDATE recipients SET bounced_ms=%lld WHERE address='full@example.test';",
 	           (long long)(now - 8 * DAY_MS));
-	exec_sql(sql);
+	unit_exec_sql(sql);
 	if (!start_store(base, &policy))
 		return;
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM messages WHERE id=1", 0), 0);
 	store_stop(the_store);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM attempts WHERE msg_id=1"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM attempts WHERE msg_id=1"), 0);
 }
 
 /* suppression = no (at a reload): hard bounces are not recorded. */
@@ -390,10 +364,10 @@ static void test_policy_off(struct event_base *base)
 	           " (3, '0AAAAAAAAAB3', '', %lld, 1, x'41');"
 	           "INSERT INTO recipients(msg_id, address, mailbox) VALUES (3, 'off@example.test', '');",
 	           (long long)time_wall_ms());
-	exec_sql(sql);
+	unit_exec_sql(sql);
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM recipients WHERE msg_id=3 AND state='bounced'", 1), 1);
 	store_stop(the_store);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions WHERE address='off@example.test'"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions WHERE address='off@example.test'"), 0);
 }
 
 /*
@@ -403,7 +377,7 @@ static void test_policy_off(struct event_base *base)
  */
 static void test_migration(void)
 {
-	exec_sql(
+	unit_exec_sql(
 	        "DROP TABLE suppressions; DROP INDEX recipients_bounced; ALTER TABLE recipients DROP COLUMN bounced_ms;"
 	        "ALTER TABLE messages DROP COLUMN spooled;"
 	        "DELETE FROM attempts; DELETE FROM recipients; DELETE FROM messages;"
@@ -415,44 +389,27 @@ static void test_migration(void)
 	        " VALUES (9, 90, 4000, 'deferred', '451 4.3.0 x'), (9, 90, 5000, 'bounced', '550 5.1.1 x');"
 	        "PRAGMA user_version=4;");
 	int64_t before = time_wall_ms() - 1000;
-	CHECK_INT(count_rows("PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	CHECK_INT(unit_count_rows("PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	/* From the last attempt, or from the migration when there is none. */
-	CHECK_INT(count_rows("SELECT bounced_ms FROM recipients WHERE id=90"), 5000);
-	CHECK(count_rows("SELECT bounced_ms FROM recipients WHERE id=91") >= before);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM recipients WHERE id=92 AND bounced_ms IS NULL"), 1);
-	CHECK_INT(count_rows("SELECT COUNT(*) FROM suppressions"), 0);
-	CHECK_INT(count_rows("SELECT spooled FROM messages WHERE id=9"), 0);
-}
-
-static void remove_root(void)
-{
-	static const char *const files[] = {"queue.db", "queue.db-wal", "queue.db-shm"};
-	char path[400];
-	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-		str_format(path, sizeof path, "%s/%s", data_dir, files[i]);
-		unlink(path);
-	}
-	rmdir(data_dir);
-	rmdir(root);
+	CHECK_INT(unit_count_rows("SELECT bounced_ms FROM recipients WHERE id=90"), 5000);
+	CHECK(unit_count_rows("SELECT bounced_ms FROM recipients WHERE id=91") >= before);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE id=92 AND bounced_ms IS NULL"), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions"), 0);
+	CHECK_INT(unit_count_rows("SELECT spooled FROM messages WHERE id=9"), 0);
 }
 
 int main(void)
 {
 	test_hard_bounce();
 
-	const char *tmp = getenv("TMPDIR");
-	str_format(root, sizeof root, "%s/tern-store-suppress-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-	if (!mkdtemp(root)) {
-		UNIT_FAIL("mkdtemp %s failed", root);
+	if (!unit_store_dir("store-suppress"))
 		return unit_finish("store_suppress");
-	}
-	str_format(data_dir, sizeof data_dir, "%s/var", root);
 	char err[256] = "";
 	struct store_admin *admin = store_admin_open(data_dir, err, sizeof err);
 	CHECK(admin != NULL);
 	if (!admin) {
 		UNIT_FAIL("store_admin_open: %s", err);
-		remove_root();
+		unit_store_remove();
 		return unit_finish("store_suppress");
 	}
 	test_admin(admin);
@@ -464,6 +421,6 @@ int main(void)
 	test_policy_off(base);
 	event_base_free(base);
 	test_migration();
-	remove_root();
+	unit_store_remove();
 	return unit_finish("store_suppress");
 }
