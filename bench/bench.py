@@ -914,33 +914,47 @@ def stop_servers(servers, top):
         shutil.rmtree(top, ignore_errors=True)
 
 
-def main(argv):
+def start_checks(argv, mode, servers, tools, root_why="Postfix's master runs as root"):
+    """What every driver checks before it starts: its arguments, the tern binary, the
+    tools it runs, and root. Returns the binary's absolute path, or None after a message;
+    from then on SIGTERM and SIGHUP end the run as ^C does (servers stopped, files removed)."""
     if len(argv) != 2:
-        print("usage: bench/run.sh TERN_BINARY", file=sys.stderr)
-        return 2
+        print("usage: bench/run.sh %sTERN_BINARY" % (mode + " " if mode else ""), file=sys.stderr)
+        return None
     binary = os.path.abspath(argv[1])
-    if "tern" in SERVERS and not os.access(binary, os.X_OK):
+    if "tern" in servers and not os.access(binary, os.X_OK):
         print("bench: %s is not an executable" % binary, file=sys.stderr)
-        return 2
-    for tool in (SMTP_SOURCE, SMTP_SINK, POSTFIX):
+        return None
+    for tool in tools:
         if not os.access(tool, os.X_OK):
             print("bench: %s missing (scripts/install-deps.sh bench)" % tool, file=sys.stderr)
-            return 2
+            return None
     if os.geteuid() != 0:
-        print("bench: must run as root (Postfix's master runs as root)", file=sys.stderr)
-        return 2
-
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = max(soft, min(hard, IDLE_N + IDLE_N_POSTFIX + 1024))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    except (ValueError, OSError):
-        pass
+        print("bench: must run as root (%s)" % root_why, file=sys.stderr)
+        return None
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    return binary
+
+
+def raise_nofile(want):
+    """Descriptors for the idle-connection tests (the load tools inherit the limit)."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, want)), hard))
+    except (ValueError, OSError):
+        pass
+
+
+def main(argv):
+    binary = start_checks(argv, "", SERVERS, (SMTP_SOURCE, SMTP_SINK, POSTFIX))
+    if binary is None:
+        return 2
+
+    raise_nofile(IDLE_N + IDLE_N_POSTFIX + 1024)
 
     top = tempfile.mkdtemp(prefix="tern-bench.")
     os.chmod(top, 0o755)  # postfix and nobody walk into it

@@ -20,7 +20,6 @@ the temporary directory is removed at the end unless BENCH_KEEP=1.
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -426,25 +425,9 @@ def report(meta, results, scenarios, counts):
 
 
 def main(argv):
-    if len(argv) != 2:
-        print("usage: bench/run.sh --relay TERN_BINARY", file=sys.stderr)
+    binary = B.start_checks(argv, "--relay", SERVERS, (B.SMTP_SOURCE, B.SMTP_SINK, B.POSTFIX, B.POSTCONF))
+    if binary is None:
         return 2
-    binary = os.path.abspath(argv[1])
-    if "tern" in SERVERS and not os.access(binary, os.X_OK):
-        print("bench: %s is not an executable" % binary, file=sys.stderr)
-        return 2
-    for tool in (B.SMTP_SOURCE, B.SMTP_SINK, B.POSTFIX, B.POSTCONF):
-        if not os.access(tool, os.X_OK):
-            print("bench: %s missing (scripts/install-deps.sh bench)" % tool, file=sys.stderr)
-            return 2
-    if os.geteuid() != 0:
-        print("bench: must run as root (Postfix's master runs as root)", file=sys.stderr)
-        return 2
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
 
     top = tempfile.mkdtemp(prefix="tern-bench-relay.")
     os.chmod(top, 0o755)  # postfix and nobody walk into it

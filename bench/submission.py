@@ -630,33 +630,12 @@ def report(meta, results, idle, loads):
 
 
 def main(argv):
-    if len(argv) != 2:
-        print("usage: bench/run.sh --submission TERN_BINARY", file=sys.stderr)
-        return 2
-    binary = os.path.abspath(argv[1])
-    if "tern" in SERVERS and not os.access(binary, os.X_OK):
-        print("bench: %s is not an executable" % binary, file=sys.stderr)
-        return 2
     need = [OPENSSL] + ([B.POSTFIX, DOVECOT] if "postfix" in SERVERS else [])
-    for tool in need:
-        if not os.access(tool, os.X_OK):
-            print("bench: %s missing (scripts/install-deps.sh bench)" % tool, file=sys.stderr)
-            return 2
-    if os.geteuid() != 0:
-        print("bench: must run as root (Postfix's and Dovecot's masters run as root)",
-              file=sys.stderr)
+    binary = B.start_checks(argv, "--submission", SERVERS, need,
+                            "Postfix's and Dovecot's masters run as root")
+    if binary is None:
         return 2
-    try:
-        soft, hard = B.resource.getrlimit(B.resource.RLIMIT_NOFILE)
-        want = max(soft, min(hard, IDLE_N + IDLE_N_POSTFIX + 1024))
-        B.resource.setrlimit(B.resource.RLIMIT_NOFILE, (want, hard))
-    except (ValueError, OSError):
-        pass
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    B.raise_nofile(IDLE_N + IDLE_N_POSTFIX + 1024)
 
     top = tempfile.mkdtemp(prefix="tern-bench-sub.")
     os.chmod(top, 0o755)
