@@ -6,7 +6,9 @@
 #   test   build, plus the real clients, servers and tools the test suite drives
 #          (Postfix and nsd among them, as peers and DNS for outbound delivery;
 #          Dovecot's LMTP server for local delivery, and its auth service as
-#          Postfix's SASL server for a smarthost)
+#          Postfix's SASL server for a smarthost; the mail clients of the client
+#          matrix, and Node.js with npm unless node and npm are already there;
+#          tests/e2e/test_clients.py installs Nodemailer with npm ci)
 #   bench  test, plus SQLite for Dovecot's auth service, Postfix's SASL server in the
 #          submission bench (Postfix's smtp-source and smtp-sink are the load tools)
 #
@@ -17,6 +19,8 @@ what=${1:-build}
 
 build_pkgs="make gcc pkg-config libevent-dev libssl-dev libsqlite3-dev libunbound-dev libcrypt-dev sqlite3"
 test_pkgs="clang python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp openssl procps nsd bind9-dnsutils python3-unbound postfix dovecot-core dovecot-lmtpd"
+# The client matrix (tests/clients): PHPMailer, curl, s-nail, Net::SMTP with TLS.
+test_pkgs="$test_pkgs php-cli libphp-phpmailer curl s-nail libio-socket-ssl-perl"
 bench_pkgs="dovecot-sqlite"
 
 case "$what" in
@@ -32,6 +36,14 @@ for p in $pkgs; do
 		missing="$missing $p"
 	fi
 done
+# Node.js for Nodemailer: Debian's, unless a node and an npm are already
+# installed (from another source, whose packages Debian's npm would clash with).
+case "$what" in
+test | bench)
+	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
+	;;
+esac
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
