@@ -97,8 +97,7 @@ struct smtpd_session {
 	struct sasl_exchange *sasl;
 	int sasl_mech;                     /* enum sasl_mech */
 	char auth_user[STORE_ADDRESS_MAX]; /* "" until AUTH succeeded */
-	struct event *auth_timer;          /* the delay after a failure */
-	int auth_reply_owed;               /* enum smtp_reply_id + 1 */
+	struct event *auth_timer;          /* the delay after a failure, then 535 */
 	uint64_t errors;
 	uint64_t messages;
 	uint64_t started_ms;

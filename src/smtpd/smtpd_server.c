@@ -334,12 +334,12 @@ struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 }
 
 /* auth_checked - auth_pool_done: the ticket is the session id. */
-static void auth_checked(void *arg, uint64_t ticket, bool ok)
+static void auth_checked(void *arg, uint64_t ticket, const struct auth_pool_result *result)
 {
 	struct smtpd *smtpd = arg;
 	struct smtpd_session *s = slot_find(smtpd, ticket);
 	if (s)
-		smtpd_session_auth_checked(s, ok);
+		smtpd_session_auth_checked(s, result);
 }
 
 static void prune_limits(evutil_socket_t fd, short what, void *arg)

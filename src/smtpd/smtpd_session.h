@@ -39,7 +39,8 @@ struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct
                                         const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind);
 void smtpd_session_commit_done(struct smtpd_session *session, struct store_message *msg);
 /* smtpd_session_auth_checked - the password check of an AUTH came back. */
-void smtpd_session_auth_checked(struct smtpd_session *session, bool ok);
+struct auth_pool_result;
+void smtpd_session_auth_checked(struct smtpd_session *session, const struct auth_pool_result *result);
 /* smtpd_session_shutdown - close now if idle, else after the transaction;
  * force: close now whatever it is doing. */
 void smtpd_session_shutdown(struct smtpd_session *session, bool force);
