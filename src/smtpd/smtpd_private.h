@@ -83,6 +83,7 @@ struct smtpd_session {
 	bool esmtp;
 	bool discarding_line; /* inside an over-long command line */
 	bool dead;            /* free at the top of the callback */
+	bool close_at_once;   /* the client went or stopped reading: no lingering close */
 	bool in_callback;
 	bool output_blocked; /* client not reading: stop reading commands */
 	bool shutdown_pending;
