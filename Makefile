@@ -71,7 +71,8 @@ test-deps:
 	@scripts/install-deps.sh test
 
 # The development default: loopback only, data in ./var, local domain localhost.
-run: deps
+run:
+	@scripts/install-deps.sh run
 	@$(MAKE) --no-print-directory all
 	./$(BUILD)/tern serve
 

@@ -1,8 +1,9 @@
 #!/bin/sh
 # install-deps.sh - install the Debian packages tern needs to build, test and benchmark.
 #
-# Usage: scripts/install-deps.sh [build|test|bench]
+# Usage: scripts/install-deps.sh [build|run|test|bench]
 #   build  the libraries and the compiler (the default)
+#   run    build, plus swaks, which the README's first commands use
 #   test   build, plus the real clients, servers and tools the test suite drives
 #          (Postfix and nsd among them, as peers and DNS for outbound delivery;
 #          Dovecot's LMTP server for local delivery, and its auth service as
@@ -25,9 +26,10 @@ bench_pkgs="dovecot-sqlite"
 
 case "$what" in
 build) pkgs="$build_pkgs" ;;
+run) pkgs="$build_pkgs swaks" ;;
 test) pkgs="$build_pkgs $test_pkgs" ;;
 bench) pkgs="$build_pkgs $test_pkgs $bench_pkgs" ;;
-*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+*) echo "usage: $0 [build|run|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -27,7 +27,8 @@ struct auth_request {
 	struct auth_request *next;
 	uint64_t ticket;
 	uint64_t cache_ms;
-	bool ok;
+	bool make_scram;
+	struct auth_pool_result result;
 	char *password;
 	char *hash;
 };
@@ -55,6 +56,7 @@ struct auth_pool {
 static void request_free(struct auth_request *r)
 {
 	OPENSSL_cleanse(r->password, strlen(r->password));
+	OPENSSL_cleanse(r->result.scram, sizeof r->result.scram);
 	free(r->password);
 	free(r->hash);
 	free(r);
@@ -119,7 +121,10 @@ static void *pool_main(void *arg)
 			pool->queue_tail = &pool->queue;
 		pthread_mutex_unlock(&pool->lock);
 
-		r->ok = check_one(pool, r);
+		r->result.ok = check_one(pool, r);
+		if (r->result.ok && r->make_scram &&
+		    !auth_scram_secret(r->password, r->result.scram, sizeof r->result.scram))
+			r->result.scram[0] = '\0';
 
 		pthread_mutex_lock(&pool->lock);
 		r->next = pool->results;
@@ -140,7 +145,7 @@ static void deliver_results(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&pool->lock);
 	while (r) {
 		struct auth_request *next = r->next;
-		pool->done(pool->done_arg, r->ticket, r->ok);
+		pool->done(pool->done_arg, r->ticket, &r->result);
 		request_free(r);
 		r = next;
 	}
@@ -169,11 +174,13 @@ struct auth_pool *auth_pool_start(struct event_base *base, unsigned threads, aut
 	return pool;
 }
 
-void auth_pool_check(struct auth_pool *pool, uint64_t ticket, const char *password, const char *hash, uint64_t cache_ms)
+void auth_pool_check(struct auth_pool *pool, uint64_t ticket, const char *password, const char *hash, uint64_t cache_ms,
+                     bool make_scram)
 {
 	struct auth_request *r = xcalloc(1, sizeof *r);
 	r->ticket = ticket;
 	r->cache_ms = cache_ms;
+	r->make_scram = make_scram;
 	r->password = str_dup(password);
 	r->hash = str_dup(hash);
 	pthread_mutex_lock(&pool->lock);

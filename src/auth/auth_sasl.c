@@ -75,6 +75,7 @@ struct sasl_exchange {
 	char authcid[SASL_AUTHCID_MAX + 1];
 	char password[SASL_PASSWORD_MAX + 1];
 	char password_hash[AUTH_SECRET_MAX];
+	bool lacks_scram;                            /* PLAIN/LOGIN: the user has a password but no SCRAM secret yet */
 	unsigned char message[SASL_MESSAGE_MAX + 1]; /* the client's current message, decoded */
 	size_t message_len;
 	struct sasl_scram scram;
@@ -214,6 +215,11 @@ const char *sasl_password_hash(const struct sasl_exchange *ex)
 	return ex->password_hash;
 }
 
+bool sasl_lacks_scram(const struct sasl_exchange *ex)
+{
+	return ex->lacks_scram;
+}
+
 /* sasl_set_challenge - the next challenge is raw[0..len), sent base64-encoded. */
 static void sasl_set_challenge(struct sasl_exchange *ex, const char *raw, size_t len)
 {
@@ -263,6 +269,7 @@ static enum sasl_status password_verify(struct sasl_exchange *ex, sasl_lookup *l
 		pthread_once(&dummy_hash_once, dummy_hash_init);
 		const char *hash = found && user.password_hash[0] ? user.password_hash : dummy_hash;
 		str_copy(ex->password_hash, sizeof ex->password_hash, hash);
+		ex->lacks_scram = found && user.password_hash[0] && !user.scram_sha256[0];
 	}
 	OPENSSL_cleanse(&user, sizeof user);
 	return found < 0 ? SASL_TEMPFAIL : SASL_VERIFY;

@@ -69,6 +69,9 @@ const char *sasl_challenge(const struct sasl_exchange *ex);     /* base64, may b
 const char *sasl_authcid(const struct sasl_exchange *ex);       /* "" until known */
 const char *sasl_password(const struct sasl_exchange *ex);      /* after SASL_VERIFY */
 const char *sasl_password_hash(const struct sasl_exchange *ex); /* after SASL_VERIFY */
+/* sasl_lacks_scram - after SASL_VERIFY: the user has a password but no SCRAM-SHA-256 secret, so a
+ * successful check should make one (auth_pool_check's make_scram). */
+bool sasl_lacks_scram(const struct sasl_exchange *ex);
 
 /* For tests: fix the server nonce (SCRAM) or challenge (CRAM-MD5) instead of a random one.
  * Call it before sasl_start. */

@@ -22,6 +22,7 @@
 
 #include <crypt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 
 #include "auth/auth_private.h"
 #include "util/util_base64.h"
+#include "util/util_log.h"
 #include "util/util_str.h"
 
 #define SCRAM_PREFIX "SCRAM-SHA-256$"
@@ -83,6 +85,27 @@ bool auth_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t l
 	if (key_len > INT_MAX)
 		return false;
 	return HMAC(EVP_sha256(), key, (int)key_len, msg, len, mac, &mac_len) && mac_len == AUTH_SHA256_LEN;
+}
+
+/* The key of auth_password_tag: random per process, never written anywhere. */
+static unsigned char tag_key[AUTH_SHA256_LEN];
+static pthread_once_t tag_key_once = PTHREAD_ONCE_INIT;
+
+static void tag_key_init(void)
+{
+	if (RAND_bytes(tag_key, sizeof tag_key) != 1)
+		fatal("RAND_bytes failed");
+}
+
+uint64_t auth_password_tag(const char *password)
+{
+	pthread_once(&tag_key_once, tag_key_init);
+	unsigned char mac[AUTH_SHA256_LEN];
+	uint64_t tag = 0;
+	if (auth_hmac_sha256(tag_key, sizeof tag_key, password, strlen(password), mac))
+		memcpy(&tag, mac, sizeof tag);
+	OPENSSL_cleanse(mac, sizeof mac);
+	return tag ? tag : 1;
 }
 
 bool auth_sha256(const void *msg, size_t len, unsigned char digest[AUTH_SHA256_LEN])

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define AUTH_SECRET_MAX 256
 /* PBKDF2 rounds for new SCRAM secrets: the RFC 7677 section 4 minimum. */
@@ -33,5 +34,9 @@ bool auth_scram_secret(const char *password, char *out, size_t size);
 /* auth_cram_secret - "CRAM-MD5$" + 64 lower-case hex digits: the MD5 states after the
  * HMAC inner and outer key blocks (not the password itself, though equivalent for CRAM-MD5). */
 bool auth_cram_secret(const char *password, char *out, size_t size);
+
+/* auth_password_tag - 64 bits of an HMAC-SHA-256 of the password under a key random to this process,
+ * never 0: enough to tell a password seen before from a new one, and useless outside the process. */
+uint64_t auth_password_tag(const char *password);
 
 #endif

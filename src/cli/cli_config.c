@@ -6,18 +6,58 @@
  * loader as `tern serve` (which prints every problem as FILE:LINE: PARAM:
  * message), and defaults prints the table as a commented configuration
  * file or, with --markdown, as docs/CONFIG.md.
+ *
+ * check also warns of settings that load but hurt: CRAM-MD5 offered, with
+ * the users who lack its secret (clients that prefer CRAM-MD5 do not fall
+ * back to another mechanism, so those users cannot send from them).
  */
 #include "cli/cli.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli_util.h"
+#include "store/store_admin.h"
+#include "util/util_str.h"
+
+/* cram_user_warn - store_user_fn: name a user who has a password but no CRAM-MD5 secret. */
+static void cram_user_warn(void *ctx, const struct store_user_info *user)
+{
+	size_t *missing = ctx;
+	if (!user->has_password || user->has_cram)
+		return;
+	if ((*missing)++ == 0)
+		fputs("tern: warning: users without a CRAM-MD5 secret (tern user passwd EMAIL --cram-md5):\n", stderr);
+	fprintf(stderr, "  %s\n", user->address);
+}
+
+/* config_warn_cram - the CRAM-MD5 warning, with the users it leaves out if the queue exists already. */
+static void config_warn_cram(const struct config *config)
+{
+	if (!(config->auth_mechanisms & CONFIG_MECH_CRAM_MD5))
+		return;
+	fputs("tern: warning: auth_mechanisms offers cram-md5: its secret is equivalent to the password, and clients "
+	      "that prefer it (PHPMailer, curl, Python's smtplib) fail for users without one instead of trying "
+	      "another mechanism\n",
+	      stderr);
+	char db[1100];
+	if (!str_format(db, sizeof db, "%s/queue.db", config->data_dir) || access(db, F_OK) != 0)
+		return;
+	char err[512];
+	struct store_admin *admin = store_admin_open(config->data_dir, err, sizeof err);
+	size_t missing = 0;
+	if (!admin || !store_user_each(admin, cram_user_warn, &missing, err, sizeof err))
+		fprintf(stderr, "tern: warning: cannot list the users: %s\n", err);
+	store_admin_close(admin);
+}
 
 static int config_check(const char *config_path)
 {
 	struct config *config = config_load(config_path, stderr);
 	if (!config)
 		return CLI_FAIL;
+	config_warn_cram(config);
 	printf("%s: ok\n", config_path ? config_path : "(defaults)");
 	config_unref(config);
 	return cli_flush(CLI_OK);

@@ -4,9 +4,13 @@
  *
  * Passwords come from standard input only (one line, LF or CRLF stripped),
  * never from the command line where ps(1) would show them. They are hashed
- * with crypt(3) (auth/auth_secret.c). --scram and --cram-md5 also store
- * the secrets those mechanisms need; a new password replaces all of a
- * user's secrets. The clear text is wiped from memory once hashed and is
+ * with crypt(3) (auth/auth_secret.c), and every password also gets its
+ * SCRAM-SHA-256 secret, which is salted and iterated like the hash, so
+ * that every mechanism offered by default works for every user.
+ * --cram-md5 also stores the CRAM-MD5 secret, which is equivalent to the
+ * password for that mechanism and so only made when asked for. --scram is
+ * still accepted, for scripts written when SCRAM was opt-in. A new
+ * password replaces all of a user's secrets. The clear text is wiped from memory once hashed and is
  * never printed. On a terminal the password is read without echo.
  */
 #include "cli/cli.h"
@@ -26,7 +30,6 @@
 /* What the command line asked for besides the verb. */
 struct user_options {
 	bool with_password; /* read a password (add; passwd always does) */
-	bool scram;         /* also a SCRAM-SHA-256 secret */
 	bool cram;          /* also a CRAM-MD5 secret */
 };
 
@@ -79,22 +82,22 @@ static const char *user_password_check(char *line, ssize_t len)
 	return NULL;
 }
 
-/* The secrets made from one new password; "" where the user did not opt in. */
+/* The secrets made from one new password; cram is "" unless the user opted in. */
 struct user_secrets {
 	char hash[AUTH_SECRET_MAX];
 	char scram[AUTH_SECRET_MAX];
 	char cram[AUTH_SECRET_MAX];
 };
 
-/* user_make_secrets - hash the password (and the opted-in secrets); false after a message. */
-static bool user_make_secrets(const char *password, bool scram, bool cram, struct user_secrets *out)
+/* user_make_secrets - hash the password, make its SCRAM secret (and CRAM's if asked); false after a message. */
+static bool user_make_secrets(const char *password, bool cram, struct user_secrets *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!auth_password_hash(password, out->hash, sizeof out->hash)) {
 		cli_fail("cannot hash the password (crypt(3) knows neither yescrypt nor SHA-512-crypt)");
 		return false;
 	}
-	if ((scram && !auth_scram_secret(password, out->scram, sizeof out->scram)) ||
+	if (!auth_scram_secret(password, out->scram, sizeof out->scram) ||
 	    (cram && !auth_cram_secret(password, out->cram, sizeof out->cram))) {
 		cli_fail("cannot make the SCRAM-SHA-256 or CRAM-MD5 secret");
 		return false;
@@ -103,13 +106,13 @@ static bool user_make_secrets(const char *password, bool scram, bool cram, struc
 }
 
 /* user_new_secrets - read a password from stdin and make its secrets; false after a message. */
-static bool user_new_secrets(bool scram, bool cram, struct user_secrets *out)
+static bool user_new_secrets(bool cram, struct user_secrets *out)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len = user_read_line(&line, &cap);
 	const char *problem = line ? user_password_check(line, len) : "no password on standard input";
-	bool ok = !problem && user_make_secrets(line, scram, cram, out);
+	bool ok = !problem && user_make_secrets(line, cram, out);
 	if (line)
 		explicit_bzero(line, cap);
 	free(line);
@@ -134,7 +137,7 @@ static int user_set_secrets(struct store_admin *admin, const char *address, cons
 static int user_add(struct store_admin *admin, const char *address, const struct user_options *opt)
 {
 	struct user_secrets secrets;
-	if (opt->with_password && !user_new_secrets(opt->scram, opt->cram, &secrets))
+	if (opt->with_password && !user_new_secrets(opt->cram, &secrets))
 		return CLI_FAIL;
 	char err[512];
 	int rc = store_user_add(admin, address, NULL, err, sizeof err) ? CLI_OK : cli_fail("%s", err);
@@ -150,7 +153,7 @@ static int user_passwd(struct store_admin *admin, const char *address, const str
 	if (!store_user_exists(admin, address))
 		return cli_fail("no user %s", address);
 	struct user_secrets secrets;
-	if (!user_new_secrets(opt->scram, opt->cram, &secrets))
+	if (!user_new_secrets(opt->cram, &secrets))
 		return CLI_FAIL;
 	int rc = user_set_secrets(admin, address, &secrets);
 	explicit_bzero(&secrets, sizeof secrets);
@@ -229,11 +232,11 @@ static bool user_args_ok(int argc, char **argv, const struct user_options *opt)
 	if (argc < 1)
 		return false;
 	const char *verb = argv[0];
-	bool secrets = opt->with_password || opt->scram || opt->cram;
+	bool secrets = opt->with_password || opt->cram;
 	if (strcmp(verb, "list") == 0)
 		return argc == 1 && !secrets;
 	if (strcmp(verb, "add") == 0)
-		return argc == 2 && (opt->with_password || (!opt->scram && !opt->cram));
+		return argc == 2 && (opt->with_password || !opt->cram);
 	if (strcmp(verb, "passwd") == 0)
 		return argc == 2;
 	if (strcmp(verb, "senders") == 0)
@@ -243,12 +246,15 @@ static bool user_args_ok(int argc, char **argv, const struct user_options *opt)
 
 int cli_user(int argc, char **argv, const char *config_path)
 {
-	/* passwd always reads stdin; --password-stdin is accepted there too. */
+	/* passwd always reads stdin; --password-stdin is accepted there too.
+	 * --scram asks for what every password gets now. */
+	bool scram = cli_take_flag(&argc, argv, "--scram");
 	struct user_options opt = {
 	        .with_password = cli_take_flag(&argc, argv, "--password-stdin"),
-	        .scram = cli_take_flag(&argc, argv, "--scram"),
 	        .cram = cli_take_flag(&argc, argv, "--cram-md5"),
 	};
+	if (scram && !opt.with_password && !(argc > 0 && strcmp(argv[0], "passwd") == 0))
+		return cli_usage("user");
 	if (cli_unknown_option(argc, argv) || !user_args_ok(argc, argv, &opt))
 		return cli_usage("user");
 	struct config *config = config_load(config_path, stderr);

@@ -105,7 +105,8 @@ struct config {
 	struct config_network *relay_networks;
 	size_t relay_network_count;
 	uint64_t auth_fail_delay;
-	uint64_t auth_fail_limit;
+	uint64_t auth_fail_limit;             /* per client address and user name */
+	uint64_t auth_fail_limit_per_address; /* per client address, whatever the user */
 	uint64_t auth_fail_window;
 	uint64_t auth_lockout;
 	uint64_t auth_cache_ttl;

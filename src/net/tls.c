@@ -160,6 +160,19 @@ void tls_describe(SSL *ssl, const char **version, const char **cipher)
 	*cipher = c ? SSL_CIPHER_get_name(c) : "none";
 }
 
+void tls_close_notify(SSL *ssl)
+{
+	/* After a fatal alert or in the middle of a handshake there is no
+	 * session to close, and OpenSSL says SSL_shutdown must not be called. */
+	if (!SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		return;
+	/* 0: sent, the peer's has not come (we do not wait for it); -1 with
+	 * WANT_WRITE: the socket is full, and a client that reads nothing
+	 * would not see it anyway. */
+	if (SSL_shutdown(ssl) < 0)
+		ERR_clear_error();
+}
+
 /* ---- The self-signed certificate ---- */
 
 static bool add_extension(X509 *cert, int nid, const char *value)

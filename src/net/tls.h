@@ -50,6 +50,14 @@ bool tls_selfsigned_ensure(const char *dir, const char *hostname, char *cert_pat
 /* tls_describe - "TLSv1.3" and "TLS_AES_256_GCM_SHA384" of an established connection. */
 void tls_describe(SSL *ssl, const char **version, const char **cipher);
 
+/*
+ * tls_close_notify - send the close_notify alert (RFC 8446 6.1) on an
+ * established connection, without waiting for the peer's: best effort on
+ * a non-blocking socket, nothing if the handshake never finished or the
+ * connection already failed. Clears the error queue.
+ */
+void tls_close_notify(SSL *ssl);
+
 /* tls_error_text - the first queued OpenSSL error as text (and clear the queue). */
 const char *tls_error_text(char *buf, size_t size);
 

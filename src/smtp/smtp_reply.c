@@ -75,8 +75,6 @@ static const struct smtp_reply replies[SMTP_R_COUNT] = {
                                    "RFC 4954 6"},
         [SMTP_R_AUTH_TEMPORARY] = {454, "4.7.0", "Temporary authentication failure", "RFC 4954 6"},
         [SMTP_R_AUTH_LINE_TOO_LONG] = {500, "5.5.6", "Authentication exchange line is too long", "RFC 4954 6"},
-        [SMTP_R_AUTH_LOCKED_OUT] = {421, "4.7.0", "Too many failed authentication attempts, try again later",
-                                    "RFC 5321 3.8"},
         [SMTP_R_SENDER_NOT_OWNED] = {553, "5.7.1", "Sender address not owned by the authenticated user",
                                      "RFC 6409 6.1"},
         [SMTP_R_FROM_NOT_OWNED] = {550, "5.7.1", "From: header address not owned by the authenticated user",

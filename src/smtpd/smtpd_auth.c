@@ -8,10 +8,28 @@
  * PLAIN and LOGIN passwords are checked on the password-check threads
  * (auth/auth_pool.c) while the session waits in SMTPD_AUTH_WAIT.
  *
- * A failure is answered late: auth_fail_delay times the failures the
- * address has had lately (at most five times), so guessing is slow. At
- * auth_fail_limit failures within auth_fail_window the address is locked
- * out for auth_lockout: its AUTH commands get 421 and the connection ends.
+ * Failures are counted twice, for the client address and user name
+ * together and for the address alone, each within auth_fail_window:
+ *   - at auth_fail_limit failures (5) that user is locked out from that
+ *     address for auth_lockout; others behind the same address (an office
+ *     behind NAT, a web server with many sites, 127.0.0.1) are not;
+ *   - at auth_fail_limit_per_address (30), whatever the names, the whole
+ *     address is locked out: one guess at many users is password spraying.
+ * A password that already failed lately for that user from that address
+ * (PLAIN and LOGIN) is not counted again: a phone retrying a password
+ * changed since learns nothing new, and must not lock its owner out.
+ * A failure is answered late, auth_fail_delay times that user's recent
+ * failures from the address (at most five times; a repeat the five), so
+ * guessing is slow and only the one who failed waits. A lockout is not a different answer: an
+ * AUTH it covers gets the same 535 after the longest delay, its password
+ * is not checked and it is not counted, so a client that keeps retrying
+ * does not extend its own lockout, and nothing tells an attacker which user
+ * names exist or that guessing has stopped working. A success forgets that
+ * user's failures from the address.
+ *
+ * A user whose password predates SCRAM-SHA-256 secrets for every password
+ * gets one at their next PLAIN or LOGIN success: the check thread makes it
+ * and the store writes it.
  *
  * Nothing secret is logged: not passwords, not responses, not challenges.
  * The user name is logged, as every mail server does.
@@ -31,6 +49,8 @@
 
 /* A failure is never delayed longer than this many times auth_fail_delay. */
 #define AUTH_DELAY_STEPS_MAX 5
+/* "a:" address, a space, the login name as given (at most SASL_AUTHCID_MAX). */
+#define AUTH_KEY_MAX (2 + 46 + 1 + SASL_AUTHCID_MAX + 1)
 
 _Static_assert(CONFIG_MECH_PLAIN == 1u << SASL_PLAIN && CONFIG_MECH_LOGIN == 1u << SASL_LOGIN &&
                        CONFIG_MECH_CRAM_MD5 == 1u << SASL_CRAM_MD5 &&
@@ -69,6 +89,20 @@ bool auth_mechanism_list(const struct smtpd_session *s, char *buf, size_t size)
 
 /* ---- The end of an exchange ---- */
 
+/* The failure counters an exchange touches: "a:ADDRESS USER" and "a:ADDRESS". */
+struct auth_keys {
+	char user[AUTH_KEY_MAX];
+	char address[AUTH_KEY_MAX];
+};
+
+static void auth_keys_make(const struct smtpd_session *s, struct auth_keys *keys)
+{
+	const char *user = s->sasl ? sasl_authcid(s->sasl) : "";
+	str_format(keys->address, sizeof keys->address, "a:%s", s->peer_ip);
+	str_format(keys->user, sizeof keys->user, "a:%s %s", s->peer_ip, user);
+	str_lower(keys->user);
+}
+
 static void auth_log(struct smtpd_session *s, const char *result)
 {
 	char q[LOG_QUOTE_MAX];
@@ -87,41 +121,28 @@ static void auth_end(struct smtpd_session *s, enum smtpd_state next)
 static void auth_succeeded(struct smtpd_session *s)
 {
 	auth_log(s, "ok");
+	struct auth_keys keys;
+	auth_keys_make(s, &keys);
+	limits_auth_clear(smtpd_limits(s->smtpd), keys.user);
 	str_copy(s->auth_user, sizeof s->auth_user, sasl_authcid(s->sasl));
 	str_lower(s->auth_user);
 	auth_end(s, SMTPD_READY);
 	session_reply(s, SMTP_R_AUTH_OK);
 }
 
-/* auth_delay_done - the delay after a failure is over: give the reply owed. */
+/* auth_delay_done - the delay after a failure is over: give the 535 owed. */
 static void auth_delay_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtpd_session *s = arg;
-	enum smtp_reply_id id = (enum smtp_reply_id)(s->auth_reply_owed - 1);
-	s->auth_reply_owed = 0;
 	session_enter_state(s, SMTPD_READY);
-	session_reply(s, id);
-	if (id == SMTP_R_AUTH_LOCKED_OUT)
-		session_close_after_reply(s);
+	session_reply(s, SMTP_R_AUTH_FAILED);
 	session_resume(s);
 }
 
-static void auth_failed(struct smtpd_session *s)
+/* auth_fail_later - end the exchange and answer 535 after delay_ms. */
+static void auth_fail_later(struct smtpd_session *s, uint64_t delay_ms)
 {
-	const struct config *c = s->config;
-	char key[64];
-	str_format(key, sizeof key, "a:%s", s->peer_ip);
-	uint64_t failures = limits_auth_failed(smtpd_limits(s->smtpd), key, c->auth_fail_window * 1000,
-	                                       c->auth_fail_limit, c->auth_lockout * 1000, time_mono_ms());
-	bool locked = failures >= c->auth_fail_limit;
-	auth_log(s, locked ? "fail_locked_out" : "fail");
-	if (locked)
-		log_warning("event=auth_lockout session=%s client=%s failures=%llu lockout_s=%llu", s->sid, s->peer_ip,
-		            (unsigned long long)failures, (unsigned long long)c->auth_lockout);
 	auth_end(s, SMTPD_AUTH_WAIT);
-	s->auth_reply_owed = (int)(locked ? SMTP_R_AUTH_LOCKED_OUT : SMTP_R_AUTH_FAILED) + 1;
-	uint64_t steps = failures < AUTH_DELAY_STEPS_MAX ? failures : AUTH_DELAY_STEPS_MAX;
-	uint64_t delay_ms = c->auth_fail_delay * 1000 * steps;
 	if (!s->auth_timer) {
 		s->auth_timer = evtimer_new(smtpd_base(s->smtpd), auth_delay_done, s);
 		if (!s->auth_timer)
@@ -129,6 +150,90 @@ static void auth_failed(struct smtpd_session *s)
 	}
 	struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000};
 	evtimer_add(s->auth_timer, &tv);
+}
+
+/* auth_locked_scope - "user" or "address" if a lockout covers this exchange now, else NULL. */
+static const char *auth_locked_scope(struct smtpd_session *s)
+{
+	struct auth_keys keys;
+	auth_keys_make(s, &keys);
+	struct smtpd_limits *limits = smtpd_limits(s->smtpd);
+	uint64_t now = time_mono_ms();
+	if (limits_locked_until(limits, keys.user, now))
+		return "user";
+	return limits_locked_until(limits, keys.address, now) ? "address" : NULL;
+}
+
+/* auth_refuse_locked - a locked-out attempt: not checked, not counted, answered like any failure. */
+static void auth_refuse_locked(struct smtpd_session *s, const char *scope)
+{
+	char q[LOG_QUOTE_MAX];
+	const char *user = sasl_authcid(s->sasl);
+	log_info("event=auth session=%s mechanism=%s user=%s result=locked_out scope=%s client=%s", s->sid,
+	         sasl_mech_name(s->sasl_mech), log_quote(q, sizeof q, user, strlen(user)), scope, s->peer_ip);
+	auth_fail_later(s, s->config->auth_fail_delay * 1000 * AUTH_DELAY_STEPS_MAX);
+}
+
+/* auth_lockout_log - a counter reached its limit just now. */
+static void auth_lockout_log(struct smtpd_session *s, const char *scope, uint64_t failures)
+{
+	char q[LOG_QUOTE_MAX];
+	const char *user = sasl_authcid(s->sasl);
+	log_warning("event=auth_lockout session=%s client=%s user=%s scope=%s failures=%llu lockout_s=%llu", s->sid,
+	            s->peer_ip, log_quote(q, sizeof q, user, strlen(user)), scope, (unsigned long long)failures,
+	            (unsigned long long)s->config->auth_lockout);
+}
+
+/* auth_repeated - PLAIN or LOGIN failed with a password that failed lately for this user here. */
+static bool auth_repeated(struct smtpd_session *s, const char *user_key, uint64_t now)
+{
+	const char *password = sasl_password(s->sasl);
+	if (!password[0] || !limits_auth_repeat(smtpd_limits(s->smtpd), user_key, auth_password_tag(password), now))
+		return false;
+	char q[LOG_QUOTE_MAX];
+	const char *user = sasl_authcid(s->sasl);
+	log_info("event=auth session=%s mechanism=%s user=%s result=fail repeated=yes", s->sid,
+	         sasl_mech_name(s->sasl_mech), log_quote(q, sizeof q, user, strlen(user)));
+	auth_fail_later(s, s->config->auth_fail_delay * 1000 * AUTH_DELAY_STEPS_MAX);
+	return true;
+}
+
+/* auth_failed - the credentials were wrong: count, maybe lock out, answer 535 late. */
+static void auth_failed(struct smtpd_session *s)
+{
+	const struct config *c = s->config;
+	struct auth_keys keys;
+	auth_keys_make(s, &keys);
+	struct smtpd_limits *limits = smtpd_limits(s->smtpd);
+	uint64_t now = time_mono_ms(), window = c->auth_fail_window * 1000, lockout = c->auth_lockout * 1000;
+	if (auth_repeated(s, keys.user, now))
+		return;
+	uint64_t user_failures = limits_auth_failed(limits, keys.user, window, c->auth_fail_limit, lockout, now);
+	uint64_t address_failures =
+	        limits_auth_failed(limits, keys.address, window, c->auth_fail_limit_per_address, lockout, now);
+	char q[LOG_QUOTE_MAX];
+	const char *user = sasl_authcid(s->sasl);
+	log_info("event=auth session=%s mechanism=%s user=%s result=fail failures=%llu address_failures=%llu", s->sid,
+	         sasl_mech_name(s->sasl_mech), log_quote(q, sizeof q, user, strlen(user)),
+	         (unsigned long long)user_failures, (unsigned long long)address_failures);
+	if (user_failures >= c->auth_fail_limit)
+		auth_lockout_log(s, "user", user_failures);
+	if (address_failures >= c->auth_fail_limit_per_address)
+		auth_lockout_log(s, "address", address_failures);
+	uint64_t steps = user_failures < AUTH_DELAY_STEPS_MAX ? user_failures : AUTH_DELAY_STEPS_MAX;
+	auth_fail_later(s, c->auth_fail_delay * 1000 * steps);
+}
+
+/* auth_verdict - the credentials were checked: a lockout under way overrules a success and is not counted. */
+static void auth_verdict(struct smtpd_session *s, bool ok)
+{
+	const char *scope = auth_locked_scope(s);
+	if (scope)
+		auth_refuse_locked(s, scope);
+	else if (ok)
+		auth_succeeded(s);
+	else
+		auth_failed(s);
 }
 
 /* auth_refuse - the exchange ends without a verdict on the credentials. */
@@ -170,15 +275,20 @@ static void auth_next(struct smtpd_session *s, enum sasl_status status)
 		session_enter_state(s, SMTPD_AUTH);
 		break;
 	case SASL_VERIFY:
+		/* A locked-out attempt costs no password check. */
+		if (auth_locked_scope(s)) {
+			auth_verdict(s, false);
+			break;
+		}
 		session_enter_state(s, SMTPD_AUTH_WAIT);
 		auth_pool_check(smtpd_auth_pool(s->smtpd), s->id, sasl_password(s->sasl), sasl_password_hash(s->sasl),
-		                s->config->auth_cache_ttl * 1000);
+		                s->config->auth_cache_ttl * 1000, sasl_lacks_scram(s->sasl));
 		break;
 	case SASL_SUCCESS:
-		auth_succeeded(s);
+		auth_verdict(s, true);
 		break;
 	case SASL_FAIL:
-		auth_failed(s);
+		auth_verdict(s, false);
 		break;
 	case SASL_MALFORMED:
 		auth_refuse(s, SMTP_R_AUTH_BAD_BASE64, "malformed");
@@ -215,14 +325,6 @@ void handle_auth(struct smtpd_session *s, const struct smtp_command *cmd)
 		session_reply(s, refusal);
 		return;
 	}
-	char key[64];
-	str_format(key, sizeof key, "a:%s", s->peer_ip);
-	if (limits_locked_until(smtpd_limits(s->smtpd), key, time_mono_ms()) != 0) {
-		log_info("event=auth session=%s client=%s result=locked_out", s->sid, s->peer_ip);
-		session_reply(s, SMTP_R_AUTH_LOCKED_OUT);
-		session_close_after_reply(s);
-		return;
-	}
 	/* "MECHANISM [initial-response]" */
 	const char *mech = cmd->arg, *initial = NULL;
 	const char *space = memchr(cmd->arg, ' ', cmd->arg_len);
@@ -257,14 +359,23 @@ void auth_response_too_long(struct smtpd_session *s)
 	auth_refuse(s, SMTP_R_AUTH_LINE_TOO_LONG, "line_too_long");
 }
 
-void smtpd_session_auth_checked(struct smtpd_session *s, bool ok)
+/* auth_keep_scram - a PLAIN or LOGIN success brought the SCRAM secret the user lacked: store it. */
+static void auth_keep_scram(struct smtpd_session *s, const char *scram)
+{
+	char address[STORE_ADDRESS_MAX];
+	if (!scram[0] || !str_copy(address, sizeof address, sasl_authcid(s->sasl)))
+		return;
+	str_lower(address);
+	store_user_add_scram(smtpd_store(s->smtpd), address, sasl_password_hash(s->sasl), scram);
+}
+
+void smtpd_session_auth_checked(struct smtpd_session *s, const struct auth_pool_result *result)
 {
 	if (s->state != SMTPD_AUTH_WAIT || !s->sasl)
 		return;
-	if (ok)
-		auth_succeeded(s);
-	else
-		auth_failed(s);
+	if (result->ok && !auth_locked_scope(s))
+		auth_keep_scram(s, result->scram);
+	auth_verdict(s, result->ok);
 	session_resume(s);
 }
 

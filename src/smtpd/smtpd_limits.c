@@ -1,9 +1,9 @@
 /*
  * smtpd_limits.c - rate and failed-AUTH counters by key (see smtpd_limits.h).
  *
- * A chained hash table of entries keyed by short strings ("u:alice@dom",
- * "i:192.0.2.1"). The table grows by doubling; entries are freed only by
- * limits_prune, which the server runs on a timer.
+ * A chained hash table of entries keyed by short strings ("m:u:alice@dom",
+ * "a:192.0.2.1", "a:192.0.2.1 alice@dom"). The table grows by doubling;
+ * entries are freed only by limits_prune, which the server runs on a timer.
  */
 #include "smtpd/smtpd_limits.h"
 
@@ -15,6 +15,8 @@
 #define HOUR_MS         (3600ULL * 1000)
 #define IDLE_MS         (2 * HOUR_MS)
 #define INITIAL_BUCKETS 256
+/* Failed passwords remembered per key, so a client retrying a stale one counts once. */
+#define FAILED_TAGS 4
 
 struct limit_entry {
 	struct limit_entry *next;
@@ -22,6 +24,8 @@ struct limit_entry {
 	uint64_t current, previous;
 	uint64_t fail_count, fail_start_ms;
 	uint64_t locked_until_ms;
+	uint64_t failed_tags[FAILED_TAGS]; /* auth_password_tag of recent failed passwords; 0: none */
+	unsigned next_tag;
 	uint64_t touched_ms;
 	char key[];
 };
@@ -143,13 +147,38 @@ bool limits_take(struct smtpd_limits *l, const char *key, uint64_t amount, uint6
 	return true;
 }
 
-uint64_t limits_locked_until(struct smtpd_limits *l, const char *key, uint64_t now_ms)
+/* limits_find - key's entry, or NULL; creates nothing. */
+static struct limit_entry *limits_find(struct smtpd_limits *l, const char *key)
 {
 	size_t b = key_hash(key) % l->bucket_count;
 	for (struct limit_entry *e = l->buckets[b]; e; e = e->next)
 		if (strcmp(e->key, key) == 0)
-			return e->locked_until_ms > now_ms ? e->locked_until_ms : 0;
-	return 0;
+			return e;
+	return NULL;
+}
+
+uint64_t limits_locked_until(struct smtpd_limits *l, const char *key, uint64_t now_ms)
+{
+	struct limit_entry *e = limits_find(l, key);
+	return e && e->locked_until_ms > now_ms ? e->locked_until_ms : 0;
+}
+
+bool limits_auth_repeat(struct smtpd_limits *l, const char *key, uint64_t tag, uint64_t now_ms)
+{
+	struct limit_entry *e = limits_entry(l, key, now_ms);
+	for (size_t i = 0; i < FAILED_TAGS; i++)
+		if (e->failed_tags[i] == tag)
+			return true;
+	e->failed_tags[e->next_tag] = tag;
+	e->next_tag = (e->next_tag + 1) % FAILED_TAGS;
+	return false;
+}
+
+void limits_auth_clear(struct smtpd_limits *l, const char *key)
+{
+	struct limit_entry *e = limits_find(l, key);
+	if (e)
+		e->fail_count = 0;
 }
 
 uint64_t limits_auth_failed(struct smtpd_limits *l, const char *key, uint64_t window_ms, uint64_t max_failures,

@@ -7,8 +7,9 @@
  * one, and the previous one weighted by how much of it still lies within
  * the last hour. That is smooth at bucket edges and costs two counters.
  *
- * Failed AUTH: per client address, failures within a window; at the limit
- * the address is locked out for a while.
+ * Failed AUTH: failures within a window, per key (the caller keeps one for
+ * a client address and user name, one for the address alone); at the
+ * limit the key is locked out for a while.
  *
  * Entries that have not been touched for two hours (and are not locked)
  * are dropped by limits_prune.
@@ -42,6 +43,17 @@ uint64_t limits_locked_until(struct smtpd_limits *limits, const char *key, uint6
  */
 uint64_t limits_auth_failed(struct smtpd_limits *limits, const char *key, uint64_t window_ms, uint64_t max_failures,
                             uint64_t lockout_ms, uint64_t now_ms);
+
+/*
+ * limits_auth_repeat - did key fail lately with the password whose tag
+ * (auth_password_tag, never 0) this is? If not, it is remembered now, one
+ * of the last few. A client retrying a stale password learns nothing new,
+ * so its repeats need not count (as Dovecot does it).
+ */
+bool limits_auth_repeat(struct smtpd_limits *limits, const char *key, uint64_t tag, uint64_t now_ms);
+
+/* limits_auth_clear - key's failures are forgotten (a success); a lockout under way stays. */
+void limits_auth_clear(struct smtpd_limits *limits, const char *key);
 
 /* limits_prune - drop entries idle for two hours; returns how many remain. */
 size_t limits_prune(struct smtpd_limits *limits, uint64_t now_ms);

@@ -83,6 +83,7 @@ struct smtpd_session {
 	bool esmtp;
 	bool discarding_line; /* inside an over-long command line */
 	bool dead;            /* free at the top of the callback */
+	bool close_at_once;   /* the client went or stopped reading: no lingering close */
 	bool in_callback;
 	bool output_blocked; /* client not reading: stop reading commands */
 	bool shutdown_pending;
@@ -97,8 +98,7 @@ struct smtpd_session {
 	struct sasl_exchange *sasl;
 	int sasl_mech;                     /* enum sasl_mech */
 	char auth_user[STORE_ADDRESS_MAX]; /* "" until AUTH succeeded */
-	struct event *auth_timer;          /* the delay after a failure */
-	int auth_reply_owed;               /* enum smtp_reply_id + 1 */
+	struct event *auth_timer;          /* the delay after a failure, then 535 */
 	uint64_t errors;
 	uint64_t messages;
 	uint64_t started_ms;

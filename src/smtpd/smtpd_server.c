@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "auth/auth_pool.h"
+#include "net/net_linger.h"
 #include "net/tls.h"
 #include "smtp/smtp_limits.h"
 #include "smtp/smtp_reply.h"
@@ -39,6 +40,11 @@
 /* Password checks are CPU work: one thread per core of a small server. */
 #define SMTPD_AUTH_THREADS 2
 #define SMTPD_PRUNE_S      600
+/* Sockets of ended sessions lingering at once (net_linger.c), at most: each
+ * holds a descriptor beyond max_connections for a couple of seconds, and a
+ * flood of clients that are refused and do not close must not run the
+ * process out of them. Past it the oldest is closed at once. */
+#define SMTPD_LINGER_MAX 1024
 
 struct smtpd_peer_count {
 	unsigned char key[16];
@@ -61,6 +67,7 @@ struct smtpd {
 	struct tls_server *tls;
 	struct auth_pool *auth_pool;
 	struct smtpd_limits *limits;
+	struct net_linger *linger;
 	struct event *prune_timer;
 	struct smtpd_listener *listeners;
 	size_t listener_count;
@@ -108,6 +115,11 @@ struct auth_pool *smtpd_auth_pool(struct smtpd *smtpd)
 struct smtpd_limits *smtpd_limits(struct smtpd *smtpd)
 {
 	return smtpd->limits;
+}
+
+struct net_linger *smtpd_linger(struct smtpd *smtpd)
+{
+	return smtpd->linger;
 }
 
 void smtpd_set_tls(struct smtpd *smtpd, struct tls_server *tls)
@@ -311,6 +323,7 @@ struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 	smtpd->base = base;
 	smtpd->config = config_ref(config);
 	smtpd->accept_pause = evtimer_new(base, smtpd_resume_accept, smtpd);
+	smtpd->linger = net_linger_new(base, SMTPD_LINGER_MAX);
 	smtpd->listeners = xcalloc(config->listener_count, sizeof *smtpd->listeners);
 	for (size_t i = 0; i < config->listener_count; i++) {
 		const struct config_listener *cl = &config->listeners[i];
@@ -334,12 +347,12 @@ struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 }
 
 /* auth_checked - auth_pool_done: the ticket is the session id. */
-static void auth_checked(void *arg, uint64_t ticket, bool ok)
+static void auth_checked(void *arg, uint64_t ticket, const struct auth_pool_result *result)
 {
 	struct smtpd *smtpd = arg;
 	struct smtpd_session *s = slot_find(smtpd, ticket);
 	if (s)
-		smtpd_session_auth_checked(s, ok);
+		smtpd_session_auth_checked(s, result);
 }
 
 static void prune_limits(evutil_socket_t fd, short what, void *arg)
@@ -407,7 +420,9 @@ void smtpd_shutdown(struct smtpd *smtpd, void (*done)(void *arg), void *arg)
 		smtpd->listeners[i].listener = NULL;
 	}
 	smtpd->listener_count = 0;
-	log_info("event=shutdown sessions=%llu", (unsigned long long)smtpd->session_count);
+	/* Lingering sockets are not waited for: smtpd_free closes them. */
+	log_info("event=shutdown sessions=%llu lingering=%zu", (unsigned long long)smtpd->session_count,
+	         net_linger_count(smtpd->linger));
 	if (smtpd->session_count == 0) {
 		done(arg);
 		return;
@@ -437,6 +452,7 @@ void smtpd_free(struct smtpd *smtpd)
 	if (smtpd->shutdown_timer)
 		event_free(smtpd->shutdown_timer);
 	event_free(smtpd->accept_pause);
+	net_linger_free(smtpd->linger);
 	free(smtpd->listeners);
 	free(smtpd->slots);
 	free(smtpd->generations);

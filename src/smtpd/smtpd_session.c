@@ -17,18 +17,29 @@
  *
  * Lifetime: a session marks itself dead and is freed at the top of the
  * callback that found it so (session_end_callback), never inside a handler.
+ *
+ * The end of the connection: once the last reply has left (SMTPD_CLOSING),
+ * the session is freed but its socket lingers (net/net_linger.c): on TLS
+ * a close_notify first, then the write side is shut and what the client
+ * still sends is read and dropped for a bounded time, then the socket is
+ * closed. Closing at once would lose the reply to a client still sending
+ * (a socket closed with unread input sends a reset). A client that closed,
+ * failed or does not read is closed at once (session_close_socket).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "auth/auth_sasl.h"
+#include "net/net_linger.h"
 #include "net/tls.h"
 #include "smtpd/smtpd_private.h"
 #include "util/util_log.h"
@@ -145,6 +156,38 @@ void session_set_data_timeouts(struct smtpd_session *s, bool data)
 
 /* ---- End of a session ---- */
 
+/*
+ * session_close_socket - free the bufferevent and end the connection.
+ *
+ * After our last reply (SMTPD_CLOSING, and the reply has left) the socket
+ * lingers (net_linger.c): the write side is shut and what the client still
+ * sends is read and dropped for a while, so that our reply is not lost to
+ * a reset. A client that went or stopped reading is closed at once.
+ *
+ * A plain bufferevent does not own its socket, so that STARTTLS can hand
+ * it over. A TLS one owns socket and SSL and, when freed, closes and frees
+ * both without a close_notify: so the close_notify is sent while it still
+ * exists, and a duplicate of the socket is what lingers.
+ */
+static void session_close_socket(struct smtpd_session *s)
+{
+	bool linger = s->state == SMTPD_CLOSING && !s->close_at_once;
+	int fd = s->tls ? -1 : s->fd;
+	if (s->tls && linger) {
+		tls_close_notify(bufferevent_openssl_get_ssl(s->bev));
+		fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			log_debug("event=linger_skipped session=%s error=\"%s\"", s->sid, strerror(errno));
+	}
+	bufferevent_free(s->bev);
+	if (fd < 0)
+		return;
+	if (linger)
+		net_linger_close(smtpd_linger(s->smtpd), fd, s->sid);
+	else
+		close(fd);
+}
+
 static void session_free(struct smtpd_session *s)
 {
 	log_info("event=disconnect session=%s client=%s duration_ms=%llu messages=%llu errors=%llu", s->sid, s->peer_ip,
@@ -152,11 +195,7 @@ static void session_free(struct smtpd_session *s)
 	         (unsigned long long)s->errors);
 	txn_free(s->txn);
 	auth_session_free(s);
-	/* A TLS bufferevent owns its socket (and SSL); a plain one does not,
-	 * so that STARTTLS can hand the socket over. */
-	bufferevent_free(s->bev);
-	if (!s->tls)
-		close(s->fd);
+	session_close_socket(s);
 	tls_server_unref(s->tls);
 	struct smtpd *smtpd = s->smtpd;
 	uint64_t id = s->id;
@@ -407,6 +446,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		else
 			str_copy(why, sizeof why, (what & BEV_EVENT_TIMEOUT) ? "timeout" : "connection closed");
 		log_info("event=tls_failed session=%s client=%s reason=\"%s\"", s->sid, s->peer_ip, why);
+		s->close_at_once = true;
 		s->dead = true;
 	} else if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != SMTPD_CLOSING) {
 		log_info("event=timeout session=%s state=%s", s->sid, state_names[s->state]);
@@ -415,8 +455,10 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		/* Give the 421 a write timeout's time to leave, then go. */
 		bufferevent_enable(s->bev, EV_WRITE);
 	} else {
+		/* EOF, an error, or a last reply the client does not read. */
 		if (what & BEV_EVENT_ERROR)
 			log_debug("event=socket_error session=%s", s->sid);
+		s->close_at_once = true;
 		s->dead = true;
 	}
 	session_end_callback(s);

@@ -22,6 +22,7 @@
 struct smtpd;
 struct smtpd_session;
 struct event_base;
+struct net_linger;
 
 /* What a session needs from the server. */
 struct event_base *smtpd_base(struct smtpd *smtpd);
@@ -30,6 +31,8 @@ struct store_reader *smtpd_reader(struct smtpd *smtpd);
 struct tls_server *smtpd_tls(struct smtpd *smtpd);
 struct auth_pool *smtpd_auth_pool(struct smtpd *smtpd);
 struct smtpd_limits *smtpd_limits(struct smtpd *smtpd);
+/* smtpd_linger - where the sockets of ended sessions linger (net/net_linger.h). */
+struct net_linger *smtpd_linger(struct smtpd *smtpd);
 bool smtpd_shutting_down(struct smtpd *smtpd);
 /* smtpd_session_gone - the session is being freed: release its slot and counts. */
 void smtpd_session_gone(struct smtpd *smtpd, uint64_t id, const unsigned char peer_key[16]);
@@ -39,7 +42,8 @@ struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct
                                         const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind);
 void smtpd_session_commit_done(struct smtpd_session *session, struct store_message *msg);
 /* smtpd_session_auth_checked - the password check of an AUTH came back. */
-void smtpd_session_auth_checked(struct smtpd_session *session, bool ok);
+struct auth_pool_result;
+void smtpd_session_auth_checked(struct smtpd_session *session, const struct auth_pool_result *result);
 /* smtpd_session_shutdown - close now if idle, else after the transaction;
  * force: close now whatever it is doing. */
 void smtpd_session_shutdown(struct smtpd_session *session, bool force);

@@ -157,6 +157,15 @@ void store_commit(struct store *store, struct store_message *msg);
 /* store_delivery_done - any thread: record the outcome of every recipient of job (takes it). */
 void store_delivery_done(struct store *store, struct delivery_job *job);
 
+/*
+ * store_user_add_scram - any thread: at the next turn, give user address
+ * (lower-cased) the SCRAM-SHA-256 secret scram, made from the password
+ * whose crypt(3) hash is password_hash, unless the user has one by then or
+ * the password has changed. Best effort: a failure is logged, and the
+ * user's next login makes the secret again.
+ */
+void store_user_add_scram(struct store *store, const char *address, const char *password_hash, const char *scram);
+
 /* store_set_policy - loop thread: the store uses policy from its next turn on. */
 void store_set_policy(struct store *store, const struct store_policy *policy);
 

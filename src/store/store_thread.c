@@ -25,6 +25,10 @@
  * recipients stay visible until bounce_retention has passed; then they go,
  * with their message once it has none left, in small transactions at most
  * once a minute (store_prune), so that pruning never holds the writer long.
+ *
+ * A user's SCRAM-SHA-256 secret made at login (store_user_add_scram) is
+ * written in a transaction of its own after the turn's, so that it can
+ * never fail a turn's messages.
  */
 #include "msg/msg_dsn.h"
 #include "store/store.h"
@@ -32,6 +36,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +69,7 @@ struct store {
 	pthread_cond_t wake;
 	struct store_message *commits, **commits_tail;
 	struct delivery_job *results, **results_tail;
+	struct store_scram *scrams; /* from store_user_add_scram, in any order */
 	struct store_message *done, **done_tail;
 	bool stopping;
 	struct store_policy next_policy; /* from store_set_policy, taken at the next turn */
@@ -96,6 +102,23 @@ struct store {
 	        *insert_attempt, *data_version, *new_actions, *suppress, *prune_pick, *prune_attempts,
 	        *expire_suppressions;
 };
+
+/* A SCRAM-SHA-256 secret to store for a user who has none (store_user_add_scram). */
+struct store_scram {
+	struct store_scram *next;
+	char *address;
+	char *password_hash; /* only if the password is still the one the secret was made from */
+	char *scram;
+};
+
+static void store_scram_free(struct store_scram *sc)
+{
+	free(sc->address);
+	free(sc->password_hash);
+	OPENSSL_cleanse(sc->scram, strlen(sc->scram));
+	free(sc->scram);
+	free(sc);
+}
 
 void store_message_free(struct store_message *msg)
 {
@@ -1048,6 +1071,34 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 	}
 }
 
+/* store_write_scrams - the SCRAM secrets made at login, in one transaction; a failure only costs a log line. */
+static void store_write_scrams(struct store *s, struct store_scram *list)
+{
+	sqlite3_stmt *update = store_db_prepare(s->db, "UPDATE users SET scram=?1 WHERE address=?2 AND password=?3"
+	                                               " AND coalesce(scram, '')=''");
+	bool ok = store_db_exec(s->db, "BEGIN IMMEDIATE");
+	for (struct store_scram *sc = list; ok && sc; sc = sc->next) {
+		sqlite3_bind_text(update, 1, sc->scram, -1, SQLITE_STATIC);
+		sqlite3_bind_text(update, 2, sc->address, -1, SQLITE_STATIC);
+		sqlite3_bind_text(update, 3, sc->password_hash, -1, SQLITE_STATIC);
+		ok = store_step_done(s, update);
+		if (ok && sqlite3_changes(s->db) > 0)
+			log_info("event=scram_secret_made user=%s", sc->address);
+	}
+	if (ok)
+		ok = store_db_exec(s->db, "COMMIT");
+	if (!ok) {
+		log_warning("event=scram_secret_failed error=\"%s\"", sqlite3_errmsg(s->db));
+		store_rollback(s);
+	}
+	sqlite3_finalize(update);
+	while (list) {
+		struct store_scram *next = list->next;
+		store_scram_free(list);
+		list = next;
+	}
+}
+
 static void store_wait(struct store *s)
 {
 	int64_t now = time_wall_ms();
@@ -1073,10 +1124,12 @@ static void *store_main(void *arg)
 	struct store *s = arg;
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
-		if (!s->commits && !s->results && !s->stopping)
+		if (!s->commits && !s->results && !s->scrams && !s->stopping)
 			store_wait(s);
 		struct store_message *commits = s->commits;
 		struct delivery_job *results = s->results;
+		struct store_scram *scrams = s->scrams;
+		s->scrams = NULL;
 		bool stopping = s->stopping;
 		if (s->policy_changed) {
 			s->settings.policy = s->next_policy;
@@ -1090,7 +1143,9 @@ static void *store_main(void *arg)
 
 		if (commits || results)
 			store_write_turn(s, commits, results, stopping);
-		else if (stopping)
+		if (scrams)
+			store_write_scrams(s, scrams);
+		else if (!commits && !results && stopping)
 			break;
 		if (!stopping) {
 			store_watch_admin(s);
@@ -1135,6 +1190,19 @@ void store_set_policy(struct store *s, const struct store_policy *policy)
 	pthread_mutex_lock(&s->lock);
 	s->next_policy = *policy;
 	s->policy_changed = true;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void store_user_add_scram(struct store *s, const char *address, const char *password_hash, const char *scram)
+{
+	struct store_scram *sc = xcalloc(1, sizeof *sc);
+	sc->address = str_dup(address);
+	sc->password_hash = str_dup(password_hash);
+	sc->scram = str_dup(scram);
+	pthread_mutex_lock(&s->lock);
+	sc->next = s->scrams;
+	s->scrams = sc;
+	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -1230,6 +1298,11 @@ void store_stop(struct store *s)
 		pthread_cond_signal(&s->wake);
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);
+	}
+	while (s->scrams) {
+		struct store_scram *next = s->scrams->next;
+		store_scram_free(s->scrams);
+		s->scrams = next;
 	}
 	/* Completions the loop never ran (it has stopped): drop them. */
 	while (s->done) {

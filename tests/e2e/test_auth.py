@@ -2,7 +2,9 @@
 mechanism tern offers (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256), right and
 wrong, in initial-response and challenge forms; the error replies; AUTH only
 under TLS unless auth_without_tls = loopback; credentials never logged; the
-failed-AUTH delay and lockout; and real clients (smtplib, swaks, msmtp)."""
+failed-AUTH delay and the lockout per address and user, and per address; the
+SCRAM-SHA-256 secret made at a password login for users without one; and
+real clients (smtplib, swaks, msmtp)."""
 
 import base64
 import os
@@ -32,8 +34,8 @@ def auth_server(tern_server, config=None, listeners=LISTENERS):
     cfg = dict(BASE_CONFIG)
     cfg.update(config or {})
     srv = tern_server(config=cfg, listeners=listeners)
-    srv.add_user(ALICE, ALICE_PW, scram=True, cram_md5=True)
-    srv.add_user(BOB, BOB_PW)  # a crypt(3) hash only: no SCRAM or CRAM-MD5 secret
+    srv.add_user(ALICE, ALICE_PW, cram_md5=True)
+    srv.add_user(BOB, BOB_PW)  # as the README does it: a crypt(3) hash and a SCRAM secret, no CRAM-MD5
     return srv
 
 
@@ -198,20 +200,20 @@ def test_unknown_user_and_login_name_case(tern_server):
         assert ok(sasl.auth_scram(c, "Alice@LOCALHOST", ALICE_PW))
 
 
-def test_cram_and_scram_need_their_secrets(tern_server):
-    """bob was added without --scram and --cram-md5: only PLAIN and LOGIN work."""
+def test_cram_needs_its_secret_scram_comes_with_every_password(tern_server):
+    """bob was added without --cram-md5: CRAM-MD5 fails, SCRAM-SHA-256 works."""
     srv = auth_server(tern_server)
     with session(srv) as c:
         r = sasl.auth_cram_md5(c, BOB, BOB_PW)
         assert r.code in (535, 454) and r.code != 235, r
-        r = sasl.auth_scram(c, BOB, BOB_PW)
-        assert r.code in (535, 454), r
+        assert ok(sasl.auth_scram(c, BOB, BOB_PW))
+    with session(srv) as c:
         assert ok(sasl.auth_login(c, BOB, BOB_PW))
 
 
 def test_user_passwd_adds_secrets(tern_server):
     srv = auth_server(tern_server)
-    srv.cli("user", "passwd", BOB, "--scram", "--cram-md5", input_bytes=b"a new one 9\n")
+    srv.cli("user", "passwd", BOB, "--cram-md5", input_bytes=b"a new one 9\n")
     with session(srv) as c:
         assert ok(sasl.auth_cram_md5(c, BOB, "a new one 9"))
     with session(srv) as c:
@@ -228,7 +230,7 @@ def test_user_list_shows_password_and_mechanisms(tern_server):
     lines = {l.split()[0]: l.lower() for l in srv.cli("user", "list").stdout.decode().splitlines() if l.split()}
     assert "scram-sha-256" in lines[ALICE] and "cram-md5" in lines[ALICE], lines
     assert "password" in lines[ALICE] and "password" in lines[BOB], lines
-    assert "scram" not in lines[BOB] and "cram" not in lines[BOB], lines
+    assert "scram-sha-256" in lines[BOB] and "cram-md5" not in lines[BOB], lines
     assert "password" not in lines["carol@localhost"], lines
     # No password, no login; the reply does not tell it from a wrong password.
     with session(srv) as c:
@@ -388,65 +390,163 @@ def test_auth_logged_without_credentials(tern_server):
 
 # ---------------------------------------------------------------- failure delay and lockout
 
-LOCKOUT_TEXT = "Too many failed authentication attempts, try again later"
 LOCKOUT = 8 * th.SLOW  # seconds: long enough to check it, short enough to wait out
 
 
-def test_failure_delay_grows_then_lockout(tern_server):
-    srv = auth_server(tern_server, config={"auth_fail_limit": "3", "auth_fail_window": "15m",
-                                           "auth_lockout": "%ds" % LOCKOUT, "auth_fail_delay": "1s"})
+def auth_log_lines(srv, *marks):
+    return [l for l in srv.log_text().splitlines() if "event=auth " in l and all(m in l for m in marks)]
+
+
+def test_failure_delay_grows_for_the_user_who_fails(tern_server):
+    srv = auth_server(tern_server, config={"auth_fail_delay": "1s"})
     delays = []
-    codes = []
     with session(srv) as c:
         for i in range(3):
             started = time.monotonic()
-            r = sasl.auth_plain(c, ALICE, "wrong %d" % i)
+            assert_code(sasl.auth_plain(c, ALICE, "wrong %d" % i), 535, "5.7.8")
             delays.append(time.monotonic() - started)
-            codes.append(r)
-            locked_at = time.monotonic()
-            if r.code == 421:
-                break
-            assert_code(r, 535, "5.7.8")
-    # The first two failures are answered with 535 after at least 1s and 2s.
-    assert [r.code for r in codes[:2]] == [535, 535], codes
-    assert delays[0] >= 0.8 and delays[1] >= 1.8, delays
-    # The third failure reached the limit: from now on AUTH from this address
-    # gets 421 4.7.0 and the connection closes, even with the right password.
+        # Another user's first failure from the same address waits the least.
+        started = time.monotonic()
+        assert_code(sasl.auth_plain(c, BOB, "wrong"), 535, "5.7.8")
+        delays.append(time.monotonic() - started)
+    assert delays[0] >= 0.8 and delays[1] >= 1.8 and delays[2] >= 2.8 and delays[3] >= 0.8, delays
+    assert delays[3] < delays[2], delays
+    assert [int(re.search(r"\bfailures=(\d+)", l).group(1)) for l in auth_log_lines(srv, "result=fail")] == \
+        [1, 2, 3, 1]
+    assert [int(re.search(r"\baddress_failures=(\d+)", l).group(1))
+            for l in auth_log_lines(srv, "result=fail")] == [1, 2, 3, 4]
+
+
+def test_user_locked_out_from_that_address_only(tern_server):
+    srv = auth_server(tern_server, config={"auth_fail_limit": "3", "auth_fail_window": "15m",
+                                           "auth_lockout": "%ds" % LOCKOUT, "auth_fail_delay": "0"})
     with session(srv) as c:
-        r = sasl.auth_plain(c, ALICE, ALICE_PW)
-        assert_code(r, 421, "4.7.0", LOCKOUT_TEXT)
-        assert c.wait_closed()
+        for i in range(3):
+            assert_code(sasl.auth_plain(c, ALICE, "wrong %d" % i), 535, "5.7.8")
+    locked_at = time.monotonic()
+    assert any("event=auth_lockout" in l and "scope=user" in l for l in srv.log_text().splitlines())
+    # alice is locked out from this address: the right password gets the
+    # same 535 as a wrong one, with every mechanism, and is not counted.
+    with session(srv) as c:
+        assert_code(sasl.auth_plain(c, ALICE, ALICE_PW), 535, "5.7.8")
     with session(srv, "submission") as c:
-        assert_code(c.cmd("AUTH CRAM-MD5"), 421, "4.7.0", LOCKOUT_TEXT)
-        assert c.wait_closed()
-    # Another address is not locked out.
+        assert_code(sasl.auth_scram(c, ALICE, ALICE_PW), 535, "5.7.8")
+    assert len(auth_log_lines(srv, "result=locked_out", "scope=user")) == 2
+    assert len(auth_log_lines(srv, "result=fail")) == 3
+    # Another user at the same address, and alice at another address, log in.
+    with session(srv) as c:
+        assert ok(sasl.auth_plain(c, BOB, BOB_PW))
     with session(srv, source="127.0.0.2") as c:
         assert ok(sasl.auth_plain(c, ALICE, ALICE_PW))
-    # The lockout ends (auth_lockout after the third failure). Wait for
-    # it before trying, so that tries during the lockout cannot prolong it.
+    # The lockout ends auth_lockout after the third failure; the attempts
+    # during it did not prolong it.
     time.sleep(max(0.0, locked_at + LOCKOUT + 0.5 - time.monotonic()))
 
     def unlocked():
         with session(srv) as c:
             r = sasl.auth_plain(c, ALICE, ALICE_PW)
-            if r.code == 421:
+            if r.code == 535:
                 return False
             assert ok(r), r
             return True
     th.wait_until(unlocked, 30 * th.SLOW, "the lockout to end", srv.log_tail, interval=3)
 
 
-def test_lockout_counts_across_connections(tern_server):
-    srv = auth_server(tern_server, config={"auth_fail_limit": "2", "auth_lockout": "15m",
-                                           "auth_fail_delay": "1s"})
-    for i in range(2):
+def test_success_forgets_the_users_failures(tern_server):
+    srv = auth_server(tern_server, config={"auth_fail_limit": "3", "auth_fail_delay": "0"})
+    for round in range(3):
         with session(srv) as c:
-            r = sasl.auth_login(c, ALICE, "wrong %d" % i)
-            assert r.code in (535, 421), r
+            for i in range(2):
+                assert_code(sasl.auth_plain(c, ALICE, "wrong %d.%d" % (round, i)), 535, "5.7.8")
+            assert ok(sasl.auth_plain(c, ALICE, ALICE_PW))
+    assert not auth_log_lines(srv, "result=locked_out")
+    assert max(int(re.search(r"\bfailures=(\d+)", l).group(1)) for l in auth_log_lines(srv, "result=fail")) == 2
+
+
+def test_right_password_never_locked_out_by_others_at_the_same_address(tern_server):
+    """A web server with many sites, one of them misconfigured: it keeps
+    failing, and the others keep sending, ten logins each in a row."""
+    srv = auth_server(tern_server, config={"auth_fail_delay": "0", "auth_fail_limit": "5"})
+    for i in range(10):
+        with session(srv) as c:
+            assert_code(sasl.auth_login(c, BOB, "a guess %d" % i), 535, "5.7.8")
+        with session(srv) as c:
+            assert ok(sasl.auth_plain(c, ALICE, ALICE_PW))
+    assert len(auth_log_lines(srv, "result=ok")) == 10
+    assert auth_log_lines(srv, "result=locked_out", BOB)
+    assert not auth_log_lines(srv, "result=locked_out", ALICE)
+
+
+def test_a_stale_password_retried_counts_once(tern_server):
+    """A phone still holding the old password retries it all day; its owner,
+    with the new one, logs in from the same address all the while."""
+    srv = auth_server(tern_server, config={"auth_fail_delay": "0", "auth_fail_limit": "3"})
+    for i in range(6):
+        with session(srv) as c:
+            assert_code(sasl.auth_plain(c, BOB, "the old password"), 535, "5.7.8")
+        with session(srv) as c:
+            assert ok(sasl.auth_plain(c, BOB, BOB_PW))
+    counted = [l for l in auth_log_lines(srv, "result=fail", BOB) if "repeated=yes" not in l]
+    assert len(counted) == 1, counted
+    assert len(auth_log_lines(srv, "result=fail", "repeated=yes")) == 5
+    assert not auth_log_lines(srv, "result=locked_out")
+    # A different wrong password is news, and counts.
+    with session(srv) as c:
+        assert_code(sasl.auth_login(c, BOB, "another guess"), 535, "5.7.8")
+    assert len([l for l in auth_log_lines(srv, "result=fail", BOB) if "repeated=yes" not in l]) == 2
+
+
+def test_password_spraying_locks_out_the_address(tern_server):
+    srv = auth_server(tern_server, config={"auth_fail_limit_per_address": "4", "auth_fail_delay": "0",
+                                           "auth_lockout": "15m"})
+    for i in range(4):
+        with session(srv) as c:
+            # Unknown users count like known ones, and get the same reply.
+            assert_code(sasl.auth_plain(c, "user%d@localhost" % i, "Winter2026!"), 535, "5.7.8")
+    assert any("event=auth_lockout" in l and "scope=address" in l for l in srv.log_text().splitlines())
     with session(srv, "submission") as c:
-        assert_code(sasl.auth_scram(c, ALICE, ALICE_PW), 421, "4.7.0", LOCKOUT_TEXT)
-        assert c.wait_closed()
-    assert "result=ok" not in "\n".join(l for l in srv.log_text().splitlines() if "event=auth" in l)
+        assert_code(sasl.auth_scram(c, BOB, BOB_PW), 535, "5.7.8")
+    assert auth_log_lines(srv, "result=locked_out", "scope=address")
+    with session(srv, source="127.0.0.2") as c:
+        assert ok(sasl.auth_plain(c, BOB, BOB_PW))
+
+
+def test_scram_secret_made_at_the_next_password_login(tern_server):
+    """A user whose password was set before every password got a SCRAM
+    secret (the column is empty) gets one at the next PLAIN/LOGIN success."""
+    srv = auth_server(tern_server)
+    db = os.path.join(srv.data_dir, "queue.db")
+    subprocess.run(["sqlite3", "-cmd", ".timeout 10000", db,
+                    "UPDATE users SET scram=NULL WHERE address='%s'" % BOB], check=True)
+    listing = srv.cli("user", "list").stdout.decode().lower()
+    assert "scram" not in [l for l in listing.splitlines() if l.startswith(BOB)][0], listing
+    with session(srv) as c:
+        assert_code(sasl.auth_scram(c, BOB, BOB_PW), 535, "5.7.8")
+    with session(srv) as c:
+        assert_code(sasl.auth_plain(c, BOB, "not it"), 535, "5.7.8")
+    with session(srv) as c:
+        assert ok(sasl.auth_plain(c, BOB, BOB_PW))
+    th.wait_until(lambda: "event=scram_secret_made" in srv.log_text(), th.REPLY_TIMEOUT,
+                  "the SCRAM secret to be stored", srv.log_tail)
+    with session(srv) as c:
+        assert ok(sasl.auth_scram(c, BOB, BOB_PW))
+    listing = srv.cli("user", "list").stdout.decode().lower()
+    assert "scram-sha-256" in [l for l in listing.splitlines() if l.startswith(BOB)][0], listing
+    assert srv.log_text().count("event=scram_secret_made") == 1
+
+
+def test_defaults_offer_only_what_a_new_user_can_complete(tern_server):
+    """With the built-in auth_mechanisms, a user made as the README shows
+    completes every mechanism offered."""
+    srv = tern_server(listeners=LISTENERS)
+    srv.add_user(BOB, BOB_PW)
+    with session(srv) as c:
+        offered = set(keywords(c.ehlo)["AUTH"])
+    assert offered == {"PLAIN", "LOGIN", "SCRAM-SHA-256"}, offered
+    for form, auth in AUTHS.items():
+        if form.split("-")[0].upper() in {m.split("-")[0] for m in offered}:
+            with session(srv) as c:
+                assert ok(auth(c, BOB, BOB_PW)), form
 
 
 # ---------------------------------------------------------------- real clients

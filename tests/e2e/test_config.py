@@ -136,3 +136,20 @@ def test_config_defaults_shows_default_values():
     assert re.search(r"\bmax_message_size\b.*\b(25M|26214400)\b", out), out
     assert re.search(r"\bmax_recipients\b.*\b1000\b", out), out
     assert "127.0.0.1:2525" in out, out
+
+
+def test_config_check_warns_of_cram_md5_and_names_users_without_its_secret(tmp_path):
+    data = tmp_path / "data"
+    path = tmp_path / "tern.conf"
+    path.write_text("data_dir = %s\nlocal_domains = localhost\nauth_mechanisms = plain cram-md5\n" % data)
+    for user, extra in (("alice@localhost", ["--cram-md5"]), ("bob@localhost", [])):
+        r = th.run_cli(["-c", str(path), "user", "add", user, "--password-stdin"] + extra, input_bytes=b"pw 12345\n")
+        assert r.returncode == 0, r
+    code, out, err = check(path)
+    assert code == 0, (out, err)
+    assert "warning: auth_mechanisms offers cram-md5" in err, err
+    assert "bob@localhost" in err and "alice@localhost" not in err, err
+    # The default offers no CRAM-MD5, so there is nothing to warn of.
+    path.write_text("data_dir = %s\nlocal_domains = localhost\n" % data)
+    code, out, err = check(path)
+    assert code == 0 and "warning" not in err, (out, err)

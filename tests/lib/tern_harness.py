@@ -347,14 +347,12 @@ class Server:
                 r.stderr.decode(errors="replace")))
         return r
 
-    def add_user(self, address, password=None, scram=False, cram_md5=False):
-        """`tern user add`; with a password (given on stdin) and optionally
-        the SCRAM-SHA-256 and CRAM-MD5 secrets."""
+    def add_user(self, address, password=None, cram_md5=False):
+        """`tern user add`; with a password (given on stdin, which also makes
+        the SCRAM-SHA-256 secret) and optionally the CRAM-MD5 secret."""
         if password is None:
             return self.cli("user", "add", address)
         args = ["user", "add", address, "--password-stdin"]
-        if scram:
-            args.append("--scram")
         if cram_md5:
             args.append("--cram-md5")
         return self.cli(*args, input_bytes=password.encode("utf-8") + b"\n")

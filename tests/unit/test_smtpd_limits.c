@@ -177,6 +177,25 @@ static void test_auth_failures(void)
 	limits_free(l);
 }
 
+/* A success clears a key's failures but not a lockout under way; unknown keys are left alone. */
+static void test_auth_clear(void)
+{
+	struct smtpd_limits *l = limits_new();
+	const uint64_t window = 15 * MINUTE, lockout = 10 * MINUTE;
+	const char *key = "a:198.51.100.1 alice@example.org";
+
+	limits_auth_clear(l, "a:192.0.2.99 nobody@example.org");
+	CHECK_INT(limits_auth_failed(l, key, window, 3, lockout, T0), 1);
+	CHECK_INT(limits_auth_failed(l, key, window, 3, lockout, T0 + 1), 2);
+	limits_auth_clear(l, key);
+	CHECK_INT(limits_auth_failed(l, key, window, 3, lockout, T0 + 2), 1);
+	CHECK_INT(limits_auth_failed(l, key, window, 3, lockout, T0 + 3), 2);
+	CHECK_INT(limits_auth_failed(l, key, window, 3, lockout, T0 + 4), 3);
+	limits_auth_clear(l, key);
+	CHECK_INT(limits_locked_until(l, key, T0 + 5), T0 + 4 + lockout);
+	limits_free(l);
+}
+
 /* Pruning drops entries idle for over two hours, unless they are locked out. */
 static void test_prune(void)
 {
@@ -267,6 +286,7 @@ int main(void)
 	test_take_limit();
 	test_take_weighting();
 	test_auth_failures();
+	test_auth_clear();
 	test_prune();
 	test_many_keys();
 	return unit_finish("smtpd_limits");
