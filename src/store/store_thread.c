@@ -109,6 +109,7 @@ struct store_scram {
 	char *address;
 	char *password_hash; /* only if the password is still the one the secret was made from */
 	char *scram;
+	bool made; /* the update changed the row */
 };
 
 static void store_scram_free(struct store_scram *sc)
@@ -1082,8 +1083,7 @@ static void store_write_scrams(struct store *s, struct store_scram *list)
 		sqlite3_bind_text(update, 2, sc->address, -1, SQLITE_STATIC);
 		sqlite3_bind_text(update, 3, sc->password_hash, -1, SQLITE_STATIC);
 		ok = store_step_done(s, update);
-		if (ok && sqlite3_changes(s->db) > 0)
-			log_info("event=scram_secret_made user=%s", sc->address);
+		sc->made = ok && sqlite3_changes(s->db) > 0;
 	}
 	if (ok)
 		ok = store_db_exec(s->db, "COMMIT");
@@ -1094,6 +1094,8 @@ static void store_write_scrams(struct store *s, struct store_scram *list)
 	sqlite3_finalize(update);
 	while (list) {
 		struct store_scram *next = list->next;
+		if (ok && list->made)
+			log_info("event=scram_secret_made user=%s", list->address);
 		store_scram_free(list);
 		list = next;
 	}
