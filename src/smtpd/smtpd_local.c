@@ -27,8 +27,6 @@
 
 #include <errno.h>
 #include <pwd.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -41,18 +39,6 @@
 
 #define LOCAL_BACKLOG 128
 
-static bool local_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* local_fail - the reason into err; false. */
-static bool local_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return false;
-}
-
 /* local_clear_stale - path is free to bind: nothing there, or a dead server's socket (removed). */
 static bool local_clear_stale(const char *path, char *err, size_t errlen)
 {
@@ -60,20 +46,20 @@ static bool local_clear_stale(const char *path, char *err, size_t errlen)
 	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT)
 			return true;
-		return local_fail(err, errlen, "cannot look at %s: %s", path, strerror(errno));
+		return str_fail(err, errlen, "cannot look at %s: %s", path, strerror(errno));
 	}
 	if (!S_ISSOCK(st.st_mode))
-		return local_fail(err, errlen, "%s exists and is not a socket", path);
+		return str_fail(err, errlen, "%s exists and is not a socket", path);
 	int fd = io_unix_connect(path, true);
 	if (fd >= 0 || errno == EAGAIN) {
 		if (fd >= 0)
 			close(fd);
-		return local_fail(err, errlen, "another server answers on %s", path);
+		return str_fail(err, errlen, "another server answers on %s", path);
 	}
 	if (errno != ECONNREFUSED)
-		return local_fail(err, errlen, "cannot probe %s: %s", path, strerror(errno));
+		return str_fail(err, errlen, "cannot probe %s: %s", path, strerror(errno));
 	if (unlink(path) != 0)
-		return local_fail(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(errno));
+		return str_fail(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(errno));
 	log_info("event=stale_socket_removed path=%s", path);
 	return true;
 }
@@ -84,7 +70,7 @@ int local_listen(struct local_socket *sock, char *err, size_t errlen)
 	struct sockaddr_un addr;
 	socklen_t len;
 	if (!io_unix_address(path, &addr, &len)) {
-		local_fail(err, errlen, "%s: longer than %zu bytes", path, sizeof addr.sun_path - 1);
+		str_fail(err, errlen, "%s: longer than %zu bytes", path, sizeof addr.sun_path - 1);
 		return -1;
 	}
 	if (!local_clear_stale(path, err, errlen))
@@ -94,7 +80,7 @@ int local_listen(struct local_socket *sock, char *err, size_t errlen)
 	/* The mode is set on the path: fchmod on a socket does not reach its file. */
 	if (fd < 0 || bind(fd, (const struct sockaddr *)&addr, len) != 0 || chmod(path, 0666) != 0 ||
 	    lstat(path, &st) != 0 || listen(fd, LOCAL_BACKLOG) != 0) {
-		local_fail(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+		str_fail(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
