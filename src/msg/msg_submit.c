@@ -289,6 +289,18 @@ long msg_submit_dot_end(const char *buf, size_t len, size_t *scan)
 	return -1;
 }
 
+size_t msg_submit_crlf(const char *in, size_t len, bool *cr, char *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '\n' && !*cr)
+			out[n++] = '\r';
+		out[n++] = in[i];
+		*cr = in[i] == '\r';
+	}
+	return n;
+}
+
 /* ---- The From: field sendmail adds ---- */
 
 static bool is_atext(unsigned char c)

@@ -57,6 +57,15 @@ void msg_submit_free(struct msg_submit *submit);
 long msg_submit_dot_end(const char *buf, size_t len, size_t *scan);
 
 /*
+ * msg_submit_crlf - in[0..len) with every LF that has no CR before it made
+ * CR LF, into out (room for 2 * len bytes); *cr says whether the byte
+ * before in[0] was a CR and is updated, so a stream may come in pieces.
+ * Returns the bytes written. For SMTP typed on sendmail -bs's standard
+ * input, where lines may end in LF alone.
+ */
+size_t msg_submit_crlf(const char *in, size_t len, bool *cr, char *out);
+
+/*
  * msg_submit_from_value - the value of the From: field for a message that
  * has none: "NAME <address>", the name as a phrase, a quoted string, or
  * RFC 2047 encoded words when it is not ASCII (control characters dropped,

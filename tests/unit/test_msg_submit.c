@@ -164,6 +164,32 @@ static void test_dot_end(void)
 	CHECK_INT(msg_submit_dot_end(text, 20, &scan), 18);
 }
 
+static void test_crlf(void)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	        {"", ""},
+	        {"EHLO x\n", "EHLO x\r\n"},
+	        {"EHLO x\r\n", "EHLO x\r\n"},
+	        {"a\nb\r\nc\n\n", "a\r\nb\r\nc\r\n\r\n"},
+	        {"\r\r\n\n", "\r\r\n\r\n"},
+	        {"no end", "no end"},
+	};
+	char out[64];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		bool cr = false;
+		size_t n = msg_submit_crlf(cases[i].in, strlen(cases[i].in), &cr, out);
+		CHECK_MEM(out, n, cases[i].want);
+	}
+	/* A CR at the end of one piece and its LF in the next stay one line end. */
+	bool cr = false;
+	size_t n = msg_submit_crlf("QUIT\r", 5, &cr, out);
+	CHECK(cr);
+	n += msg_submit_crlf("\nX\n", 3, &cr, out + n);
+	CHECK_MEM(out, n, "QUIT\r\nX\r\n");
+}
+
 static void test_from_value(void)
 {
 	static const struct {
@@ -219,6 +245,7 @@ int main(void)
 	test_submit_table();
 	test_submit_misc();
 	test_dot_end();
+	test_crlf();
 	test_from_value();
 	return unit_finish("msg_submit");
 }
