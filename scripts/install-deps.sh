@@ -6,7 +6,8 @@
 #   test   build, plus the real clients, servers and tools the test suite drives
 #          (Postfix and nsd among them, as peers and DNS for outbound delivery;
 #          Dovecot's LMTP server for local delivery, and its auth service as
-#          Postfix's SASL server for a smarthost)
+#          Postfix's SASL server for a smarthost; PHP's command line and s-nail, real
+#          callers of tern's sendmail command)
 #   bench  test, plus SQLite for Dovecot's auth service, Postfix's SASL server in the
 #          submission bench (Postfix's smtp-source and smtp-sink are the load tools)
 #
@@ -16,7 +17,7 @@ set -eu
 what=${1:-build}
 
 build_pkgs="make gcc pkg-config libevent-dev libssl-dev libsqlite3-dev libunbound-dev libcrypt-dev sqlite3"
-test_pkgs="clang python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp openssl procps nsd bind9-dnsutils python3-unbound postfix dovecot-core dovecot-lmtpd"
+test_pkgs="clang python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp openssl procps nsd bind9-dnsutils python3-unbound postfix dovecot-core dovecot-lmtpd php-cli s-nail"
 bench_pkgs="dovecot-sqlite"
 
 case "$what" in

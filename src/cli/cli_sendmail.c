@@ -486,7 +486,8 @@ static int sm_rcpts(struct sm_session *s, struct sm_envelope *env, size_t *accep
 			(*accepted)++;
 			continue;
 		}
-		sm_fail(0, "%s: %d %s", env->rcpts[i].path, reply.code, reply.text);
+		const char *path = env->rcpts[i].path;
+		sm_fail(0, "%.*s: %d %s", (int)strlen(path) - 2, path + 1, reply.code, reply.text);
 		tempfail |= reply.code < 500;
 		env->refused++;
 	}
