@@ -163,15 +163,16 @@ static bool sm_path(const char *address, const char *domain, enum smtp_path_kind
 	*why = "too long";
 	if (local_len > SMTP_PATH_MAX)
 		return false;
+	bool quote = !sm_dot_atom(address, local_len);
 	buf[n++] = '<';
-	if (!sm_dot_atom(address, local_len))
+	if (quote)
 		buf[n++] = '"';
 	for (size_t i = 0; i < local_len; i++) {
-		if (!sm_dot_atom(address, local_len) && (address[i] == '"' || address[i] == '\\'))
+		if (quote && (address[i] == '"' || address[i] == '\\'))
 			buf[n++] = '\\';
 		buf[n++] = address[i];
 	}
-	if (!sm_dot_atom(address, local_len))
+	if (quote)
 		buf[n++] = '"';
 	if (!str_format(buf + n, sizeof buf - n, "@%s>", at ? at + 1 : domain))
 		return false;

@@ -150,6 +150,18 @@ def test_queued_before_exit(env):
     assert m["Subject"] == "durable"
 
 
+def test_server_that_drops_privileges(public, tern_server):
+    """Bound as root before privileges go, the socket serves a server running as nobody, which removes it at stop."""
+    env = start(public, tern_server, config={"user": "nobody"}, users=(ALICE,))
+    assert os.stat(env.data_dir).st_uid == nobody()[0]
+    assert "event=privileges_dropped user=nobody" in env.srv.log_text()
+    ok(env.run([ALICE], message("to a server running as nobody"), user="nobody"))
+    (m,) = env.wait_messages(ALICE)
+    assert m["Subject"] == "to a server running as nobody"
+    assert env.srv.stop() == 0
+    assert not os.path.exists(env.socket)
+
+
 def test_data_dir_modes(public, tern_server):
     """The data directory may be traversed, the socket written by all; nothing else is open to others."""
     env = start(public, tern_server, start_server=False)
@@ -272,6 +284,17 @@ def test_server_refusal_is_reported(env):
     r = env.run(["-i", ALICE], message(body="x" * 1200 + "\n"))
     assert r.returncode == EX_UNAVAILABLE
     assert b"550 5.6.0 Message has a line over 1000 octets" in r.stderr
+
+
+def test_message_too_big(public, tern_server):
+    """Input is read up to max_message_size; SIZE tells the server, which refuses at MAIL."""
+    env = start(public, tern_server, config={"max_message_size": "1k"})
+    r = env.run(["-i", ALICE], message(body=("y" * 70 + "\n") * 200))
+    assert r.returncode == EX_UNAVAILABLE
+    assert re.search(rb"MAIL FROM:<root@localhost> SIZE=\d+: 552 5\.3\.4", r.stderr), r.stderr
+    ok(env.run(["-i", ALICE], message(body="small\n")))
+    (m,) = env.wait_messages(ALICE)
+    assert m.get_content() == "small\n"
 
 
 def test_usage_errors(env):
