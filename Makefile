@@ -9,12 +9,18 @@
 #   make bench-submission  the same on the submission path: STARTTLS, AUTH PLAIN, TLS handshakes
 #   make bench-relay  tern against Postfix as relays, end to end: smtp-source -> server -> smtp-sink
 #   make SAN=1      build with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/
+#   make install    tern into $(PREFIX)/sbin, its man page, and links named sendmail, mailq and
+#                   newaliases where no other mail system has them (DESTDIR= for staging)
 #   make WERROR=1   warnings are errors (CI does this)
 
 CC ?= cc
 SAN ?= 0
 WERROR ?= 0
 FUZZ_SECONDS ?= 60
+PREFIX ?= /usr/local
+DESTDIR ?=
+# Where Debian's programs look for the sendmail command (cron, PHP, mailx, ...).
+SENDMAIL_LINKS ?= /usr/sbin/sendmail /usr/bin/mailq /usr/sbin/newaliases
 
 ifeq ($(SAN),1)
 BUILD := build-san
@@ -45,7 +51,8 @@ MAIN_OBJ := $(BUILD)/src/main.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test check unit dialog e2e crash fuzz bench bench-submission bench-relay clean deps test-deps lint docs
+.PHONY: all run test check unit dialog e2e crash fuzz bench bench-submission bench-relay clean deps test-deps lint docs \
+	install
 
 all: $(BUILD)/tern
 
@@ -105,6 +112,14 @@ bench-relay:
 	@scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh --relay $(CURDIR)/$(BUILD)/tern
+
+# INSTALL_BIN: the binary to install (the build by default).
+INSTALL_BIN ?= $(BUILD)/tern
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/sbin/tern
+	install -m 0644 docs/tern.8 $(DESTDIR)$(PREFIX)/share/man/man8/tern.8
+	@scripts/install-links.sh "$(DESTDIR)" "$(PREFIX)/sbin/tern" $(SENDMAIL_LINKS)
 
 docs: all
 	./$(BUILD)/tern config defaults --markdown > docs/CONFIG.md

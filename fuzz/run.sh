@@ -36,6 +36,7 @@ sources_for() {
 	header) echo "src/msg/msg_header.c" ;;
 	msg_address) echo "src/msg/msg_address.c src/msg/msg_header.c" ;;
 	msg_7bit) echo "src/msg/msg_7bit.c" ;;
+	msg_submit) echo "src/msg/msg_submit.c src/msg/msg_address.c src/util/util_base64.c src/util/util_str.c src/util/util_log.c" ;;
 	msg_dsn) echo "src/msg/msg_dsn.c src/util/util_str.c src/util/util_time.c src/util/util_log.c" ;;
 	sasl) echo "src/auth/auth_sasl.c src/auth/auth_secret.c src/util/util_base64.c src/util/util_str.c src/util/util_log.c" ;;
 	*) return 1 ;;
@@ -48,6 +49,7 @@ libs_for() {
 	sasl) echo "-lcrypto -lcrypt" ;;
 	dns) echo "-lunbound -levent_core" ;;
 	msg_7bit) echo "-levent_core" ;;
+	msg_submit) echo "-lcrypto" ;;
 	esac
 }
 

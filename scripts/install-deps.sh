@@ -9,7 +9,8 @@
 #          Dovecot's LMTP server for local delivery, and its auth service as
 #          Postfix's SASL server for a smarthost; the mail clients of the client
 #          matrix, and Node.js with npm unless node and npm are already there;
-#          tests/e2e/test_clients.py installs Nodemailer with npm ci)
+#          tests/e2e/test_clients.py installs Nodemailer with npm ci; PHP's command
+#          line and s-nail are also real callers of tern's sendmail command)
 #   bench  test, plus SQLite for Dovecot's auth service, Postfix's SASL server in the
 #          submission bench (Postfix's smtp-source and smtp-sink are the load tools)
 #

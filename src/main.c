@@ -4,6 +4,10 @@
  * "-c FILE" (or "--config FILE") may stand anywhere after "tern"; it is
  * taken out before the subcommand sees its arguments. Without it, tern runs
  * on the built-in development defaults.
+ *
+ * Run under the name sendmail, mailq or newaliases (a link to tern, as
+ * `make install` makes them), tern is the sendmail-compatible command, with
+ * sendmail's flags (its own -C FILE, or -c FILE, for the configuration).
  */
 #include <stdio.h>
 #include <string.h>
@@ -37,8 +41,23 @@ static const char *take_config_option(int *argc, char **argv)
 	return path;
 }
 
+/* sendmail_name - the name tern was run under, if it is one the sendmail command answers to; else NULL. */
+static const char *sendmail_name(const char *argv0)
+{
+	static const char *const names[] = {"sendmail", "mailq", "newaliases"};
+	const char *slash = strrchr(argv0, '/');
+	const char *base = slash ? slash + 1 : argv0;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(base, names[i]) == 0)
+			return names[i];
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
+	const char *as = argc > 0 ? sendmail_name(argv[0]) : NULL;
+	if (as)
+		return cli_sendmail(argc - 1, argv + 1, NULL, as);
 	const char *config_path = take_config_option(&argc, argv);
 	if (config_path && !config_path[0]) {
 		fprintf(stderr, "tern: -c needs a file name\n");
@@ -63,6 +82,8 @@ int main(int argc, char **argv)
 		return cli_suppression(sub_argc, sub_argv, config_path);
 	if (strcmp(command, "config") == 0)
 		return cli_config(sub_argc, sub_argv, config_path);
+	if (strcmp(command, "sendmail") == 0)
+		return cli_sendmail(sub_argc, sub_argv, config_path, "sendmail");
 	if (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0) {
 		printf("tern %s\n", TERN_VERSION);
 		return 0;

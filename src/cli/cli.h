@@ -1,6 +1,6 @@
 /*
  * cli.h - the administrative subcommands of `tern`: user, alias, queue,
- * suppression and config. src/main.c picks the command word, strips
+ * suppression and config, and the sendmail-compatible command. src/main.c picks the command word, strips
  * "-c FILE" wherever it stood, and calls one of these with argv[0] the word
  * after the command ("add", "list", ...) and argc counting from there (argc
  * may be 0).
@@ -32,6 +32,14 @@ int cli_suppression(int argc, char **argv, const char *config_path);
 
 /* cli_config - config check, defaults [--markdown]. */
 int cli_config(int argc, char **argv, const char *config_path);
+
+/*
+ * cli_sendmail - the sendmail-compatible command: `tern sendmail ARGS`, or
+ * tern run as name "sendmail", "mailq" (-bp) or "newaliases" (-bi).
+ * argv holds the words after the command name. Returns a sysexits.h
+ * status, not CLI_*: callers of sendmail read those.
+ */
+int cli_sendmail(int argc, char **argv, const char *config_path, const char *name);
 
 /* cli_usage_all - every subcommand's synopsis, one "  tern ..." line each, for `tern --help`. */
 void cli_usage_all(FILE *out);

@@ -187,6 +187,15 @@ static int queue_list(struct store_admin *admin, bool json, const struct store_q
 	return cli_flush(CLI_OK);
 }
 
+int cli_queue_table(const struct config *config)
+{
+	struct store_admin *admin = cli_admin_open(config);
+	struct store_queue_filter all = {0};
+	int rc = admin ? queue_list(admin, false, &all) : CLI_FAIL;
+	store_admin_close(admin);
+	return rc;
+}
+
 /* queue_show_one - like queue_print, but JSON is one object, not an array. */
 static void queue_show_one(void *ctx, const struct store_queue_entry *entry)
 {

@@ -1,15 +1,18 @@
 /*
  * cli_serve.c - `tern serve`: put the parts together and run.
  *
- * Order matters: listeners are bound first (ports below 1024 need root),
- * then root is given up, then the data directory, the store thread, the
+ * Order matters: listeners are bound first (ports below 1024 need root;
+ * the local submission socket lives in the data directory, which is made
+ * for it), then root is given up, then the data directory, the store thread, the
  * delivery workers and the directory reader are opened as the unprivileged
  * user. Shutdown runs the other way: sessions finish, delivery workers
  * finish the file they are writing, the store writes what is left.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -79,6 +82,74 @@ static bool drop_privileges(const struct config *config)
 	if (setuid(0) == 0 || geteuid() == 0)
 		fatal("privileges were not dropped");
 	log_info("event=privileges_dropped user=%s uid=%u", config->user, (unsigned)pw->pw_uid);
+	return true;
+}
+
+/* socket_in_dir - the socket at path is directly inside dir (compared by inode, however either is spelt). */
+static bool socket_in_dir(const char *path, const char *dir)
+{
+	char parent[CONFIG_SOCKET_PATH_MAX + 1];
+	str_copy(parent, sizeof parent, path);
+	char *slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	struct stat a, b;
+	return stat(slash ? parent : ".", &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/*
+ * hide_entries - take every permission of others off what the data
+ * directory holds (not the socket, not through links): files made before
+ * umask(077) was set, such as a queue.db that `tern user add` made with
+ * 0644, must not become readable once the directory can be traversed.
+ */
+static void hide_entries(const char *data_dir)
+{
+	DIR *dir = opendir(data_dir);
+	if (!dir) {
+		log_warning("event=data_dir_unreadable path=%s error=\"%s\"", data_dir, strerror(errno));
+		return;
+	}
+	struct dirent *e;
+	struct stat st;
+	while ((e = readdir(dir)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISSOCK(st.st_mode) ||
+		    S_ISLNK(st.st_mode) || (st.st_mode & 0007) == 0)
+			continue;
+		if (fchmodat(dirfd(dir), e->d_name, st.st_mode & 07770, 0) == 0)
+			log_info("event=mode_fixed path=%s/%s mode=%04o", data_dir, e->d_name,
+			         (unsigned)(st.st_mode & 07770));
+		else
+			log_warning("event=mode_fix_failed path=%s/%s error=\"%s\"", data_dir, e->d_name,
+			            strerror(errno));
+	}
+	closedir(dir);
+}
+
+/*
+ * open_data_dir - the data directory, before the local socket is bound in
+ * it. With the socket inside (the default), the directory is 0711: every
+ * local user may reach the socket by its name, nobody but tern may list or
+ * read anything else there.
+ */
+static bool open_data_dir(const struct config *config)
+{
+	if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
+		log_error("event=startup_failed reason=\"cannot create %s: %s\"", config->data_dir, strerror(errno));
+		return false;
+	}
+	char path[CONFIG_SOCKET_PATH_MAX + 1];
+	if (config_sendmail_socket(config, path, sizeof path) <= 0 || !socket_in_dir(path, config->data_dir))
+		return true;
+	if (chmod(config->data_dir, 0711) != 0)
+		log_warning("event=data_dir_mode_failed path=%s error=\"%s\" hint=\"local users cannot reach the "
+		            "sendmail socket\"",
+		            config->data_dir, strerror(errno));
+	hide_entries(config->data_dir);
 	return true;
 }
 
@@ -211,6 +282,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 int cli_serve(const char *config_path)
 {
 	struct serve sv = {0};
+	/* Nothing tern writes is for other users: the data directory may be
+	 * traversable (the local socket), so its files must not be readable. */
+	umask(077);
 	sv.config = config_load(config_path, stderr);
 	if (!sv.config)
 		return 1;
@@ -230,7 +304,7 @@ int cli_serve(const char *config_path)
 	event_add(term, NULL);
 	event_add(intr, NULL);
 	event_add(hup, NULL);
-	sv.smtpd = smtpd_create(sv.base, sv.config);
+	sv.smtpd = open_data_dir(sv.config) ? smtpd_create(sv.base, sv.config) : NULL;
 	if (!sv.smtpd)
 		return 1;
 	/* Configured keys are read before privileges go (they are often

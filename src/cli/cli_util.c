@@ -49,6 +49,8 @@ static const struct {
         {"suppression", "[-c FILE] suppression add ADDRESS [REASON...]"},
         {"suppression", "[-c FILE] suppression delete ADDRESS"},
         {"suppression", "[-c FILE] suppression clear"},
+        {"sendmail", "[-c FILE] sendmail [-t] [-i] [-f SENDER] [-F NAME] [-bm|-bs|-bp|-bi] [RECIPIENT...] (also as "
+                     "sendmail, mailq, newaliases)"},
 };
 
 #define CLI_USAGE_COUNT (sizeof cli_usages / sizeof cli_usages[0])

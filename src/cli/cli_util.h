@@ -47,6 +47,9 @@ const char *cli_time(char buf[CLI_TIME_MAX], int64_t ms);
 /* cli_print_safe - s on stdout, with control bytes, DEL, and bytes of broken UTF-8 shown as \xNN. */
 void cli_print_safe(const char *s);
 
+/* cli_queue_table - every message in the queue as the table of `queue list` (and mailq); CLI_OK or CLI_FAIL. */
+int cli_queue_table(const struct config *config);
+
 /* cli_admin_open - open the database of config's data_dir, or NULL after a message. */
 struct store_admin *cli_admin_open(const struct config *config);
 

@@ -139,6 +139,7 @@ struct config_load {
 	unsigned *set_line;
 	bool *bad;
 	unsigned *listener_lines; /* parallel to config->listeners */
+	bool skip_files;          /* config_load_client: named files are not opened */
 };
 
 static config_parse_fn parse_string, parse_path, parse_domain, parse_domains, parse_address, parse_listener,
@@ -254,6 +255,15 @@ static const struct config_param params[] = {
          .offset = FIELD(listeners),
          .count_offset = FIELD(listener_count),
          .doc = "address, port and kind to accept connections on; repeat (or separate with commas) for more"},
+        {.name = "sendmail_socket",
+         .type = CONFIG_PATH,
+         .default_text = "",
+         .min = 0,
+         .max = CONFIG_SOCKET_PATH_MAX,
+         .restart = true,
+         .offset = FIELD(sendmail_socket),
+         .doc = "UNIX-domain socket through which local programs submit mail (tern sendmail, /usr/sbin/sendmail), "
+                "as the local user who runs them; empty: data_dir/sendmail.sock; none: no socket"},
         {.name = "local_domains",
          .type = CONFIG_DOMAINS,
          .default_text = "localhost",
@@ -1484,6 +1494,8 @@ static bool readable_file(struct config_load *ld, const struct config_param *p, 
 	char q[LOG_QUOTE_MAX];
 	char buf[1025];
 
+	if (ld->skip_files)
+		return true;
 	if (!str_copy_n(buf, sizeof buf, path, len)) {
 		load_error(ld, p->name, "%s is longer than 1024 bytes", quote(q, path, len));
 		return false;
@@ -1887,8 +1899,9 @@ static void apply_value(struct config_load *ld, const struct config_param *p, co
 {
 	bool ok;
 
-	bool may_be_empty = (p->type == CONFIG_STRING && p->min == 0) || p->type == CONFIG_CERT ||
-	                    p->type == CONFIG_NETWORKS || p->type == CONFIG_RELAY || p->type == CONFIG_TRANSPORT;
+	bool may_be_empty = ((p->type == CONFIG_STRING || p->type == CONFIG_PATH) && p->min == 0) ||
+	                    p->type == CONFIG_CERT || p->type == CONFIG_NETWORKS || p->type == CONFIG_RELAY ||
+	                    p->type == CONFIG_TRANSPORT;
 	if (len == 0 && !may_be_empty) {
 		load_error(ld, p->name, "no value (write %s = VALUE)", p->name);
 		ok = false;
@@ -2120,7 +2133,8 @@ const struct config_route *config_route_for(const struct config *config, const c
 	return config->smarthost.text ? &config->smarthost : &mx;
 }
 
-struct config *config_load(const char *path, FILE *errors)
+/* config_load_with - the loader behind config_load and config_load_client. */
+static struct config *config_load_with(const char *path, FILE *errors, bool skip_files)
 {
 	struct config_load ld = {
 	        .config = xcalloc(1, sizeof *ld.config),
@@ -2128,6 +2142,7 @@ struct config *config_load(const char *path, FILE *errors)
 	        .errors = errors,
 	        .set_line = xcalloc(PARAM_COUNT, sizeof *ld.set_line),
 	        .bad = xcalloc(PARAM_COUNT, sizeof *ld.bad),
+	        .skip_files = skip_files,
 	};
 
 	ld.config->refs = 1;
@@ -2147,6 +2162,26 @@ struct config *config_load(const char *path, FILE *errors)
 		return NULL;
 	}
 	return ld.config;
+}
+
+struct config *config_load(const char *path, FILE *errors)
+{
+	return config_load_with(path, errors, false);
+}
+
+struct config *config_load_client(const char *path, FILE *errors)
+{
+	return config_load_with(path, errors, true);
+}
+
+int config_sendmail_socket(const struct config *config, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (strcmp(config->sendmail_socket, "none") == 0)
+		return 0;
+	bool fits = config->sendmail_socket[0] ? str_copy(buf, size, config->sendmail_socket)
+	                                       : str_format(buf, size, "%s/sendmail.sock", config->data_dir);
+	return fits ? 1 : -1;
 }
 
 struct config *config_ref(struct config *config)

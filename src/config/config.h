@@ -22,7 +22,11 @@ enum listener_kind {
 	LISTENER_MX,          /* port 25: mail for local domains, STARTTLS offered, no AUTH */
 	LISTENER_SUBMISSION,  /* port 587: STARTTLS, then AUTH before MAIL (RFC 6409) */
 	LISTENER_SUBMISSIONS, /* port 465: implicit TLS (RFC 8314), then AUTH before MAIL */
+	LISTENER_LOCAL,       /* sendmail_socket: local users, known by their uid; no TLS, no AUTH */
 };
+
+/* Longest path of a UNIX-domain socket: sun_path holds 108 bytes with the NUL (unix(7)). */
+#define CONFIG_SOCKET_PATH_MAX 107
 
 /* A certificate chain file and its private key (tls_certificate). */
 struct config_cert {
@@ -70,7 +74,8 @@ struct config {
 	char *data_dir;
 	struct config_listener *listeners;
 	size_t listener_count;
-	char **local_domains; /* lower-cased */
+	char *sendmail_socket; /* "": DATA_DIR/sendmail.sock; "none": off (config_sendmail_socket) */
+	char **local_domains;  /* lower-cased */
 	size_t local_domain_count;
 	char *postmaster;          /* lower-cased address */
 	char *recipient_delimiter; /* "" when off */
@@ -145,6 +150,21 @@ struct config {
  * in the file are reported, not only the first.
  */
 struct config *config_load(const char *path, FILE *errors);
+
+/*
+ * config_load_client - config_load for commands any local user runs (tern
+ * sendmail): the files the configuration names (tls_certificate) are not
+ * opened, since a key only root may read is no error for them.
+ */
+struct config *config_load_client(const char *path, FILE *errors);
+
+/*
+ * config_sendmail_socket - the path of the local submission socket into
+ * buf[0..size): sendmail_socket, or DATA_DIR/sendmail.sock when that is
+ * empty. Returns 1, 0 when sendmail_socket is "none" (no socket), or -1
+ * when the path does not fit (a default made from a long data_dir).
+ */
+int config_sendmail_socket(const struct config *config, char *buf, size_t size);
 
 struct config *config_ref(struct config *config);
 void config_unref(struct config *config);

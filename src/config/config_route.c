@@ -9,7 +9,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,17 +38,6 @@ static bool starts_with(const char *s, size_t len, const char *prefix)
 {
 	size_t n = strlen(prefix);
 	return len >= n && memcmp(s, prefix, n) == 0;
-}
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return false;
 }
 
 /* host_valid - a host name (as a domain) or an IPv4/IPv6 address; "ipv6:" as in an address literal is allowed. */
@@ -83,13 +71,13 @@ static bool dest_parse(const char *s, size_t len, struct config_route *out, char
 	if (len > 0 && s[0] == '[') {
 		const char *close = memchr(s, ']', len);
 		if (!close)
-			return fail(err, errlen, "\"%.*s\" has no closing \"]\"", (int)len, s);
+			return str_fail(err, errlen, "\"%.*s\" has no closing \"]\"", (int)len, s);
 		host = s + 1;
 		host_len = (size_t)(close - host);
 		size_t after = len - (size_t)(close + 1 - s);
 		if (after > 0) {
 			if (close[1] != ':')
-				return fail(err, errlen, "\"%.*s\": write [HOST]:PORT", (int)len, s);
+				return str_fail(err, errlen, "\"%.*s\": write [HOST]:PORT", (int)len, s);
 			port = close + 2;
 			port_len = after - 1;
 		}
@@ -98,24 +86,25 @@ static bool dest_parse(const char *s, size_t len, struct config_route *out, char
 		const char *colon = memchr(s, ':', len);
 		if (colon) {
 			if (memchr(colon + 1, ':', len - (size_t)(colon + 1 - s)))
-				return fail(err, errlen, "\"%.*s\": put an IPv6 address in brackets, as in [::1]:25",
-				            (int)len, s);
+				return str_fail(err, errlen,
+				                "\"%.*s\": put an IPv6 address in brackets, as in [::1]:25", (int)len,
+				                s);
 			host_len = (size_t)(colon - s);
 			port = colon + 1;
 			port_len = len - host_len - 1;
 		}
 	}
 	if (port && !port_parse(port, port_len, &out->port))
-		return fail(err, errlen, "port \"%.*s\" is not 1..65535", (int)port_len, port);
+		return str_fail(err, errlen, "port \"%.*s\" is not 1..65535", (int)port_len, port);
 	char buf[256];
 	if (host_len == 0 || !str_copy_n(buf, sizeof buf, host, host_len) || !host_valid(buf))
-		return fail(err, errlen, "\"%.*s\" is not a host name or address", (int)host_len, host);
+		return str_fail(err, errlen, "\"%.*s\" is not a host name or address", (int)host_len, host);
 	/* A bare address has no MX records to look up. */
 	unsigned char addr[16];
 	if (inet_pton(AF_INET, buf, addr) == 1)
 		out->host_mx = false;
 	else if (out->host_mx && strchr(buf, ':'))
-		return fail(err, errlen, "\"%.*s\": put an IPv6 address in brackets", (int)len, s);
+		return str_fail(err, errlen, "\"%.*s\": put an IPv6 address in brackets", (int)len, s);
 	out->host = str_dup(strncasecmp(buf, "ipv6:", 5) == 0 ? buf + 5 : buf);
 	return true;
 }
@@ -126,13 +115,13 @@ static bool kind_parse(const char *s, size_t len, bool bare_smtp, bool maildir, 
 {
 	if (len == 2 && memcmp(s, "mx", 2) == 0) {
 		if (maildir)
-			return fail(err, errlen, "mx is not a local delivery (use maildir or lmtp:...)");
+			return str_fail(err, errlen, "mx is not a local delivery (use maildir or lmtp:...)");
 		out->kind = CONFIG_ROUTE_MX;
 		return true;
 	}
 	if (len == 7 && memcmp(s, "maildir", 7) == 0) {
 		if (!maildir)
-			return fail(err, errlen, "maildir is only for local_delivery");
+			return str_fail(err, errlen, "maildir is only for local_delivery");
 		out->kind = CONFIG_ROUTE_MAILDIR;
 		return true;
 	}
@@ -140,8 +129,9 @@ static bool kind_parse(const char *s, size_t len, bool bare_smtp, bool maildir, 
 		out->kind = CONFIG_ROUTE_LMTP;
 		size_t n = len - 10;
 		if (n == 0 || n >= sizeof(((struct sockaddr_un *)0)->sun_path) || s[10] != '/')
-			return fail(err, errlen, "\"%.*s\": the socket must be an absolute path of at most %zu bytes",
-			            (int)len, s, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+			return str_fail(err, errlen,
+			                "\"%.*s\": the socket must be an absolute path of at most %zu bytes", (int)len,
+			                s, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		out->socket_path = str_dup_n(s + 10, n);
 		return true;
 	}
@@ -150,18 +140,19 @@ static bool kind_parse(const char *s, size_t len, bool bare_smtp, bool maildir, 
 		if (!dest_parse(s + 5, len - 5, out, err, errlen))
 			return false;
 		if (out->host_mx)
-			return fail(err, errlen, "\"%.*s\": LMTP has no MX hosts; write lmtp:[HOST]:PORT", (int)len, s);
+			return str_fail(err, errlen, "\"%.*s\": LMTP has no MX hosts; write lmtp:[HOST]:PORT", (int)len,
+			                s);
 		return true;
 	}
 	if (starts_with(s, len, "smtp:")) {
 		s += 5;
 		len -= 5;
 	} else if (!bare_smtp || maildir) {
-		return fail(err, errlen, "\"%.*s\" is not a route (mx, smtp:[HOST]:PORT or lmtp:[HOST]:PORT)", (int)len,
-		            s);
+		return str_fail(err, errlen, "\"%.*s\" is not a route (mx, smtp:[HOST]:PORT or lmtp:[HOST]:PORT)",
+		                (int)len, s);
 	}
 	if (maildir)
-		return fail(err, errlen, "local delivery is maildir or lmtp:...");
+		return str_fail(err, errlen, "local delivery is maildir or lmtp:...");
 	out->kind = CONFIG_ROUTE_SMTP;
 	return dest_parse(s, len, out, err, errlen);
 }
@@ -207,20 +198,20 @@ static bool option_parse(const char *s, size_t len, struct config_route *out, bo
 				return true;
 			}
 		}
-		return fail(err, errlen, "\"%.*s\": tls= takes may, required, implicit or none", (int)len, s);
+		return str_fail(err, errlen, "\"%.*s\": tls= takes may, required, implicit or none", (int)len, s);
 	}
 	if (starts_with(s, len, "auth=") && len > 5) {
 		if (out->auth_file)
-			return fail(err, errlen, "auth= given twice");
+			return str_fail(err, errlen, "auth= given twice");
 		out->auth_file = str_dup_n(s + 5, len - 5);
 		return true;
 	}
 	if (starts_with(s, len, "rate=")) {
 		if (!config_rate_parse(s + 5, len - 5, &out->rate_interval_us))
-			return fail(err, errlen, "\"%.*s\": rate= takes N/s, N/m, N/h or N/d", (int)len, s);
+			return str_fail(err, errlen, "\"%.*s\": rate= takes N/s, N/m, N/h or N/d", (int)len, s);
 		return true;
 	}
-	return fail(err, errlen, "\"%.*s\" is not an option (tls=POLICY, auth=FILE or rate=RATE)", (int)len, s);
+	return str_fail(err, errlen, "\"%.*s\" is not an option (tls=POLICY, auth=FILE or rate=RATE)", (int)len, s);
 }
 
 /* route_check - the options make sense for the kind; the defaults filled in. */
@@ -228,15 +219,15 @@ static bool route_check(struct config_route *out, bool tls_given, char *err, siz
 {
 	bool plain_only = out->kind == CONFIG_ROUTE_MAILDIR || out->socket_path;
 	if (plain_only && (tls_given || out->auth_file))
-		return fail(err, errlen, "tls= and auth= are for routes over TCP");
+		return str_fail(err, errlen, "tls= and auth= are for routes over TCP");
 	if (out->kind == CONFIG_ROUTE_MAILDIR && out->rate_interval_us)
-		return fail(err, errlen, "rate= is for routes to other servers");
+		return str_fail(err, errlen, "rate= is for routes to other servers");
 	if (out->kind == CONFIG_ROUTE_MX && out->auth_file)
-		return fail(err, errlen, "auth= is for a relay (smtp:[HOST]:PORT), not for MX hosts");
+		return str_fail(err, errlen, "auth= is for a relay (smtp:[HOST]:PORT), not for MX hosts");
 	if (out->auth_file) {
 		/* Credentials never travel in the clear. */
 		if (out->tls == CONFIG_TLS_NONE)
-			return fail(err, errlen, "auth= needs TLS: tls=none would send the password in the clear");
+			return str_fail(err, errlen, "auth= needs TLS: tls=none would send the password in the clear");
 		if (out->tls == CONFIG_TLS_MAY)
 			out->tls = CONFIG_TLS_REQUIRED;
 		if (!config_credentials_read(out->auth_file, &out->auth_user, &out->auth_password, err, errlen))
@@ -258,11 +249,11 @@ bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir,
 	bool tls_given = false;
 	bool ok = len < CONFIG_ROUTE_TEXT_MAX;
 	if (!ok)
-		fail(err, errlen, "longer than %d bytes", CONFIG_ROUTE_TEXT_MAX - 1);
+		str_fail(err, errlen, "longer than %d bytes", CONFIG_ROUTE_TEXT_MAX - 1);
 	else
 		out->text = str_dup_n(s, len);
 	if (ok && !str_next_token(&s, &len, " \t", &word, &word_len))
-		ok = fail(err, errlen, "no route");
+		ok = str_fail(err, errlen, "no route");
 	ok = ok && kind_parse(word, word_len, bare_smtp, maildir, out, err, errlen);
 	while (ok && str_next_token(&s, &len, " \t", &word, &word_len))
 		ok = option_parse(word, word_len, out, &tls_given, err, errlen);
@@ -319,15 +310,15 @@ bool config_credentials_read(const char *path, char **user, char **password, cha
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return str_fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
 		fclose(f);
-		return fail(err, errlen, "%s: not a file", path);
+		return str_fail(err, errlen, "%s: not a file", path);
 	}
 	if (st.st_mode & S_IROTH) {
 		fclose(f);
-		return fail(err, errlen, "%s: readable by every user; it holds a password (chmod o-rwx)", path);
+		return str_fail(err, errlen, "%s: readable by every user; it holds a password (chmod o-rwx)", path);
 	}
 	char line[CREDENTIAL_LINE_MAX + 2];
 	bool ok = false;
@@ -337,7 +328,7 @@ bool config_credentials_read(const char *path, char **user, char **password, cha
 		number++;
 		size_t n = strlen(line);
 		if (n > CREDENTIAL_LINE_MAX) {
-			fail(err, errlen, "%s:%u: line longer than %d bytes", path, number, CREDENTIAL_LINE_MAX);
+			str_fail(err, errlen, "%s:%u: line longer than %d bytes", path, number, CREDENTIAL_LINE_MAX);
 			break;
 		}
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -347,12 +338,12 @@ bool config_credentials_read(const char *path, char **user, char **password, cha
 			continue;
 		ok = credentials_line(start, user, password);
 		if (!ok)
-			fail(err, errlen, "%s:%u: write USER PASSWORD on one line", path, number);
+			str_fail(err, errlen, "%s:%u: write USER PASSWORD on one line", path, number);
 	}
 	explicit_bzero(line, sizeof line);
 	fclose(f);
 	if (!ok && !err[0])
-		fail(err, errlen, "%s: no USER PASSWORD line", path);
+		str_fail(err, errlen, "%s: no USER PASSWORD line", path);
 	return ok;
 }
 

@@ -13,6 +13,10 @@
  * only next to "." and "@" (the obsolete forms of 4.4). An obsolete source
  * route inside angle brackets ("<@a,@b:user@dom>") is cut.
  *
+ * msg_address_list_local also takes an entry that is a local part alone
+ * ("root", "Cron <root>"), as sendmail -t must for the To: lines scripts
+ * write; everything else is as strict.
+ *
  * Failing closed is the point: whatever cannot be read as a list of
  * local@domain makes the whole list malformed, so that a From: checked
  * here is the From: a mail reader shows.
@@ -40,6 +44,7 @@ struct list_scan {
 	bool in_quote;
 	bool in_angle;
 	bool in_group;
+	bool bare_local; /* msg_address_list_local: "root" alone is an address */
 	size_t count;
 	msg_address_fn *fn;
 	void *ctx;
@@ -125,16 +130,17 @@ static size_t read_word(const char *s, size_t len, size_t i, char *out, size_t *
 /*
  * read_local - words (atoms or quoted strings) joined by single dots, as in
  * a dot-atom, a quoted string, or the obsolete "john"."doe" (RFC 5322
- * 3.4.1, 4.4), unquoted into out; the index of the "@" after it, or 0.
+ * 3.4.1, 4.4), unquoted into out; the index of the "@" after it (len when
+ * the text ends there), or 0.
  */
 static size_t read_local(const char *s, size_t len, char *out, size_t *out_len)
 {
 	size_t i = 0, n = 0;
 	for (;;) {
 		i = read_word(s, len, i, out, &n);
-		if (i == 0 || i >= len)
+		if (i == 0)
 			return 0;
-		if (s[i] == '@')
+		if (i >= len || s[i] == '@')
 			break;
 		if (s[i] != '.')
 			return 0;
@@ -168,14 +174,22 @@ static bool domain_ok(const char *s, size_t len)
 	return label > 0;
 }
 
-/* addr_spec - the collected text as local@domain (unquoted) into out; false if it is not one. */
-static bool addr_spec(const char *text, size_t len, char out[MSG_ADDRESS_MAX + 1])
+/*
+ * addr_spec - the collected text as local@domain (unquoted) into out, or
+ * with bare_local as a local part alone; false if it is neither.
+ */
+static bool addr_spec(const char *text, size_t len, bool bare_local, char out[MSG_ADDRESS_MAX + 1])
 {
 	char compact[ENTRY_MAX + 1], local[ENTRY_MAX + 1];
 	size_t compact_len, local_len = 0;
 	if (!drop_spaces(text, len, compact, &compact_len))
 		return false;
 	size_t at = read_local(compact, compact_len, local, &local_len);
+	if (bare_local && at > 0 && at == compact_len && local_len <= MSG_ADDRESS_MAX) {
+		memcpy(out, local, local_len);
+		out[local_len] = '\0';
+		return true;
+	}
 	if (at == 0 || at >= compact_len || compact[at] != '@')
 		return false;
 	const char *domain = compact + at + 1;
@@ -214,7 +228,7 @@ static bool entry_finish(struct list_scan *ls)
 	char address[MSG_ADDRESS_MAX + 1];
 	if (ok && (len > 0 || e->seen_angle)) {
 		/* An empty entry (",," or an empty group) names nobody; "<>" is not an address. */
-		ok = addr_spec(text, len, address) && ls->fn(ls->ctx, address);
+		ok = addr_spec(text, len, ls->bare_local, address) && ls->fn(ls->ctx, address);
 		if (ok)
 			ls->count++;
 	}
@@ -299,10 +313,12 @@ static bool scan_plain(struct list_scan *ls, char c)
 	return entry_append(ls, c);
 }
 
-bool msg_address_list(const char *value, size_t len, msg_address_fn *fn, void *ctx, size_t *count)
+/* address_list - msg_address_list, with or without bare local parts. */
+static bool address_list(const char *value, size_t len, bool bare_local, msg_address_fn *fn, void *ctx, size_t *count)
 {
 	struct list_scan ls;
 	memset(&ls, 0, sizeof ls);
+	ls.bare_local = bare_local;
 	ls.fn = fn;
 	ls.ctx = ctx;
 	*count = 0;
@@ -325,4 +341,14 @@ bool msg_address_list(const char *value, size_t len, msg_address_fn *fn, void *c
 		ok = entry_finish(&ls);
 	*count = ls.count;
 	return ok;
+}
+
+bool msg_address_list(const char *value, size_t len, msg_address_fn *fn, void *ctx, size_t *count)
+{
+	return address_list(value, len, false, fn, ctx, count);
+}
+
+bool msg_address_list_local(const char *value, size_t len, msg_address_fn *fn, void *ctx, size_t *count)
+{
+	return address_list(value, len, true, fn, ctx, count);
 }

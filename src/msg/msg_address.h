@@ -26,4 +26,12 @@ typedef bool msg_address_fn(void *ctx, const char *address);
  */
 bool msg_address_list(const char *value, size_t len, msg_address_fn *fn, void *ctx, size_t *count);
 
+/*
+ * msg_address_list_local - msg_address_list, except that an entry may also
+ * be a local part alone ("root", "Cron <root>"), handed over without "@":
+ * the recipients of sendmail -t, where a script's "To: root" means a local
+ * user. The caller adds the domain.
+ */
+bool msg_address_list_local(const char *value, size_t len, msg_address_fn *fn, void *ctx, size_t *count);
+
 #endif

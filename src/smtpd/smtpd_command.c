@@ -10,7 +10,8 @@
  * domains; an unknown local user is refused at RCPT (550 5.1.1), never
  * accepted and bounced later; postmaster is always accepted; anything else
  * is relaying, which this listener refuses (554 5.7.1) unless the client
- * authenticated or is in relay_networks. A relayed recipient on the
+ * authenticated, is in relay_networks, or is a local user on the
+ * sendmail socket. A relayed recipient on the
  * suppression list (it bounced for good before) gets suppression_reply
  * (550 5.1.1) instead of being queued to bounce again; mail for local
  * domains never meets the list.
@@ -67,7 +68,7 @@ static void handle_ehlo(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	greet(s, cmd, true);
 	char reply[1024], mechs[128];
-	bool starttls = !s->tls && s->kind != LISTENER_SUBMISSIONS && smtpd_tls(s->smtpd) != NULL;
+	bool starttls = !s->tls && s->kind != LISTENER_SUBMISSIONS && s->kind != LISTENER_LOCAL && smtpd_tls(s->smtpd);
 	bool auth = auth_offered(s) && auth_mechanism_list(s, mechs, sizeof mechs);
 	str_format(reply, sizeof reply,
 	           "250-%s Hello [%s]\r\n"
@@ -111,10 +112,16 @@ static void lookup_address(const struct smtp_path *path, char *out, size_t size)
 	str_lower(out);
 }
 
-/* relay_allowed - may this client send to domains that are not ours? */
+/* relay_allowed - may this client send to domains that are not ours? Local users may, as with Postfix's sendmail. */
 static bool relay_allowed(const struct smtpd_session *s)
 {
-	return s->auth_user[0] != '\0' || config_in_relay_networks(s->config, s->peer_key);
+	return s->auth_user[0] != '\0' || s->kind == LISTENER_LOCAL || config_in_relay_networks(s->config, s->peer_key);
+}
+
+/* rate_user - whom the per-user rates count against: the authenticated user, or the local login name. */
+static const char *rate_user(const struct smtpd_session *s)
+{
+	return s->auth_user[0] ? s->auth_user : s->local_user;
 }
 
 /* rate_allows - count one message or recipient ('m' or 'r') against the user's and the address's hourly limits. */
@@ -123,14 +130,15 @@ static bool rate_allows(struct smtpd_session *s, char what, uint64_t user_limit,
 	struct smtpd_limits *limits = smtpd_limits(s->smtpd);
 	uint64_t now = time_mono_ms(), used;
 	char key[STORE_ADDRESS_MAX + 8];
-	const char *kind = what == 'm' ? "messages" : "recipients";
-	if (s->auth_user[0] && str_format(key, sizeof key, "%c:u:%s", what, s->auth_user) &&
+	const char *kind = what == 'm' ? "messages" : "recipients", *user = rate_user(s);
+	if (user[0] && str_format(key, sizeof key, "%c:u:%s", what, user) &&
 	    !limits_take(limits, key, 1, user_limit, now, &used)) {
 		log_warning("event=rate_limited session=%s scope=user user=%s kind=%s used=%llu limit=%llu", s->sid,
-		            s->auth_user, kind, (unsigned long long)used, (unsigned long long)user_limit);
+		            user, kind, (unsigned long long)used, (unsigned long long)user_limit);
 		return false;
 	}
-	if (str_format(key, sizeof key, "%c:i:%s", what, s->peer_ip) &&
+	/* Local sessions share no address: their user's count is theirs. */
+	if (s->kind != LISTENER_LOCAL && str_format(key, sizeof key, "%c:i:%s", what, s->peer_ip) &&
 	    !limits_take(limits, key, 1, ip_limit, now, &used)) {
 		log_warning("event=rate_limited session=%s scope=ip client=%s kind=%s used=%llu limit=%llu", s->sid,
 		            s->peer_ip, kind, (unsigned long long)used, (unsigned long long)ip_limit);
@@ -237,8 +245,8 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	struct mail_options options;
-	if (s->kind != LISTENER_MX && !s->auth_user[0]) {
-		/* RFC 6409 4.3: submission needs AUTH, and AUTH needs TLS here. */
+	if (s->kind != LISTENER_MX && s->kind != LISTENER_LOCAL && !s->auth_user[0]) {
+		/* RFC 6409 4.3: submission needs AUTH, and AUTH needs TLS here; a local user is known by uid. */
 		session_reply(s, auth_offered(s) ? SMTP_R_AUTH_REQUIRED : SMTP_R_STARTTLS_FIRST);
 		return;
 	}
@@ -269,9 +277,12 @@ static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 	txn->envid = options.envid ? str_dup_n(options.envid, options.envid_len) : NULL;
 	s->txn = txn;
 	session_enter_state(s, SMTPD_MAIL);
-	char q[LOG_QUOTE_MAX];
-	log_info("event=mail session=%s qid=%s from=%s", s->sid, txn->qid,
-	         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)));
+	char q[LOG_QUOTE_MAX], who[LOG_QUOTE_MAX + 32] = "";
+	if (s->kind == LISTENER_LOCAL)
+		str_format(who, sizeof who, " uid=%u user=%s", (unsigned)s->local_uid,
+		           log_quote(q, sizeof q, s->local_user, strlen(s->local_user)));
+	log_info("event=mail session=%s qid=%s from=%s%s", s->sid, txn->qid,
+	         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)), who);
 	session_reply(s, SMTP_R_MAIL_OK);
 }
 
@@ -502,7 +513,7 @@ static void handle_starttls(struct smtpd_session *s, const struct smtp_command *
 		session_reply(s, SMTP_R_TLS_ACTIVE);
 		return;
 	}
-	if (!smtpd_tls(s->smtpd)) {
+	if (!smtpd_tls(s->smtpd) || s->kind == LISTENER_LOCAL) {
 		session_reply(s, SMTP_R_NO_TLS);
 		return;
 	}

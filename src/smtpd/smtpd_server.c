@@ -5,7 +5,9 @@
  * Limits are checked at accept: past max_connections or
  * max_connections_per_ip the client gets one 421 line and the connection is
  * closed, before any session memory is spent. When accept fails for lack of
- * descriptors, accepting pauses for a second instead of spinning.
+ * descriptors, accepting pauses for a second instead of spinning. A
+ * client of the local submission socket counts by its uid, not as one
+ * address shared by every local user (smtpd_local.c).
  *
  * Sessions live in a slot table; a session id is (generation << 32 | slot),
  * so replies from the store for a session that has gone are dropped.
@@ -29,6 +31,7 @@
 #include "smtp/smtp_limits.h"
 #include "smtp/smtp_reply.h"
 #include "smtpd/smtpd_limits.h"
+#include "smtpd/smtpd_local.h"
 #include "smtpd/smtpd_session.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
@@ -56,7 +59,7 @@ struct smtpd_listener {
 	struct smtpd *smtpd;
 	struct evconnlistener *listener;
 	enum listener_kind kind;
-	char text[80];
+	char text[LOG_QUOTE_MAX]; /* for logs: the address, or the socket's path quoted */
 };
 
 struct smtpd {
@@ -71,6 +74,7 @@ struct smtpd {
 	struct event *prune_timer;
 	struct smtpd_listener *listeners;
 	size_t listener_count;
+	struct local_socket local; /* the local submission socket; path "" if none */
 	struct event *accept_pause;
 	struct event *shutdown_timer;
 	bool shutting_down;
@@ -242,6 +246,16 @@ static void smtpd_accept(struct evconnlistener *listener, evutil_socket_t fd, st
 	struct smtpd_listener *l = arg;
 	struct smtpd *smtpd = l->smtpd;
 	struct config *config = smtpd->config;
+	struct sockaddr_in6 local;
+	if (l->kind == LISTENER_LOCAL) {
+		/* A local client is known by its uid, kept as an address (smtpd_local.c). */
+		if (!local_peer_address(fd, &local)) {
+			close(fd);
+			return;
+		}
+		peer = (struct sockaddr *)&local;
+		peer_len = (int)sizeof local;
+	}
 	unsigned char key[16];
 	smtpd_peer_key(peer, key);
 	if (smtpd->shutting_down) {
@@ -263,7 +277,8 @@ static void smtpd_accept(struct evconnlistener *listener, evutil_socket_t fd, st
 	/* Replies are small and each waits for the client: send them at once
 	 * (without this a reply after a TLS handshake waits for a delayed ACK). */
 	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (l->kind != LISTENER_LOCAL)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	uint64_t id = slot_take(smtpd);
 	smtpd->session_count++;
 	peer_add(smtpd, key, 1);
@@ -317,6 +332,41 @@ static int bind_listener(const struct config_listener *cl)
 	return fd;
 }
 
+/* listener_add - accept on the bound socket fd (not yet: smtpd_run enables it). */
+static void listener_add(struct smtpd *smtpd, int fd, enum listener_kind kind, const char *text)
+{
+	struct smtpd_listener *l = &smtpd->listeners[smtpd->listener_count++];
+	l->smtpd = smtpd;
+	l->kind = kind;
+	str_copy(l->text, sizeof l->text, text);
+	l->listener = evconnlistener_new(smtpd->base, smtpd_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED,
+	                                 SMTPD_BACKLOG, fd);
+	if (!l->listener)
+		fatal("evconnlistener_new failed for %s", text);
+	evconnlistener_set_error_cb(l->listener, smtpd_accept_error);
+}
+
+/* listen_local - the local submission socket, if there is one; false after logging why it cannot be bound. */
+static bool listen_local(struct smtpd *smtpd, const struct config *config)
+{
+	char *path = smtpd->local.path, err[512], q[LOG_QUOTE_MAX], qe[LOG_QUOTE_MAX];
+	int on = config_sendmail_socket(config, path, sizeof smtpd->local.path);
+	if (on < 0)
+		log_warning("event=sendmail_socket_off reason=\"%s/sendmail.sock would be longer than %d bytes; set "
+		            "sendmail_socket\"",
+		            config->data_dir, CONFIG_SOCKET_PATH_MAX);
+	if (on <= 0)
+		return true;
+	log_quote(q, sizeof q, path, strlen(path));
+	int fd = local_listen(&smtpd->local, err, sizeof err);
+	if (fd < 0) {
+		log_error("event=listen_failed listener=%s error=%s", q, log_quote(qe, sizeof qe, err, strlen(err)));
+		return false;
+	}
+	listener_add(smtpd, fd, LISTENER_LOCAL, q);
+	return true;
+}
+
 struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 {
 	struct smtpd *smtpd = xcalloc(1, sizeof *smtpd);
@@ -324,7 +374,7 @@ struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 	smtpd->config = config_ref(config);
 	smtpd->accept_pause = evtimer_new(base, smtpd_resume_accept, smtpd);
 	smtpd->linger = net_linger_new(base, SMTPD_LINGER_MAX);
-	smtpd->listeners = xcalloc(config->listener_count, sizeof *smtpd->listeners);
+	smtpd->listeners = xcalloc(config->listener_count + 1, sizeof *smtpd->listeners);
 	for (size_t i = 0; i < config->listener_count; i++) {
 		const struct config_listener *cl = &config->listeners[i];
 		int fd = bind_listener(cl);
@@ -333,15 +383,11 @@ struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 			smtpd_free(smtpd);
 			return NULL;
 		}
-		struct smtpd_listener *l = &smtpd->listeners[smtpd->listener_count++];
-		l->smtpd = smtpd;
-		l->kind = cl->kind;
-		str_copy(l->text, sizeof l->text, cl->text);
-		l->listener = evconnlistener_new(base, smtpd_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED,
-		                                 SMTPD_BACKLOG, fd);
-		if (!l->listener)
-			fatal("evconnlistener_new failed for %s", cl->text);
-		evconnlistener_set_error_cb(l->listener, smtpd_accept_error);
+		listener_add(smtpd, fd, cl->kind, cl->text);
+	}
+	if (!listen_local(smtpd, config)) {
+		smtpd_free(smtpd);
+		return NULL;
 	}
 	return smtpd;
 }
@@ -373,7 +419,7 @@ void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *re
 	smtpd->reader = reader;
 	for (size_t i = 0; i < smtpd->listener_count; i++) {
 		evconnlistener_enable(smtpd->listeners[i].listener);
-		static const char *const kinds[] = {"mx", "submission", "submissions"};
+		static const char *const kinds[] = {"mx", "submission", "submissions", "local"};
 		log_info("event=listening listener=%s kind=%s", smtpd->listeners[i].text,
 		         kinds[smtpd->listeners[i].kind]);
 	}
@@ -399,6 +445,18 @@ void smtpd_reload(struct smtpd *smtpd, struct config *config)
 	smtpd->config = config_ref(config);
 }
 
+/* listeners_close - stop listening; the local socket's file goes too, so sendmail says the server is down. */
+static void listeners_close(struct smtpd *smtpd)
+{
+	for (size_t i = 0; i < smtpd->listener_count; i++) {
+		struct smtpd_listener *l = &smtpd->listeners[i];
+		if (l->kind == LISTENER_LOCAL)
+			local_unlink(&smtpd->local);
+		evconnlistener_free(l->listener);
+	}
+	smtpd->listener_count = 0;
+}
+
 static void smtpd_force_close(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtpd *smtpd = arg;
@@ -415,11 +473,7 @@ void smtpd_shutdown(struct smtpd *smtpd, void (*done)(void *arg), void *arg)
 	smtpd->shutting_down = true;
 	smtpd->stopped = done;
 	smtpd->stopped_arg = arg;
-	for (size_t i = 0; i < smtpd->listener_count; i++) {
-		evconnlistener_free(smtpd->listeners[i].listener);
-		smtpd->listeners[i].listener = NULL;
-	}
-	smtpd->listener_count = 0;
+	listeners_close(smtpd);
 	/* Lingering sockets are not waited for: smtpd_free closes them. */
 	log_info("event=shutdown sessions=%llu lingering=%zu", (unsigned long long)smtpd->session_count,
 	         net_linger_count(smtpd->linger));
@@ -439,9 +493,7 @@ void smtpd_free(struct smtpd *smtpd)
 {
 	if (!smtpd)
 		return;
-	for (size_t i = 0; i < smtpd->listener_count; i++)
-		if (smtpd->listeners[i].listener)
-			evconnlistener_free(smtpd->listeners[i].listener);
+	listeners_close(smtpd);
 	for (size_t b = 0; b < SMTPD_PEER_BUCKETS; b++) {
 		while (smtpd->peers[b]) {
 			struct smtpd_peer_count *next = smtpd->peers[b]->next;

@@ -41,6 +41,7 @@
 #include "auth/auth_sasl.h"
 #include "net/net_linger.h"
 #include "net/tls.h"
+#include "smtpd/smtpd_local.h"
 #include "smtpd/smtpd_private.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
@@ -547,7 +548,10 @@ struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct
 			fatal("bufferevent_socket_new failed");
 		session_setup_bev(s);
 	}
-	log_info("event=connect session=%s client=%s port=%u", s->sid, s->peer_ip, s->peer_port);
+	if (kind == LISTENER_LOCAL)
+		local_session_identify(s);
+	else
+		log_info("event=connect session=%s client=%s port=%u", s->sid, s->peer_ip, s->peer_port);
 	char line[SMTP_REPLY_LINE_MAX];
 	str_format(line, sizeof line, "220 %s ESMTP tern\r\n", config->hostname);
 	session_write(s, line, strlen(line));

@@ -8,7 +8,8 @@
  * hops, and it is kept: in memory up to TXN_SPILL_THRESHOLD, then in an
  * unnamed temporary file under DATA_DIR/tmp (O_TMPFILE: nothing is left
  * behind by a crash). A message over the size limit is read to its end but
- * no longer kept. Our Received: header (RFC 5321 4.4) goes first.
+ * no longer kept. Our Received: header (RFC 5321 4.4) goes first; for a
+ * local submission it names the user's uid instead of a client host.
  *
  * The reply to the end of content is given by smtpd_session.c once the
  * store has committed the message (the rule behind 250).
@@ -165,6 +166,21 @@ static void txn_sink(void *ctx, const char *bytes, size_t len)
 	txn_keep(s, txn, bytes, len);
 }
 
+/*
+ * txn_received_local - the trace header of a local submission: no client
+ * host, the uid instead, as Postfix writes it for its sendmail.
+ */
+static void txn_received_local(struct smtpd_session *s, struct smtpd_txn *txn, const char *proto, const char *date,
+                               char *header, size_t size)
+{
+	bool one = txn->rcpts_accepted == 1 && txn->first_rcpt;
+	if (!str_format(header, size, "Received: by %s (tern, from userid %u)\r\n\twith %s id %s%s%s%s;\r\n\t%s\r\n",
+	                s->config->hostname, (unsigned)s->local_uid, proto, txn->qid, one ? "\r\n\tfor <" : "",
+	                one ? txn->first_rcpt : "", one ? ">" : "", date))
+		str_format(header, size, "Received: by %s (tern, from userid %u)\r\n\twith %s id %s;\r\n\t%s\r\n",
+		           s->config->hostname, (unsigned)s->local_uid, proto, txn->qid, date);
+}
+
 /* txn_received - our trace header (RFC 5321 4.4), first in the content. */
 static void txn_received(struct smtpd_session *s, struct smtpd_txn *txn)
 {
@@ -177,6 +193,12 @@ static void txn_received(struct smtpd_session *s, struct smtpd_txn *txn)
 	           : s->esmtp    ? "ESMTP"
 	                         : "SMTP",
 	           s->tls_active ? "S" : "", s->auth_user[0] ? "A" : "");
+	if (s->kind == LISTENER_LOCAL) {
+		txn_received_local(s, txn, proto, date, header, sizeof header);
+		txn->trace_len = strlen(header);
+		txn_keep(s, txn, header, txn->trace_len);
+		return;
+	}
 	if (s->tls_active)
 		str_format(tls, sizeof tls, " (version=%s cipher=%s)", s->tls_version, s->tls_cipher);
 	/* The HELO argument passed the domain/literal syntax check: no spaces,
@@ -335,10 +357,14 @@ static void txn_insert_after_trace(struct smtpd_session *s, struct smtpd_txn *tx
 	txn->stored_bytes += len;
 }
 
-/* txn_add_missing_fields - RFC 6409 8.2, 8.3: a submitted message gets Date: and Message-ID: if it lacks them. */
+/*
+ * txn_add_missing_fields - RFC 6409 8.2, 8.3: a submitted message (AUTH, or
+ * a local user's) gets Date: and Message-ID: if it lacks them.
+ */
 static void txn_add_missing_fields(struct smtpd_session *s, struct smtpd_txn *txn)
 {
-	if (!s->auth_user[0] || (txn->header.has_date && txn->header.has_message_id))
+	bool submitted = s->auth_user[0] || s->kind == LISTENER_LOCAL;
+	if (!submitted || (txn->header.has_date && txn->header.has_message_id))
 		return;
 	char text[512], date[64];
 	size_t used = 0;

@@ -39,6 +39,15 @@ bool str_format(char *dst, size_t size, const char *fmt, ...)
 	return n >= 0 && (size_t)n < size;
 }
 
+bool str_fail(char *err, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, size, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
 void str_lower(char *s)
 {
 	for (; *s; s++)

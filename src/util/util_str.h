@@ -17,6 +17,9 @@ bool str_copy(char *dst, size_t size, const char *src);
 bool str_copy_n(char *dst, size_t size, const char *src, size_t len);
 bool str_format(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* str_fail - a message into err (cut to size) for a function that reports why it failed; returns false. */
+bool str_fail(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* str_lower - lower-case ASCII letters in place (bytes >= 0x80 untouched). */
 void str_lower(char *s);
 

@@ -666,6 +666,7 @@ static void check_documented_defaults(const struct config *c)
 	CHECK_INT(c->max_hops, 50);
 	CHECK_INT(c->log_level, LOG_LEVEL_INFO);
 	CHECK_STR(c->user, "");
+	CHECK_STR(c->sendmail_socket, "");
 	CHECK_INT(c->delivery_workers, 2);
 	CHECK_INT(c->retry_initial, 5 * 60);
 	CHECK_INT(c->retry_max, 4 * 3600);
@@ -1363,6 +1364,74 @@ static void test_suppression_params(void)
 	free(errors);
 }
 
+/* sendmail_socket: the default path in data_dir, a path of its own, none; client loads skip named files. */
+static void test_sendmail_socket(void)
+{
+	static const struct {
+		const char *text;
+		int want_rc;
+		const char *want_path;
+	} cases[] = {
+	        {"", 1, "./var/sendmail.sock"},
+	        {"data_dir = /var/lib/tern\n", 1, "/var/lib/tern/sendmail.sock"},
+	        {"sendmail_socket =\ndata_dir = /srv/t\n", 1, "/srv/t/sendmail.sock"},
+	        {"sendmail_socket = /run/tern/submit.sock\n", 1, "/run/tern/submit.sock"},
+	        {"sendmail_socket = none\n", 0, ""},
+	};
+	char *errors, path[CONFIG_SOCKET_PATH_MAX + 1], text[700];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct config *c = load_text(cases[i].text, &errors);
+		CHECK_STR(errors, "");
+		if (c != NULL) {
+			CHECK_INT(config_sendmail_socket(c, path, sizeof path), cases[i].want_rc);
+			CHECK_STR(path, cases[i].want_path);
+		}
+		config_unref(c);
+		free(errors);
+	}
+
+	/* A socket path must fit sun_path; a default made from a long data_dir may not. */
+	char long_dir[120];
+	memset(long_dir, 'd', sizeof long_dir - 1);
+	long_dir[0] = '/';
+	long_dir[sizeof long_dir - 1] = '\0';
+	snprintf(text, sizeof text, "sendmail_socket = %s\n", long_dir);
+	struct config *c = load_text(text, &errors);
+	CHECK(c == NULL);
+	CHECK(strstr(errors, "tern.conf:1: sendmail_socket: \"/ddd") == errors);
+	CHECK(strstr(errors, "\" is longer than 107 bytes\n") != NULL);
+	config_unref(c);
+	free(errors);
+	snprintf(text, sizeof text, "data_dir = %s\n", long_dir);
+	c = load_text(text, &errors);
+	CHECK_STR(errors, "");
+	if (c != NULL)
+		CHECK_INT(config_sendmail_socket(c, path, sizeof path), -1);
+	config_unref(c);
+	free(errors);
+
+	/* A key only root may read: the server's loader refuses, a client's does not open it. */
+	snprintf(text, sizeof text, "tls_certificate = %s/no-cert.pem %s/no-key.pem\n", dir, dir);
+	c = load_text(text, &errors);
+	CHECK(c == NULL);
+	config_unref(c);
+	free(errors);
+	char conf[300];
+	FILE *err = open_memstream(&errors, &(size_t){0});
+	c = config_load_client(file_in_dir(conf, sizeof conf, "tern.conf"), err);
+	fclose(err);
+	CHECK_STR(errors, "");
+	CHECK(c != NULL && c->tls_cert_count == 1);
+	config_unref(c);
+	free(errors);
+	/* ... but it still refuses what is wrong in the file itself. */
+	c = load_text("sendmail_socket = a\tb\n", &errors);
+	CHECK(c == NULL);
+	CHECK_STR(errors, "tern.conf:1: sendmail_socket: \"a\\tb\" contains a control character\n");
+	config_unref(c);
+	free(errors);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -1388,6 +1457,7 @@ int main(void)
 	test_generated_files();
 	test_needs_restart();
 	test_suppression_params();
+	test_sendmail_socket();
 	test_random_texts();
 
 	char path[300];
