@@ -2,14 +2,18 @@
  * smtpd_limits.c - rate and failed-AUTH counters by key (see smtpd_limits.h).
  *
  * A chained hash table of entries keyed by short strings ("m:u:alice@dom",
- * "a:192.0.2.1", "a:192.0.2.1 alice@dom"). The table grows by doubling;
- * entries are freed only by limits_prune, which the server runs on a timer.
+ * "a:192.0.2.1", "a:192.0.2.1 alice@dom"). Keys hold what clients send,
+ * so they are hashed with SipHash under a key random to the table (a plain
+ * hash would let a client choose keys that share one chain). The table
+ * grows by doubling; entries are freed only by limits_prune, which the
+ * server runs on a timer.
  */
 #include "smtpd/smtpd_limits.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/util_hash.h"
 #include "util/util_str.h"
 
 #define HOUR_MS         (3600ULL * 1000)
@@ -20,6 +24,7 @@
 
 struct limit_entry {
 	struct limit_entry *next;
+	uint64_t hash;            /* of key */
 	uint64_t bucket_start_ms; /* start of the current hour bucket */
 	uint64_t current, previous;
 	uint64_t fail_count, fail_start_ms;
@@ -31,6 +36,7 @@ struct limit_entry {
 };
 
 struct smtpd_limits {
+	struct hash_keyed *hasher;
 	struct limit_entry **buckets;
 	size_t bucket_count;
 	size_t entry_count;
@@ -39,6 +45,7 @@ struct smtpd_limits {
 struct smtpd_limits *limits_new(void)
 {
 	struct smtpd_limits *l = xcalloc(1, sizeof *l);
+	l->hasher = hash_keyed_new();
 	l->bucket_count = INITIAL_BUCKETS;
 	l->buckets = xcalloc(l->bucket_count, sizeof *l->buckets);
 	return l;
@@ -56,15 +63,13 @@ void limits_free(struct smtpd_limits *l)
 		}
 	}
 	free(l->buckets);
+	hash_keyed_free(l->hasher);
 	free(l);
 }
 
-static size_t key_hash(const char *key)
+static uint64_t key_hash(struct smtpd_limits *l, const char *key)
 {
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return (size_t)h;
+	return hash_keyed(l->hasher, key, strlen(key));
 }
 
 static void limits_grow(struct smtpd_limits *l)
@@ -75,7 +80,7 @@ static void limits_grow(struct smtpd_limits *l)
 		struct limit_entry *e = l->buckets[b];
 		while (e) {
 			struct limit_entry *next = e->next;
-			size_t nb = key_hash(e->key) % count;
+			size_t nb = (size_t)(e->hash % count);
 			e->next = buckets[nb];
 			buckets[nb] = e;
 			e = next;
@@ -86,24 +91,38 @@ static void limits_grow(struct smtpd_limits *l)
 	l->bucket_count = count;
 }
 
+/* limits_find_hashed - key's entry (hash is key_hash of it), or NULL; creates nothing. */
+static struct limit_entry *limits_find_hashed(struct smtpd_limits *l, const char *key, uint64_t hash)
+{
+	for (struct limit_entry *e = l->buckets[hash % l->bucket_count]; e; e = e->next)
+		if (e->hash == hash && strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
+static struct limit_entry *limits_find(struct smtpd_limits *l, const char *key)
+{
+	return limits_find_hashed(l, key, key_hash(l, key));
+}
+
+/* limits_entry - key's entry, made if there is none; touched now. */
 static struct limit_entry *limits_entry(struct smtpd_limits *l, const char *key, uint64_t now_ms)
 {
-	size_t b = key_hash(key) % l->bucket_count;
-	for (struct limit_entry *e = l->buckets[b]; e; e = e->next) {
-		if (strcmp(e->key, key) == 0) {
-			e->touched_ms = now_ms;
-			return e;
-		}
+	uint64_t hash = key_hash(l, key);
+	struct limit_entry *e = limits_find_hashed(l, key, hash);
+	if (e) {
+		e->touched_ms = now_ms;
+		return e;
 	}
-	if (l->entry_count >= l->bucket_count) {
+	if (l->entry_count >= l->bucket_count)
 		limits_grow(l);
-		b = key_hash(key) % l->bucket_count;
-	}
 	size_t len = strlen(key);
-	struct limit_entry *e = xcalloc(1, sizeof *e + len + 1);
+	e = xcalloc(1, sizeof *e + len + 1);
 	memcpy(e->key, key, len + 1);
+	e->hash = hash;
 	e->bucket_start_ms = now_ms;
 	e->touched_ms = now_ms;
+	size_t b = (size_t)(hash % l->bucket_count);
 	e->next = l->buckets[b];
 	l->buckets[b] = e;
 	l->entry_count++;
@@ -145,16 +164,6 @@ bool limits_take(struct smtpd_limits *l, const char *key, uint64_t amount, uint6
 		return false;
 	e->current += amount;
 	return true;
-}
-
-/* limits_find - key's entry, or NULL; creates nothing. */
-static struct limit_entry *limits_find(struct smtpd_limits *l, const char *key)
-{
-	size_t b = key_hash(key) % l->bucket_count;
-	for (struct limit_entry *e = l->buckets[b]; e; e = e->next)
-		if (strcmp(e->key, key) == 0)
-			return e;
-	return NULL;
 }
 
 uint64_t limits_locked_until(struct smtpd_limits *l, const char *key, uint64_t now_ms)

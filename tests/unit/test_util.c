@@ -1,10 +1,11 @@
 /*
- * test_util.c - bounded strings, log quoting, ids, dates.
+ * test_util.c - bounded strings, log quoting, ids, dates, the keyed hash.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "unit.h"
+#include "util/util_hash.h"
 #include "util/util_id.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
@@ -82,11 +83,45 @@ static void test_date(void)
 	CHECK_STR(buf, "Mon, 23 Nov 2026 11:36:05 +0000");
 }
 
+/* SipHash-2-4 against the published vectors (key 00..0f, input 00..n-1, output bytes in order),
+ * and two random keys giving different hashes. */
+static void test_hash(void)
+{
+	static const struct {
+		size_t len;
+		unsigned char want[8];
+	} vectors[] = {
+	        {0, {0x31, 0x0e, 0x0e, 0xdd, 0x47, 0xdb, 0x6f, 0x72}},
+	        {1, {0xfd, 0x67, 0xdc, 0x93, 0xc5, 0x39, 0xf8, 0x74}},
+	        {15, {0xe5, 0x45, 0xbe, 0x49, 0x61, 0xca, 0x29, 0xa1}},
+	        {63, {0x72, 0x45, 0x06, 0xeb, 0x4c, 0x32, 0x8a, 0x95}},
+	};
+	unsigned char key[16], input[64];
+	for (size_t i = 0; i < sizeof key; i++)
+		key[i] = (unsigned char)i;
+	for (size_t i = 0; i < sizeof input; i++)
+		input[i] = (unsigned char)i;
+	struct hash_keyed *h = hash_keyed_new();
+	hash_keyed_set_key_for_test(h, key);
+	for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+		uint64_t got = hash_keyed(h, input, vectors[i].len), want;
+		memcpy(&want, vectors[i].want, sizeof want);
+		CHECK_INT(got == want, 1);
+	}
+	struct hash_keyed *a = hash_keyed_new(), *b = hash_keyed_new();
+	CHECK(hash_keyed(a, "alice", 5) == hash_keyed(a, "alice", 5));
+	CHECK(hash_keyed(a, "alice", 5) != hash_keyed(b, "alice", 5));
+	hash_keyed_free(a);
+	hash_keyed_free(b);
+	hash_keyed_free(h);
+}
+
 int main(void)
 {
 	test_str();
 	test_log_quote();
 	test_ids();
 	test_date();
+	test_hash();
 	return unit_finish("util");
 }
