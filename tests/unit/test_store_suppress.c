@@ -22,6 +22,7 @@
 #include "store/store_suppress.h"
 #include "unit.h"
 #include "unit_store.h"
+#include "util/util_log.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
 
@@ -173,7 +174,21 @@ static const struct {
         {"off@example.test", DELIVERY_PERMFAIL, "550 5.1.1 unknown (mx.example.test)"},
 };
 
+/* The running store. The store thread may dispatch (a backlog left by an
+ * earlier run) before store_start has returned, so the dispatcher waits for
+ * this to be set, and stop_store clears it before the next start. */
 static struct store *the_store;
+
+/* store_now - the_store once start_store has set it (10 s at most). */
+static struct store *store_now(void)
+{
+	struct store *s = NULL;
+	for (int i = 0; i < 1000 && !(s = __atomic_load_n(&the_store, __ATOMIC_ACQUIRE)); i++)
+		usleep(10000);
+	if (!s)
+		fatal("the store did not start");
+	return s;
+}
 
 /* fake_dispatch - on the store thread: answer every recipient from the table, at once. */
 static void fake_dispatch(struct delivery_job *job, void *arg)
@@ -189,7 +204,7 @@ static void fake_dispatch(struct delivery_job *job, void *arg)
 			}
 		}
 	}
-	store_delivery_done(the_store, job);
+	store_delivery_done(store_now(), job);
 }
 
 static void commit_done(struct store_message *msg, void *arg)
@@ -215,10 +230,18 @@ static bool start_store(struct event_base *base, const struct store_policy *poli
 	settings.policy.retry_max_ms = 4 * 3600 * 1000;
 	settings.policy.max_queue_lifetime_ms = 5 * DAY_MS;
 	char err[256] = "";
-	the_store = store_start(&settings, base, commit_done, NULL, fake_dispatch, NULL, err, sizeof err);
-	if (!the_store)
+	struct store *s = store_start(&settings, base, commit_done, NULL, fake_dispatch, NULL, err, sizeof err);
+	if (!s)
 		UNIT_FAIL("store_start: %s", err);
-	return the_store != NULL;
+	__atomic_store_n(&the_store, s, __ATOMIC_RELEASE);
+	return s != NULL;
+}
+
+/* stop_store - stop it (its thread dispatches nothing after that), then forget it. */
+static void stop_store(void)
+{
+	store_stop(the_store);
+	__atomic_store_n(&the_store, NULL, __ATOMIC_RELEASE);
 }
 
 /* wait_count - poll sql until it counts want (10 s at most); the count last seen. */
@@ -266,7 +289,7 @@ static void test_bounces(struct event_base *base)
 	if (!start_store(base, &policy))
 		return;
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM recipients WHERE state='bounced'", 7), 7);
-	store_stop(the_store);
+	stop_store();
 
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE address='ok@example.test'"), 0);
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE state='bounced' AND bounced_ms IS NOT NULL"),
@@ -319,7 +342,7 @@ static void test_prune(struct event_base *base)
 	if (!start_store(base, &keep))
 		return;
 	usleep(300000);
-	store_stop(the_store);
+	stop_store();
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE state='bounced'"), 7);
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions"), 3);
 
@@ -329,7 +352,7 @@ static void test_prune(struct event_base *base)
 		return;
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM recipients WHERE state='bounced'", 1), 1);
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM suppressions", 2), 2);
-	store_stop(the_store);
+	stop_store();
 	/* full@ bounced just now: it stays, and so does its message. */
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE address='full@example.test'"), 1);
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM messages WHERE id=1"), 1);
@@ -346,7 +369,7 @@ static void test_prune(struct event_base *base)
 	if (!start_store(base, &policy))
 		return;
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM messages WHERE id=1", 0), 0);
-	store_stop(the_store);
+	stop_store();
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM attempts WHERE msg_id=1"), 0);
 }
 
@@ -366,7 +389,7 @@ static void test_policy_off(struct event_base *base)
 	           (long long)time_wall_ms());
 	unit_exec_sql(sql);
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM recipients WHERE msg_id=3 AND state='bounced'", 1), 1);
-	store_stop(the_store);
+	stop_store();
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions WHERE address='off@example.test'"), 0);
 }
 
