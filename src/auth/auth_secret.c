@@ -97,14 +97,20 @@ static void tag_key_init(void)
 		fatal("RAND_bytes failed");
 }
 
-uint64_t auth_password_tag(const char *password)
+uint64_t auth_password_tag(const char *password, const char *hash)
 {
 	pthread_once(&tag_key_once, tag_key_init);
-	unsigned char mac[AUTH_SHA256_LEN];
+	/* hash NUL password: a crypt(3) hash holds no NUL, so no two pairs give one input. */
+	size_t hash_len = strlen(hash) + 1, password_len = strlen(password);
+	unsigned char *input = xmalloc(hash_len + password_len), mac[AUTH_SHA256_LEN];
+	memcpy(input, hash, hash_len);
+	memcpy(input + hash_len, password, password_len);
 	uint64_t tag = 0;
-	if (auth_hmac_sha256(tag_key, sizeof tag_key, password, strlen(password), mac))
+	if (auth_hmac_sha256(tag_key, sizeof tag_key, input, hash_len + password_len, mac))
 		memcpy(&tag, mac, sizeof tag);
+	OPENSSL_cleanse(input, hash_len + password_len);
 	OPENSSL_cleanse(mac, sizeof mac);
+	free(input);
 	return tag ? tag : 1;
 }
 

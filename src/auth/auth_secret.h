@@ -35,8 +35,9 @@ bool auth_scram_secret(const char *password, char *out, size_t size);
  * HMAC inner and outer key blocks (not the password itself, though equivalent for CRAM-MD5). */
 bool auth_cram_secret(const char *password, char *out, size_t size);
 
-/* auth_password_tag - 64 bits of an HMAC-SHA-256 of the password under a key random to this process,
- * never 0: enough to tell a password seen before from a new one, and useless outside the process. */
-uint64_t auth_password_tag(const char *password);
+/* auth_password_tag - 64 bits of an HMAC-SHA-256 of the stored hash and the password under a key random
+ * to this process, never 0: enough to tell a password tried against that hash before from a new one,
+ * and useless outside the process. */
+uint64_t auth_password_tag(const char *password, const char *hash);
 
 #endif

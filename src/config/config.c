@@ -464,16 +464,17 @@ static const struct config_param params[] = {
          .min = 1,
          .max = 1000,
          .offset = FIELD(auth_fail_limit),
-         .doc = "failed AUTH for one user name from one client address within auth_fail_window before that user "
-                "is locked out from that address; other users there are not"},
+         .doc = "failed AUTH for one user name from one client address (an IPv6 /64) within auth_fail_window "
+                "before that user is locked out from that address; other users there are not"},
         {.name = "auth_fail_limit_per_address",
          .type = CONFIG_COUNT,
          .default_text = "30",
-         .min = 1,
+         .min = 0,
          .max = 100000,
          .offset = FIELD(auth_fail_limit_per_address),
-         .doc = "failed AUTH from one client address, whatever the user names, within auth_fail_window before the "
-                "whole address is locked out (password spraying)"},
+         .doc = "failed AUTH from one client address (an IPv6 /64), whatever the user names, within "
+                "auth_fail_window before the whole address is locked out (password spraying); 0: never; "
+                "clients in relay_networks are not counted"},
         {.name = "auth_fail_window",
          .type = CONFIG_DURATION,
          .default_text = "15m",

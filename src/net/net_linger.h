@@ -1,5 +1,6 @@
 /*
- * net_linger.h - lingering close of TCP sockets on the loop thread.
+ * net_linger.h - lingering close of stream sockets (TCP, and the local
+ * UNIX-domain one) on the loop thread.
  *
  * A server that closes a socket with input still unread makes the kernel
  * send a reset instead of a FIN, and the reset may make the client's stack

@@ -8,24 +8,27 @@
  * PLAIN and LOGIN passwords are checked on the password-check threads
  * (auth/auth_pool.c) while the session waits in SMTPD_AUTH_WAIT.
  *
- * Failures are counted twice, for the client address and user name
- * together and for the address alone, each within auth_fail_window:
+ * Failures are counted twice, for the client address (an IPv6 /64) and
+ * user name together and for the address alone, within auth_fail_window:
  *   - at auth_fail_limit failures (5) that user is locked out from that
  *     address for auth_lockout; others behind the same address (an office
  *     behind NAT, a web server with many sites, 127.0.0.1) are not;
  *   - at auth_fail_limit_per_address (30), whatever the names, the whole
  *     address is locked out: one guess at many users is password spraying.
- * A password that already failed lately for that user from that address
- * (PLAIN and LOGIN) is not counted again: a phone retrying a password
- * changed since learns nothing new, and must not lock its owner out.
+ *     Clients in relay_networks are trusted and not counted; 0 turns it off.
+ * A password that already failed lately for that user from that address,
+ * against the same stored hash (PLAIN and LOGIN), is refused without being
+ * checked again and is not counted: a phone retrying a password changed
+ * since learns nothing new, and must not lock its owner out.
  * A failure is answered late, auth_fail_delay times that user's recent
  * failures from the address (at most five times; a repeat the five), so
- * guessing is slow and only the one who failed waits. A lockout is not a different answer: an
- * AUTH it covers gets the same 535 after the longest delay, its password
- * is not checked and it is not counted, so a client that keeps retrying
- * does not extend its own lockout, and nothing tells an attacker which user
- * names exist or that guessing has stopped working. A success forgets that
- * user's failures from the address.
+ * guessing is slow and only the one who failed waits. A lockout is not a
+ * different answer: an AUTH it covers gets the same 535 after the longest
+ * delay, its password is not checked and it is not counted, so a client
+ * that keeps retrying does not extend its own lockout, and the reply does
+ * not tell an attacker which user names exist. (That no password is
+ * checked may show in the timing; the delay dwarfs it.) A success forgets
+ * that user's failures from the address.
  *
  * A user whose password predates SCRAM-SHA-256 secrets for every password
  * gets one at their next PLAIN or LOGIN success: the check thread makes it
@@ -34,6 +37,7 @@
  * Nothing secret is logged: not passwords, not responses, not challenges.
  * The user name is logged, as every mail server does.
  */
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
@@ -89,18 +93,45 @@ bool auth_mechanism_list(const struct smtpd_session *s, char *buf, size_t size)
 
 /* ---- The end of an exchange ---- */
 
-/* The failure counters an exchange touches: "a:ADDRESS USER" and "a:ADDRESS". */
+/* The failure counters an exchange touches: "a:NETWORK USER" and "a:NETWORK". */
 struct auth_keys {
 	char user[AUTH_KEY_MAX];
 	char address[AUTH_KEY_MAX];
 };
 
+/*
+ * auth_client_network - what the failure counters count by: the IPv4
+ * address, or the IPv6 /64 (one subscriber gets a whole /64, so counting
+ * by address would give one attacker 2^64 fresh counters).
+ */
+static void auth_client_network(const struct smtpd_session *s, char *out, size_t size)
+{
+	static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	unsigned char prefix[16] = {0};
+	char text[INET6_ADDRSTRLEN];
+	if (memcmp(s->peer_key, v4_mapped, sizeof v4_mapped) == 0) {
+		str_copy(out, size, s->peer_ip);
+		return;
+	}
+	memcpy(prefix, s->peer_key, 8);
+	if (!inet_ntop(AF_INET6, prefix, text, sizeof text) || !str_format(out, size, "%s/64", text))
+		str_copy(out, size, s->peer_ip);
+}
+
 static void auth_keys_make(const struct smtpd_session *s, struct auth_keys *keys)
 {
 	const char *user = s->sasl ? sasl_authcid(s->sasl) : "";
-	str_format(keys->address, sizeof keys->address, "a:%s", s->peer_ip);
-	str_format(keys->user, sizeof keys->user, "a:%s %s", s->peer_ip, user);
+	char network[INET6_ADDRSTRLEN + 4];
+	auth_client_network(s, network, sizeof network);
+	str_format(keys->address, sizeof keys->address, "a:%s", network);
+	str_format(keys->user, sizeof keys->user, "a:%s %s", network, user);
 	str_lower(keys->user);
+}
+
+/* auth_address_limited - does the per-address limit apply? Not when off (0), nor to relay_networks (trusted). */
+static bool auth_address_limited(const struct smtpd_session *s)
+{
+	return s->config->auth_fail_limit_per_address != 0 && !config_in_relay_networks(s->config, s->peer_key);
 }
 
 static void auth_log(struct smtpd_session *s, const char *result)
@@ -115,6 +146,7 @@ static void auth_end(struct smtpd_session *s, enum smtpd_state next)
 {
 	sasl_free(s->sasl);
 	s->sasl = NULL;
+	s->auth_tag = 0;
 	session_enter_state(s, next);
 }
 
@@ -161,7 +193,7 @@ static const char *auth_locked_scope(struct smtpd_session *s)
 	uint64_t now = time_mono_ms();
 	if (limits_locked_until(limits, keys.user, now))
 		return "user";
-	return limits_locked_until(limits, keys.address, now) ? "address" : NULL;
+	return auth_address_limited(s) && limits_locked_until(limits, keys.address, now) ? "address" : NULL;
 }
 
 /* auth_refuse_locked - a locked-out attempt: not checked, not counted, answered like any failure. */
@@ -184,11 +216,18 @@ static void auth_lockout_log(struct smtpd_session *s, const char *scope, uint64_
 	            (unsigned long long)s->config->auth_lockout);
 }
 
-/* auth_repeated - PLAIN or LOGIN failed with a password that failed lately for this user here. */
-static bool auth_repeated(struct smtpd_session *s, const char *user_key, uint64_t now)
+/*
+ * auth_repeated - PLAIN or LOGIN with a password that failed lately for
+ * this user here, against the same stored hash: refused without checking
+ * it again and not counted. The hash is in the tag so that a password
+ * tried before it was set does not stay refused once it is the right one.
+ */
+static bool auth_repeated(struct smtpd_session *s)
 {
-	const char *password = sasl_password(s->sasl);
-	if (!password[0] || !limits_auth_repeat(smtpd_limits(s->smtpd), user_key, auth_password_tag(password), now))
+	struct auth_keys keys;
+	auth_keys_make(s, &keys);
+	s->auth_tag = auth_password_tag(sasl_password(s->sasl), sasl_password_hash(s->sasl));
+	if (!limits_auth_seen(smtpd_limits(s->smtpd), keys.user, s->auth_tag))
 		return false;
 	char q[LOG_QUOTE_MAX];
 	const char *user = sasl_authcid(s->sasl);
@@ -206,11 +245,13 @@ static void auth_failed(struct smtpd_session *s)
 	auth_keys_make(s, &keys);
 	struct smtpd_limits *limits = smtpd_limits(s->smtpd);
 	uint64_t now = time_mono_ms(), window = c->auth_fail_window * 1000, lockout = c->auth_lockout * 1000;
-	if (auth_repeated(s, keys.user, now))
-		return;
+	if (s->auth_tag)
+		limits_auth_remember(limits, keys.user, s->auth_tag, now);
 	uint64_t user_failures = limits_auth_failed(limits, keys.user, window, c->auth_fail_limit, lockout, now);
-	uint64_t address_failures =
-	        limits_auth_failed(limits, keys.address, window, c->auth_fail_limit_per_address, lockout, now);
+	bool by_address = auth_address_limited(s);
+	uint64_t address_failures = by_address ? limits_auth_failed(limits, keys.address, window,
+	                                                            c->auth_fail_limit_per_address, lockout, now)
+	                                       : 0;
 	char q[LOG_QUOTE_MAX];
 	const char *user = sasl_authcid(s->sasl);
 	log_info("event=auth session=%s mechanism=%s user=%s result=fail failures=%llu address_failures=%llu", s->sid,
@@ -218,7 +259,7 @@ static void auth_failed(struct smtpd_session *s)
 	         (unsigned long long)user_failures, (unsigned long long)address_failures);
 	if (user_failures >= c->auth_fail_limit)
 		auth_lockout_log(s, "user", user_failures);
-	if (address_failures >= c->auth_fail_limit_per_address)
+	if (by_address && address_failures >= c->auth_fail_limit_per_address)
 		auth_lockout_log(s, "address", address_failures);
 	uint64_t steps = user_failures < AUTH_DELAY_STEPS_MAX ? user_failures : AUTH_DELAY_STEPS_MAX;
 	auth_fail_later(s, c->auth_fail_delay * 1000 * steps);
@@ -275,11 +316,13 @@ static void auth_next(struct smtpd_session *s, enum sasl_status status)
 		session_enter_state(s, SMTPD_AUTH);
 		break;
 	case SASL_VERIFY:
-		/* A locked-out attempt costs no password check. */
+		/* A locked-out attempt, or a password that failed already, costs no password check. */
 		if (auth_locked_scope(s)) {
 			auth_verdict(s, false);
 			break;
 		}
+		if (auth_repeated(s))
+			break;
 		session_enter_state(s, SMTPD_AUTH_WAIT);
 		auth_pool_check(smtpd_auth_pool(s->smtpd), s->id, sasl_password(s->sasl), sasl_password_hash(s->sasl),
 		                s->config->auth_cache_ttl * 1000, sasl_lacks_scram(s->sasl));

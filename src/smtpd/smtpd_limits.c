@@ -172,15 +172,22 @@ uint64_t limits_locked_until(struct smtpd_limits *l, const char *key, uint64_t n
 	return e && e->locked_until_ms > now_ms ? e->locked_until_ms : 0;
 }
 
-bool limits_auth_repeat(struct smtpd_limits *l, const char *key, uint64_t tag, uint64_t now_ms)
+bool limits_auth_seen(struct smtpd_limits *l, const char *key, uint64_t tag)
 {
-	struct limit_entry *e = limits_entry(l, key, now_ms);
-	for (size_t i = 0; i < FAILED_TAGS; i++)
+	struct limit_entry *e = limits_find(l, key);
+	for (size_t i = 0; e && i < FAILED_TAGS; i++)
 		if (e->failed_tags[i] == tag)
 			return true;
+	return false;
+}
+
+void limits_auth_remember(struct smtpd_limits *l, const char *key, uint64_t tag, uint64_t now_ms)
+{
+	if (limits_auth_seen(l, key, tag))
+		return;
+	struct limit_entry *e = limits_entry(l, key, now_ms);
 	e->failed_tags[e->next_tag] = tag;
 	e->next_tag = (e->next_tag + 1) % FAILED_TAGS;
-	return false;
 }
 
 void limits_auth_clear(struct smtpd_limits *l, const char *key)

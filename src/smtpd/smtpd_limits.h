@@ -45,12 +45,13 @@ uint64_t limits_auth_failed(struct smtpd_limits *limits, const char *key, uint64
                             uint64_t lockout_ms, uint64_t now_ms);
 
 /*
- * limits_auth_repeat - did key fail lately with the password whose tag
- * (auth_password_tag, never 0) this is? If not, it is remembered now, one
- * of the last few. A client retrying a stale password learns nothing new,
- * so its repeats need not count (as Dovecot does it).
+ * limits_auth_seen - did key fail lately with the password whose tag
+ * (auth_password_tag, never 0) this is? limits_auth_remember notes one,
+ * among the last few. A client retrying a stale password learns nothing
+ * new, so its repeats need not be checked or counted (as Dovecot does it).
  */
-bool limits_auth_repeat(struct smtpd_limits *limits, const char *key, uint64_t tag, uint64_t now_ms);
+bool limits_auth_seen(struct smtpd_limits *limits, const char *key, uint64_t tag);
+void limits_auth_remember(struct smtpd_limits *limits, const char *key, uint64_t tag, uint64_t now_ms);
 
 /* limits_auth_clear - key's failures are forgotten (a success); a lockout under way stays. */
 void limits_auth_clear(struct smtpd_limits *limits, const char *key);

@@ -99,6 +99,7 @@ struct smtpd_session {
 	int sasl_mech;                     /* enum sasl_mech */
 	char auth_user[STORE_ADDRESS_MAX]; /* "" until AUTH succeeded */
 	struct event *auth_timer;          /* the delay after a failure, then 535 */
+	uint64_t auth_tag;                 /* PLAIN/LOGIN: auth_password_tag of the password under check; 0 none */
 	/* Local submission (LISTENER_LOCAL, smtpd_local.c): the client's uid and login name. */
 	uint32_t local_uid;
 	char local_user[64]; /* "#UID" without a password file entry; "" on other listeners */

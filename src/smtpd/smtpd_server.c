@@ -45,8 +45,8 @@
 #define SMTPD_PRUNE_S      600
 /* Sockets of ended sessions lingering at once (net_linger.c), at most: each
  * holds a descriptor beyond max_connections for a couple of seconds, and a
- * flood of clients that are refused and do not close must not run the
- * process out of them. Past it the oldest is closed at once. */
+ * flood of clients that are told 554 or 421 and do not close must not run
+ * the process out of them. Past it the oldest is closed at once. */
 #define SMTPD_LINGER_MAX 1024
 
 struct smtpd_peer_count {

@@ -1094,8 +1094,10 @@ static void store_write_scrams(struct store *s, struct store_scram *list)
 	sqlite3_finalize(update);
 	while (list) {
 		struct store_scram *next = list->next;
+		char q[LOG_QUOTE_MAX];
 		if (ok && list->made)
-			log_info("event=scram_secret_made user=%s", list->address);
+			log_info("event=scram_secret_made user=%s",
+			         log_quote(q, sizeof q, list->address, strlen(list->address)));
 		store_scram_free(list);
 		list = next;
 	}

@@ -496,6 +496,15 @@ def test_a_stale_password_retried_counts_once(tern_server):
     assert len([l for l in auth_log_lines(srv, "result=fail", BOB) if "repeated=yes" not in l]) == 2
 
 
+def test_a_password_refused_before_it_was_set_works_once_set(tern_server):
+    srv = auth_server(tern_server, config={"auth_fail_delay": "0"})
+    with session(srv) as c:
+        assert_code(sasl.auth_plain(c, BOB, "the next password"), 535, "5.7.8")
+    srv.cli("user", "passwd", BOB, input_bytes=b"the next password\n")
+    with session(srv) as c:
+        assert ok(sasl.auth_plain(c, BOB, "the next password"))
+
+
 def test_password_spraying_locks_out_the_address(tern_server):
     srv = auth_server(tern_server, config={"auth_fail_limit_per_address": "4", "auth_fail_delay": "0",
                                            "auth_lockout": "15m"})
@@ -509,6 +518,19 @@ def test_password_spraying_locks_out_the_address(tern_server):
     assert auth_log_lines(srv, "result=locked_out", "scope=address")
     with session(srv, source="127.0.0.2") as c:
         assert ok(sasl.auth_plain(c, BOB, BOB_PW))
+
+
+def test_no_address_lockout_for_relay_networks_or_when_off(tern_server):
+    for config in ({"relay_networks": "127.0.0.0/8"}, {"auth_fail_limit_per_address": "0"}):
+        config.update({"auth_fail_delay": "0"})
+        srv = auth_server(tern_server, config=config)
+        for i in range(40):
+            with session(srv) as c:
+                assert_code(sasl.auth_plain(c, "user%d@localhost" % i, "Winter2026!"), 535, "5.7.8")
+        with session(srv) as c:
+            assert ok(sasl.auth_plain(c, BOB, BOB_PW))
+        assert not auth_log_lines(srv, "result=locked_out"), config
+        srv.stop()
 
 
 def test_scram_secret_made_at_the_next_password_login(tern_server):

@@ -196,6 +196,24 @@ static void test_auth_clear(void)
 	limits_free(l);
 }
 
+/* Failed passwords remembered by tag: the last four per key, nothing for another key. */
+static void test_auth_seen(void)
+{
+	struct smtpd_limits *l = limits_new();
+	const char *key = "a:2001:db8:1:2::/64 bob@example.org";
+	CHECK(!limits_auth_seen(l, key, 7));
+	for (uint64_t tag = 1; tag <= 4; tag++)
+		limits_auth_remember(l, key, tag, T0);
+	limits_auth_remember(l, key, 2, T0); /* already there: the oldest stays */
+	for (uint64_t tag = 1; tag <= 4; tag++)
+		CHECK(limits_auth_seen(l, key, tag));
+	CHECK(!limits_auth_seen(l, "a:192.0.2.1 bob@example.org", 1));
+	limits_auth_remember(l, key, 5, T0); /* the fifth pushes out the first */
+	CHECK(!limits_auth_seen(l, key, 1));
+	CHECK(limits_auth_seen(l, key, 5) && limits_auth_seen(l, key, 2));
+	limits_free(l);
+}
+
 /* Pruning drops entries idle for over two hours, unless they are locked out. */
 static void test_prune(void)
 {
@@ -287,6 +305,7 @@ int main(void)
 	test_take_weighting();
 	test_auth_failures();
 	test_auth_clear();
+	test_auth_seen();
 	test_prune();
 	test_many_keys();
 	return unit_finish("smtpd_limits");
