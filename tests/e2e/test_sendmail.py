@@ -168,6 +168,22 @@ def test_data_dir_modes(public, tern_server):
     env.srv.cli("user", "add", ALICE)  # made with the test's umask, before the server sets its own
     db = os.path.join(env.data_dir, "queue.db")
     os.chmod(db, 0o644)
+    # Entries the server did not make: a setuid file, a setgid directory, and links to files elsewhere,
+    # which root at start must not change (the data directory belongs to the unprivileged user).
+    planted = os.path.join(env.data_dir, "planted")
+    with open(planted, "w") as f:
+        f.write("x")
+    os.chmod(planted, 0o4755)
+    os.mkdir(os.path.join(env.data_dir, "shared"))
+    os.chmod(os.path.join(env.data_dir, "shared"), 0o2775)
+    outside = {}
+    for name in ("symlinked", "hardlinked"):
+        outside[name] = os.path.join(public, name)
+        with open(outside[name], "w") as f:
+            f.write("not tern's")
+        os.chmod(outside[name], 0o4755)
+    os.symlink(outside["symlinked"], os.path.join(env.data_dir, "symlink"))
+    os.link(outside["hardlinked"], os.path.join(env.data_dir, "hardlink"))
     env.srv.start()
     ok(env.run([ALICE], message(body=("x" * 70 + "\n") * 600)))  # big enough for a spool file
     env.wait_messages(ALICE)
@@ -177,7 +193,13 @@ def test_data_dir_modes(public, tern_server):
 
     assert mode("") == 0o711
     assert stat.S_ISSOCK(os.lstat(env.socket).st_mode) and mode("sendmail.sock") == 0o666
-    assert mode("queue.db") == 0o640, "a file made before start loses the permissions of others"
+    assert mode("queue.db") == 0o600, "a file made before start keeps only its owner's permissions"
+    assert mode("planted") == 0o700, "setuid and the permissions of group and others go"
+    assert mode("shared") == 0o700
+    for name, path in outside.items():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o4755, "%s: a file outside the data directory changed" % name
+    assert 'event=mode_fix_failed path=%s/hardlink error="the file has other hard links"' % env.data_dir \
+        in env.srv.log_text()
     # SQLite gives its -wal and -shm files the database's mode; what the server makes itself is its own only.
     for name in ("queue.db-wal", "queue.db-shm"):
         if os.path.exists(os.path.join(env.data_dir, name)):
