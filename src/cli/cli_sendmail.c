@@ -11,10 +11,11 @@
  *
  * The configuration is -C FILE (or tern's -c FILE), else
  * /etc/tern/tern.conf if it exists, else the built-in defaults. It is read
- * without opening the files it names (a key only root may read is no
- * concern here); from it come the socket, the domain for addresses
- * without one (the first of local_domains, else hostname), and
- * max_message_size, which bounds what is read from standard input.
+ * without opening the files it names (a key or a relay's auth= password
+ * only root may read is no concern here); from it come the socket, the
+ * domain for addresses without one (the first of local_domains, else
+ * hostname), and max_message_size, which bounds what is read from
+ * standard input.
  *
  * Exit status (sysexits.h): 0 once the server took the message;
  * EX_USAGE bad flags, a bad -f, no recipient at all; EX_DATAERR an

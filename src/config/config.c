@@ -1708,7 +1708,7 @@ static bool route_value(struct config_load *ld, const struct config_param *p, co
                         bool maildir, struct config_route *out)
 {
 	char err[512];
-	if (config_route_parse(v, len, bare_smtp, maildir, out, err, sizeof err))
+	if (config_route_parse(v, len, bare_smtp, maildir, !ld->skip_files, out, err, sizeof err))
 		return true;
 	load_error(ld, p->name, "%s", err);
 	return false;

@@ -213,6 +213,18 @@ def test_data_dir_modes(public, tern_server):
         assert mode("mail/localhost/alice/new/" + f) & 0o077 == 0
 
 
+def test_relay_password_not_read(public, tern_server):
+    """A smarthost's auth= file only root may read is no concern of sendmail: it does not open it."""
+    auth = os.path.join(public, "relay.auth")
+    with open(auth, "w") as f:
+        f.write("relay-user relay-password\n")
+    os.chmod(auth, 0o600)
+    env = start(public, tern_server, config={"smarthost": "[127.0.0.1]:1 auth=" + auth}, users=(ALICE,))
+    ok(env.run([ALICE], message("with a smarthost password"), user="nobody"))
+    (m,) = env.wait_messages(ALICE)
+    assert m["Subject"] == "with a smarthost password"
+
+
 # ---- the flags ----
 
 def test_extract_recipients(env):
