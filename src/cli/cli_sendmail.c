@@ -21,12 +21,20 @@
  * EX_USAGE bad flags, a bad -f, no recipient at all; EX_DATAERR an
  * address field of a -t message that is not a list of addresses; EX_NOUSER
  * some recipient refused (the others got the message; none accepted:
- * nothing was sent); EX_TEMPFAIL a 4xx reply (a 4xx to any RCPT sends
- * nothing, so that the caller's retry cannot deliver twice), the server
- * not running, the connection lost; EX_UNAVAILABLE another 5xx reply,
- * local submission turned off; EX_SOFTWARE a reply that makes no sense;
- * EX_IOERR standard input or output failed; EX_CONFIG a bad configuration
- * file; EX_NOPERM (mailq) a queue the user may not read.
+ * nothing was sent); EX_UNAVAILABLE the message was not handed over: the
+ * server not running (no socket, or nothing answers on it), the
+ * connection lost, a 4xx or 5xx reply (a 4xx to any RCPT sends nothing,
+ * so that the caller's retry cannot deliver twice), local submission
+ * turned off; EX_SOFTWARE a reply that makes no sense; EX_OSERR a system
+ * call that should not fail did; EX_IOERR standard input or output
+ * failed; EX_CONFIG a bad configuration file; EX_NOPERM (mailq) a queue
+ * the user may not read.
+ *
+ * EX_TEMPFAIL (75) is never used. To programs that call sendmail it means
+ * "queued, it will be retried": PHP's mail() counts it as success (since
+ * PHP 8.5 reads the exit status right, that is what it does). This
+ * command keeps no queue of its own, so a message the server did not take
+ * is not sent at all, and 75 would have it lost without a word.
  *
  * Blocking I/O with timeouts: one short-lived connection. Limits: at most
  * max_recipients recipients are taken by the server in one message.
@@ -303,7 +311,7 @@ static int sm_connect(const struct config *config, int *rc)
 	}
 	int fd = io_unix_connect(path, false);
 	if (fd < 0) {
-		*rc = sm_fail(EX_TEMPFAIL,
+		*rc = sm_fail(EX_UNAVAILABLE,
 		              "cannot reach the mail server at %s: %s (is `tern serve` running?); the message was "
 		              "not sent",
 		              path, strerror(errno));
@@ -384,14 +392,15 @@ static enum sm_read sm_reply(struct sm_conn *c, struct smtp_client_reply *reply,
 static int sm_judge(enum sm_read got, int want, const char *what, const struct smtp_client_reply *reply)
 {
 	if (got == SM_READ_LOST)
-		return sm_fail(EX_TEMPFAIL, "the connection to the mail server was lost (%s); the message was not sent",
-		               what);
+		return sm_fail(EX_UNAVAILABLE,
+		               "the connection to the mail server was lost (%s); the message was not sent", what);
 	if (got == SM_READ_BAD)
 		return sm_fail(EX_SOFTWARE, "the mail server's reply to %s makes no sense; the message was not sent",
 		               what);
 	if (reply->code / 100 == want / 100)
 		return EX_OK;
-	int rc = reply->code >= 500 ? EX_UNAVAILABLE : reply->code >= 400 ? EX_TEMPFAIL : EX_SOFTWARE;
+	/* 4xx too: "try again later" from the server is not "queued" (see the top of this file). */
+	int rc = reply->code >= 400 ? EX_UNAVAILABLE : EX_SOFTWARE;
 	return sm_fail(rc, "%s: %d %s; the message was not sent", what, reply->code, reply->text);
 }
 
@@ -468,7 +477,7 @@ static void sm_notify(const struct sm_session *s, char *out, size_t size)
 
 /*
  * sm_rcpts - RCPT for each recipient. A 5xx refuses that one (said, and
- * counted); a 4xx to any means nothing is sent (EX_TEMPFAIL): the
+ * counted); a 4xx to any means nothing is sent (EX_UNAVAILABLE): the
  * caller's retry then cannot reach the others twice.
  */
 static int sm_rcpts(struct sm_session *s, struct sm_envelope *env, size_t *accepted)
@@ -494,7 +503,7 @@ static int sm_rcpts(struct sm_session *s, struct sm_envelope *env, size_t *accep
 		env->refused++;
 	}
 	if (tempfail)
-		return sm_fail(EX_TEMPFAIL, "a recipient was refused for now; the message was not sent to anyone");
+		return sm_fail(EX_UNAVAILABLE, "a recipient was refused for now; the message was not sent to anyone");
 	return EX_OK;
 }
 
@@ -509,7 +518,12 @@ static int sm_data(struct sm_session *s, const struct msg_submit *m)
 	smtp_dot_stuff(&state, m->content, m->len, sm_sink, &s->conn);
 	smtp_dot_stuff_end(&state, sm_sink, &s->conn);
 	sm_timeout(s->conn.fd, SENDMAIL_DATA_TIMEOUT_S);
-	return sm_expect(s, 250, "the end of the message", &reply);
+	enum sm_read got = sm_reply(&s->conn, &reply, NULL);
+	if (got == SM_READ_LOST)
+		return sm_fail(EX_UNAVAILABLE,
+		               "the connection to the mail server was lost before it answered the end of "
+		               "the message: it may or may not be queued (the server's log says)");
+	return sm_judge(got, 250, "the end of the message", &reply);
 }
 
 static int sm_dialogue(struct sm_session *s, struct sm_envelope *env, const struct msg_submit *m)
@@ -649,7 +663,7 @@ static bool sm_relay_in(int sock, bool *cr, int *rc)
 	}
 	size_t len = msg_submit_crlf(in, (size_t)n, cr, out);
 	if (!io_write_all(sock, out, len))
-		*rc = sm_fail(EX_TEMPFAIL, "the connection to the mail server was lost");
+		*rc = sm_fail(EX_UNAVAILABLE, "the connection to the mail server was lost");
 	return true;
 }
 
@@ -682,7 +696,7 @@ static int sendmail_smtp(const struct config *config)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			rc = sm_fail(EX_TEMPFAIL, "no word from either side for an hour; closing");
+			rc = sm_fail(EX_UNAVAILABLE, "no word from either side for an hour; closing");
 			break;
 		}
 		if (fds[0].revents && !sm_relay_out(sock, &rc))
