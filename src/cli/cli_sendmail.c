@@ -14,12 +14,13 @@
  * without opening the files it names (a key or a relay's auth= password
  * only root may read is no concern here); from it come the socket, the
  * domain for addresses without one (the first of local_domains, else
- * hostname), and max_message_size, which bounds what is read from
- * standard input.
+ * hostname), and max_message_size: a message longer than that on
+ * standard input is refused here (EX_DATAERR) rather than cut short.
  *
  * Exit status (sysexits.h): 0 once the server took the message;
  * EX_USAGE bad flags, a bad -f, no recipient at all; EX_DATAERR an
- * address field of a -t message that is not a list of addresses; EX_NOUSER
+ * address field of a -t message that is not a list of addresses, or a
+ * message over max_message_size (nothing sent in either case); EX_NOUSER
  * some recipient refused (the others got the message; none accepted:
  * nothing was sent); EX_UNAVAILABLE the message was not handed over: the
  * server not running (no socket, or nothing answers on it), the
@@ -547,7 +548,12 @@ static int sm_dialogue(struct sm_session *s, struct sm_envelope *env, const stru
 
 /* ---- Mail: -bm ---- */
 
-/* sm_read_input - standard input, to the "." line unless -i, at most limit + 1 bytes (more is refused by SIZE). */
+/*
+ * sm_read_input - standard input, to the "." line unless -i. Reading stops
+ * once it is past limit bytes, and then nothing is sent (EX_DATAERR): a
+ * message is never cut short, since what was cut off could make it smaller
+ * than the server's limit (Bcc: removed, or a server configured with more).
+ */
 static int sm_read_input(bool ignore_dots, uint64_t limit, char **out, size_t *out_len)
 {
 	size_t len = 0, cap = 0, scan = 0;
@@ -570,6 +576,11 @@ static int sm_read_input(bool ignore_dots, uint64_t limit, char **out, size_t *o
 			len = (size_t)end;
 		if (n == 0 || end >= 0 || len > limit)
 			break;
+	}
+	if (len > limit) {
+		free(buf);
+		return sm_fail(EX_DATAERR, "the message is larger than max_message_size (%llu bytes); nothing was sent",
+		               (unsigned long long)limit);
 	}
 	*out = buf;
 	*out_len = len;

@@ -323,14 +323,31 @@ def test_server_refusal_is_reported(env):
 
 
 def test_message_too_big(public, tern_server):
-    """Input is read up to max_message_size; SIZE tells the server, which refuses at MAIL."""
+    """Past max_message_size on standard input nothing is sent (65): a message is never cut short."""
     env = start(public, tern_server, config={"max_message_size": "1k"})
+    r = env.run(["-i", ALICE], message("too big", body=("y" * 70 + "\n") * 200))
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert b"larger than max_message_size (1024 bytes); nothing was sent" in r.stderr
+    # A long Bcc: makes the input too big, and removing it would make what was read fit: still nothing goes.
+    bcc = "Bcc: " + ",\n ".join(["someone.else@localhost"] * 4000) + "\n"
+    r = env.run(["-i", ALICE], message("cut short?", body="the end\n", headers=bcc))
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert "client=local" not in env.srv.log_text(), "nothing reached the server"
+    ok(env.run(["-i", ALICE], message("small", body="small\n")))
+    (m,) = env.wait_messages(ALICE)
+    assert m.get_content() == "small\n"
+
+
+def test_server_limit_smaller(public, tern_server):
+    """A server whose limit is below the command's configuration refuses by SIZE at MAIL (69)."""
+    env = start(public, tern_server, config={"max_message_size": "1k"})
+    with open(env.conf) as f:
+        text = f.read()
+    with open(env.conf, "w") as f:
+        f.write(text.replace("max_message_size = 1k", "max_message_size = 1M"))
     r = env.run(["-i", ALICE], message(body=("y" * 70 + "\n") * 200))
     assert r.returncode == EX_UNAVAILABLE
     assert re.search(rb"MAIL FROM:<root@localhost> SIZE=\d+: 552 5\.3\.4", r.stderr), r.stderr
-    ok(env.run(["-i", ALICE], message(body="small\n")))
-    (m,) = env.wait_messages(ALICE)
-    assert m.get_content() == "small\n"
 
 
 def test_usage_errors(env):
