@@ -17,19 +17,22 @@
  * hostname), and max_message_size: a message longer than that on
  * standard input is refused here (EX_DATAERR) rather than cut short.
  *
- * Exit status (sysexits.h): 0 once the server took the message;
- * EX_USAGE bad flags, a bad -f, no recipient at all; EX_DATAERR an
+ * Exit status (sysexits.h): 0 once the server took the message, for
+ * every recipient or only some. Each recipient refused (here, or by the
+ * server, with its reply) is named on standard error, but the status stays
+ * 0: callers (PHP's mail(), git send-email, mailx) take any other for "not
+ * sent" and send again, which would give the accepted recipients a second
+ * copy. EX_USAGE bad flags, a bad -f, no recipient at all; EX_DATAERR an
  * address field of a -t message that is not a list of addresses, or a
  * message over max_message_size (nothing sent in either case); EX_NOUSER
- * some recipient refused (the others got the message; none accepted:
- * nothing was sent); EX_UNAVAILABLE the message was not handed over: the
- * server not running (no socket, or nothing answers on it), the
- * connection lost, a 4xx or 5xx reply (a 4xx to any RCPT sends nothing,
- * so that the caller's retry cannot deliver twice), local submission
- * turned off; EX_SOFTWARE a reply that makes no sense; EX_OSERR a system
- * call that should not fail did; EX_IOERR standard input or output
- * failed; EX_CONFIG a bad configuration file; EX_NOPERM (mailq) a queue
- * the user may not read.
+ * no recipient accepted (nothing was sent); EX_UNAVAILABLE the message was
+ * not handed over: the server not running (no socket, or nothing answers
+ * on it), the connection lost, a 4xx or 5xx reply (a 4xx to any RCPT
+ * sends nothing, so that the caller's retry cannot deliver twice), local
+ * submission turned off; EX_SOFTWARE a reply that makes no sense; EX_OSERR
+ * a system call that should not fail did; EX_IOERR standard input or
+ * output failed; EX_CONFIG a bad configuration file; EX_NOPERM (mailq) a
+ * queue the user may not read.
  *
  * EX_TEMPFAIL (75) is never used. To programs that call sendmail it means
  * "queued, it will be retried": PHP's mail() counts it as success (since
@@ -539,8 +542,10 @@ static int sm_dialogue(struct sm_session *s, struct sm_envelope *env, const stru
 		rc = sm_fail(EX_NOUSER, "no recipient was accepted; the message was not sent");
 	if (rc == EX_OK)
 		rc = sm_data(s, m);
+	/* Sent to some: exit 0, or the caller's retry would give those the message twice. */
 	if (rc == EX_OK && env->refused > 0)
-		rc = EX_NOUSER;
+		sm_fail(0, "the message was queued for %zu recipient%s; the %zu named above did not get it", accepted,
+		        accepted == 1 ? "" : "s", env->refused);
 	if (!ferror(s->conn.out))
 		sm_quit(s);
 	return rc;
