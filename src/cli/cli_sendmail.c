@@ -147,20 +147,6 @@ static void sm_login(char *login, size_t size, char *full_name, size_t name_size
 
 /* ---- Addresses ---- */
 
-static bool sm_dot_atom(const char *s, size_t len)
-{
-	if (len == 0 || s[0] == '.' || s[len - 1] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		bool atext = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80 ||
-		             strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL;
-		if (c == '\0' || !atext || (c == '.' && s[i + 1] == '.'))
-			return false;
-	}
-	return true;
-}
-
 /*
  * sm_path - an address (its local part unquoted, as msg_address hands it
  * over) as an SMTP path, "@DOMAIN" added when it has no domain, the local
@@ -176,7 +162,7 @@ static bool sm_path(const char *address, const char *domain, enum smtp_path_kind
 	*why = "too long";
 	if (local_len > SMTP_PATH_MAX)
 		return false;
-	bool quote = !sm_dot_atom(address, local_len);
+	bool quote = !smtp_dot_string(address, local_len, true);
 	buf[n++] = '<';
 	if (quote)
 		buf[n++] = '"';

@@ -25,6 +25,8 @@
 
 #include <string.h>
 
+#include "smtp/smtp_address.h"
+
 /* Collected text may be a little longer than the address it holds (quotes, spaces). */
 #define ENTRY_MAX (2 * MSG_ADDRESS_MAX)
 
@@ -69,10 +71,10 @@ static bool entry_append(struct list_scan *ls, char c)
 
 /* ---- Reading one addr-spec ---- */
 
+/* is_atext - atext, or UTF-8 (RFC 6532 3.2). */
 static bool is_atext(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80 ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+	return c >= 0x80 || smtp_atext(c);
 }
 
 static bool is_domain_char(unsigned char c)

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "msg/msg_address.h"
+#include "smtp/smtp_address.h"
 #include "util/util_base64.h"
 #include "util/util_str.h"
 
@@ -303,12 +304,6 @@ size_t msg_submit_crlf(const char *in, size_t len, bool *cr, char *out)
 
 /* ---- The From: field sendmail adds ---- */
 
-static bool is_atext(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
 /* clean_name - name without control characters, blanks at the ends trimmed, cut at FROM_NAME_MAX (not inside UTF-8). */
 static size_t clean_name(const char *name, char out[FROM_NAME_MAX + 1])
 {
@@ -360,7 +355,7 @@ static bool phrase(const char *name, size_t len, struct buf *b)
 		return encoded_words(name, len, b);
 	bool plain = true;
 	for (size_t i = 0; i < len && plain; i++)
-		plain = name[i] == ' ' || is_atext((unsigned char)name[i]);
+		plain = name[i] == ' ' || smtp_atext((unsigned char)name[i]);
 	if (plain) {
 		buf_add(b, name, len);
 		return true;
