@@ -89,9 +89,10 @@ struct sm_conn {
 	size_t in_len;
 };
 
-/* One recipient, as an SMTP path. */
+/* One recipient, or the sender, as an SMTP path. */
 struct sm_rcpt {
-	char path[SMTP_PATH_MAX + 1];
+	char path[SMTP_PATH_MAX + 1]; /* "<local@domain>" */
+	size_t local_len;             /* bytes of the local part at path + 1, quotes included */
 	bool utf8;
 };
 
@@ -148,16 +149,15 @@ static void sm_login(char *login, size_t size, char *full_name, size_t name_size
 /* ---- Addresses ---- */
 
 /*
- * sm_path - an address (its local part unquoted, as msg_address hands it
- * over) as an SMTP path, "@DOMAIN" added when it has no domain, the local
- * part quoted when it is not a dot-atom. False, with why, when it is not a
- * valid mailbox.
+ * sm_path - an address as msg_address hands it over (its local part
+ * unquoted, in its first local_len bytes: it may hold "@") as an SMTP
+ * path, "@DOMAIN" added when it has no domain, the local part quoted when
+ * it is not a Dot-string. False, with why, when it is not a valid mailbox.
  */
-static bool sm_path(const char *address, const char *domain, enum smtp_path_kind kind, char out[SMTP_PATH_MAX + 1],
-                    bool *utf8, const char **why)
+static bool sm_path(const char *address, size_t local_len, const char *domain, enum smtp_path_kind kind,
+                    struct sm_rcpt *out, const char **why)
 {
-	const char *at = strrchr(address, '@');
-	size_t local_len = at ? (size_t)(at - address) : strlen(address), n = 0;
+	size_t n = 0;
 	char buf[2 * SMTP_PATH_MAX + 8];
 	*why = "too long";
 	if (local_len > SMTP_PATH_MAX)
@@ -173,7 +173,7 @@ static bool sm_path(const char *address, const char *domain, enum smtp_path_kind
 	}
 	if (quote)
 		buf[n++] = '"';
-	if (!str_format(buf + n, sizeof buf - n, "@%s>", at ? at + 1 : domain))
+	if (!str_format(buf + n, sizeof buf - n, "@%s>", address[local_len] == '@' ? address + local_len + 1 : domain))
 		return false;
 	n += strlen(buf + n);
 	struct smtp_path parsed;
@@ -181,25 +181,24 @@ static bool sm_path(const char *address, const char *domain, enum smtp_path_kind
 	bool too_long = false;
 	if (!smtp_path_parse(buf, n, kind, &parsed, &used, &too_long, why) || used != n || n > SMTP_PATH_MAX)
 		return false;
-	*utf8 = parsed.has_utf8;
-	memcpy(out, buf, n + 1);
+	memcpy(out->path, buf, n + 1);
+	out->local_len = parsed.local_len;
+	out->utf8 = parsed.has_utf8;
 	return true;
 }
 
 /* sm_rcpt_add - one recipient; a duplicate of one already there is dropped. */
-static void sm_rcpt_add(struct sm_envelope *env, const char *path, bool utf8)
+static void sm_rcpt_add(struct sm_envelope *env, const struct sm_rcpt *rcpt)
 {
 	for (size_t i = 0; i < env->rcpt_count; i++)
-		if (strcasecmp(env->rcpts[i].path, path) == 0)
+		if (strcasecmp(env->rcpts[i].path, rcpt->path) == 0)
 			return;
 	if (env->rcpt_count == env->rcpt_cap) {
 		env->rcpt_cap = env->rcpt_cap ? env->rcpt_cap * 2 : 8;
 		env->rcpts = xrealloc(env->rcpts, env->rcpt_cap * sizeof *env->rcpts);
 	}
-	struct sm_rcpt *r = &env->rcpts[env->rcpt_count++];
-	str_copy(r->path, sizeof r->path, path);
-	r->utf8 = utf8;
-	env->utf8 |= utf8;
+	env->rcpts[env->rcpt_count++] = *rcpt;
+	env->utf8 |= rcpt->utf8;
 }
 
 struct sm_take {
@@ -208,14 +207,13 @@ struct sm_take {
 };
 
 /* sm_take_address - msg_address_fn: a recipient, or a refusal said here (it counts as refused). */
-static bool sm_take_address(void *ctx, const char *address)
+static bool sm_take_address(void *ctx, const char *address, size_t local_len)
 {
 	struct sm_take *t = ctx;
-	char path[SMTP_PATH_MAX + 1];
+	struct sm_rcpt rcpt;
 	const char *why = NULL;
-	bool utf8 = false;
-	if (sm_path(address, t->domain, SMTP_PATH_FORWARD, path, &utf8, &why)) {
-		sm_rcpt_add(t->env, path, utf8);
+	if (sm_path(address, local_len, t->domain, SMTP_PATH_FORWARD, &rcpt, &why)) {
+		sm_rcpt_add(t->env, &rcpt);
 	} else {
 		sm_fail(0, "%s: not a valid address (%s); not sent to it", address, why ? why : "?");
 		t->env->refused++;
@@ -241,15 +239,20 @@ static void sm_rcpts_from_header(struct sm_envelope *env, const struct msg_submi
 {
 	struct sm_take t = {env, domain};
 	for (size_t i = 0; i < m->rcpt_count; i++)
-		sm_take_address(&t, m->rcpts[i]);
+		sm_take_address(&t, m->rcpts[i].address, m->rcpts[i].local_len);
 }
 
+struct sm_one {
+	char address[MSG_ADDRESS_MAX + 1];
+	size_t local_len;
+};
+
 /* sm_take_one - msg_address_fn: keep the first address. */
-static bool sm_take_one(void *ctx, const char *address)
+static bool sm_take_one(void *ctx, const char *address, size_t local_len)
 {
-	char *out = ctx;
-	if (!out[0])
-		str_copy(out, MSG_ADDRESS_MAX + 1, address);
+	struct sm_one *one = ctx;
+	if (!one->address[0] && str_copy(one->address, sizeof one->address, address))
+		one->local_len = local_len;
 	return true;
 }
 
@@ -261,13 +264,14 @@ static int sm_sender(struct sm_envelope *env, const struct sendmail_options *o, 
 		str_copy(env->sender, sizeof env->sender, "<>");
 		return EX_OK;
 	}
-	char address[MSG_ADDRESS_MAX + 1] = "";
+	struct sm_one one = {"", 0};
+	struct sm_rcpt sender;
 	size_t count = 0;
 	const char *why = NULL;
-	bool utf8 = false;
-	if (msg_address_list_local(given, strlen(given), sm_take_one, address, &count) && count == 1 &&
-	    sm_path(address, domain, SMTP_PATH_REVERSE, env->sender, &utf8, &why)) {
-		env->utf8 |= utf8;
+	if (msg_address_list_local(given, strlen(given), sm_take_one, &one, &count) && count == 1 &&
+	    sm_path(one.address, one.local_len, domain, SMTP_PATH_REVERSE, &sender, &why)) {
+		str_copy(env->sender, sizeof env->sender, sender.path);
+		env->utf8 |= sender.utf8;
 		return EX_OK;
 	}
 	if (!o->sender)

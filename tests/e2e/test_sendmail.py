@@ -242,6 +242,18 @@ def test_extract_recipients(env):
         assert m.get_content() == "for all of you\n"
 
 
+def test_quoted_local_part_with_at(env):
+    """-t: To: "bob@evil.example" is a local part at the default domain, never an address at evil.example."""
+    text = b'To: "bob@evil.example", alice\nSubject: quoted\n\nhi\n'
+    r = ok(env.run(["-t"], text))
+    assert b'"bob@evil.example"@localhost: 550 5.1.1' in r.stderr, r.stderr
+    (m,) = env.wait_messages(ALICE)
+    assert m["Subject"] == "quoted"
+    log = env.srv.log_text()
+    assert not re.search(r'event=rcpt session=\S+ qid=\S+ to="?bob@evil\.example', log), "sent off-site"
+    assert "evil.example" not in env.srv.cli("queue", "list").stdout.decode()
+
+
 def test_extract_resent_and_errors(env):
     text = b"To: alice@localhost\nResent-To: bob@localhost\nResent-Bcc: carol\nSubject: resent\n\nagain\n"
     ok(env.run(["-t"], text))
