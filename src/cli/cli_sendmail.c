@@ -28,11 +28,12 @@
  * no recipient accepted (nothing was sent); EX_UNAVAILABLE the message was
  * not handed over: the server not running (no socket, or nothing answers
  * on it), the connection lost, a 4xx or 5xx reply (a 4xx to any RCPT
- * sends nothing, so that the caller's retry cannot deliver twice), local
- * submission turned off; EX_SOFTWARE a reply that makes no sense; EX_OSERR
- * a system call that should not fail did; EX_IOERR standard input or
- * output failed; EX_CONFIG a bad configuration file; EX_NOPERM (mailq) a
- * queue the user may not read.
+ * sends nothing, so that the caller's retry cannot deliver twice), more
+ * recipients than max_recipients, local submission turned off;
+ * EX_SOFTWARE a reply that makes no sense; EX_OSERR a system call that
+ * should not fail did; EX_IOERR standard input or output failed; EX_CONFIG
+ * a bad configuration file; EX_NOPERM (mailq) a queue the user may not
+ * read.
  *
  * EX_TEMPFAIL (75) is never used. To programs that call sendmail it means
  * "queued, it will be retried": PHP's mail() counts it as success (since
@@ -41,7 +42,8 @@
  * is not sent at all, and 75 would have it lost without a word.
  *
  * Blocking I/O with timeouts: one short-lived connection. Limits: at most
- * max_recipients recipients are taken by the server in one message.
+ * max_recipients recipients (after duplicates are dropped) in one message,
+ * as the server takes; with more, nothing is sent (EX_UNAVAILABLE).
  */
 #include "cli/cli.h"
 
@@ -101,7 +103,9 @@ struct sm_envelope {
 	bool utf8;                      /* an address needs SMTPUTF8 */
 	struct sm_rcpt *rcpts;
 	size_t rcpt_count, rcpt_cap;
-	size_t refused; /* recipients refused, here or by the server */
+	size_t refused;  /* recipients refused, here or by the server */
+	size_t too_many; /* recipients past max_recipients, not taken */
+	size_t max;      /* max_recipients */
 };
 
 struct sm_session {
@@ -187,12 +191,33 @@ static bool sm_path(const char *address, size_t local_len, const char *domain, e
 	return true;
 }
 
-/* sm_rcpt_add - one recipient; a duplicate of one already there is dropped. */
+/* sm_same_rcpt - the same mailbox: the local part exactly (RFC 5321 2.4), the domain in any case. */
+static bool sm_same_rcpt(const struct sm_rcpt *a, const struct sm_rcpt *b)
+{
+	return a->local_len == b->local_len && memcmp(a->path, b->path, a->local_len + 1) == 0 &&
+	       strcasecmp(a->path + a->local_len + 1, b->path + b->local_len + 1) == 0;
+}
+
+/*
+ * sm_rcpt_add - one recipient; a duplicate of one already there is dropped.
+ * Past max_recipients recipients are only counted and no longer compared
+ * (nothing is then sent: the server would refuse the rest with 452), so
+ * the search for duplicates, quadratic, stays within max_recipients (at
+ * most SMTP_RECIPIENTS_CEILING) entries whatever the input holds.
+ */
 static void sm_rcpt_add(struct sm_envelope *env, const struct sm_rcpt *rcpt)
 {
+	if (env->too_many > 0) {
+		env->too_many++;
+		return;
+	}
 	for (size_t i = 0; i < env->rcpt_count; i++)
-		if (strcasecmp(env->rcpts[i].path, rcpt->path) == 0)
+		if (sm_same_rcpt(&env->rcpts[i], rcpt))
 			return;
+	if (env->rcpt_count >= env->max) {
+		env->too_many++;
+		return;
+	}
 	if (env->rcpt_count == env->rcpt_cap) {
 		env->rcpt_cap = env->rcpt_cap ? env->rcpt_cap * 2 : 8;
 		env->rcpts = xrealloc(env->rcpts, env->rcpt_cap * sizeof *env->rcpts);
@@ -604,6 +629,8 @@ static int sm_prepare(const struct sendmail_options *o, const struct sm_envelope
 static int sm_send(const struct config *config, const struct sendmail_options *o, struct sm_envelope *env,
                    const struct msg_submit *m)
 {
+	if (env->too_many)
+		return sm_fail(EX_UNAVAILABLE, "more than max_recipients (%zu) recipients; nothing was sent", env->max);
 	if (env->rcpt_count == 0 && env->refused)
 		return sm_fail(EX_NOUSER, "no recipient could be used; nothing was sent");
 	if (env->rcpt_count == 0)
@@ -629,7 +656,7 @@ static int sendmail_mail(const struct config *config, const struct sendmail_opti
 {
 	char login[256], gecos[256];
 	const char *domain = sm_domain(config);
-	struct sm_envelope env = {0};
+	struct sm_envelope env = {.max = (size_t)config->max_recipients};
 	struct msg_submit m = {0};
 	char *in = NULL;
 	size_t len = 0;

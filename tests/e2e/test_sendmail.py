@@ -254,6 +254,26 @@ def test_quoted_local_part_with_at(env):
     assert "evil.example" not in env.srv.cli("queue", "list").stdout.decode()
 
 
+def test_duplicate_recipients(env):
+    """A recipient given twice gets one RCPT: the domain compared in any case, the local part exactly."""
+    ok(env.run(["alice", "alice@LOCALHOST", "Alice@localhost", BOB, "bob@LocalHost"], message("once each")))
+    env.wait_messages(BOB)
+    rcpts = re.findall(r'event=rcpt(?:_refused)? session=\S+ qid=\S+ to="?([^" ]+)', env.srv.log_text())
+    assert rcpts == ["alice@localhost", "Alice@localhost", "bob@localhost"], rcpts
+
+
+def test_too_many_recipients(public, tern_server):
+    """More than max_recipients (duplicates aside): nothing is sent, as the server would refuse the rest."""
+    env = start(public, tern_server, config={"max_recipients": "100"}, users=(ALICE,))
+    r = env.run(["r%d@localhost" % i for i in range(101)], message())
+    assert r.returncode == EX_UNAVAILABLE, r.stderr
+    assert b"more than max_recipients (100) recipients; nothing was sent" in r.stderr
+    assert "client=local" not in env.srv.log_text(), "nothing reached the server"
+    ok(env.run([ALICE] * 150 + ["alice@LOCALHOST"] * 50, message("once")))
+    (m,) = env.wait_messages(ALICE)
+    assert m["Subject"] == "once"
+
+
 def test_extract_resent_and_errors(env):
     text = b"To: alice@localhost\nResent-To: bob@localhost\nResent-Bcc: carol\nSubject: resent\n\nagain\n"
     ok(env.run(["-t"], text))
