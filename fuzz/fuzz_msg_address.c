@@ -11,8 +11,9 @@
  *      msg_address_list as the submission check does.
  *
  * Besides the sanitizers' checks, the results must hold together:
- *   - every address handed over is at most MSG_ADDRESS_MAX bytes and has a
- *     non-empty part before and after its last "@"; *count is the number
+ *   - every address handed over is at most MSG_ADDRESS_MAX bytes, and
+ *     local_len splits it into a non-empty local part, "@" and a non-empty
+ *     domain (the local part may hold "@" itself); *count is the number
  *     of addresses handed over (all of them when the list is accepted);
  *   - a value with CR, LF or NUL is refused;
  *   - a callback that says stop ends the walk and the list is refused;
@@ -45,13 +46,12 @@ struct walk {
 	size_t stop_at; /* 0: never stop */
 };
 
-static bool on_address(void *ctx, const char *address)
+static bool on_address(void *ctx, const char *address, size_t local_len)
 {
 	struct walk *w = ctx;
 	size_t len = strlen(address);
-	const char *at = strrchr(address, '@');
 
-	if (len > MSG_ADDRESS_MAX || at == NULL || at == address || at[1] == '\0')
+	if (len > MSG_ADDRESS_MAX || local_len == 0 || local_len + 1 >= len || address[local_len] != '@')
 		abort();
 	w->calls++;
 	if (w->len + len + 1 > w->cap) {

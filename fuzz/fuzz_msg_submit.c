@@ -76,8 +76,10 @@ static void check_rcpts(const struct msg_submit *m, bool ok)
 	if (!ok && (m->bad_field[0] == '\0' || m->rcpt_count != 0))
 		abort();
 	for (size_t i = 0; i < m->rcpt_count; i++) {
-		size_t n = strlen(m->rcpts[i]);
-		if (n == 0 || n > MSG_ADDRESS_MAX || strpbrk(m->rcpts[i], "\r\n"))
+		const struct msg_submit_rcpt *r = &m->rcpts[i];
+		size_t n = strlen(r->address);
+		if (n == 0 || n > MSG_ADDRESS_MAX || strpbrk(r->address, "\r\n") || r->local_len == 0 ||
+		    r->local_len > n || (r->local_len < n && r->address[r->local_len] != '@'))
 			abort();
 	}
 }

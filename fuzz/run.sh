@@ -34,9 +34,9 @@ sources_for() {
 	client_reply) echo "src/smtp/smtp_client_reply.c" ;;
 	dns) echo "src/net/dns.c src/util/util_str.c src/util/util_log.c" ;;
 	header) echo "src/msg/msg_header.c" ;;
-	msg_address) echo "src/msg/msg_address.c src/msg/msg_header.c" ;;
+	msg_address) echo "src/msg/msg_address.c src/msg/msg_header.c src/smtp/smtp_address.c" ;;
 	msg_7bit) echo "src/msg/msg_7bit.c" ;;
-	msg_submit) echo "src/msg/msg_submit.c src/msg/msg_address.c src/util/util_base64.c src/util/util_str.c src/util/util_log.c" ;;
+	msg_submit) echo "src/msg/msg_submit.c src/msg/msg_address.c src/smtp/smtp_address.c src/util/util_base64.c src/util/util_str.c src/util/util_log.c" ;;
 	msg_dsn) echo "src/msg/msg_dsn.c src/util/util_str.c src/util/util_time.c src/util/util_log.c" ;;
 	sasl) echo "src/auth/auth_sasl.c src/auth/auth_secret.c src/util/util_base64.c src/util/util_str.c src/util/util_log.c" ;;
 	*) return 1 ;;

@@ -11,24 +11,39 @@
  *
  * The configuration is -C FILE (or tern's -c FILE), else
  * /etc/tern/tern.conf if it exists, else the built-in defaults. It is read
- * without opening the files it names (a key only root may read is no
- * concern here); from it come the socket, the domain for addresses
- * without one (the first of local_domains, else hostname), and
- * max_message_size, which bounds what is read from standard input.
+ * without opening the files it names (a key or a relay's auth= password
+ * only root may read is no concern here); from it come the socket, the
+ * domain for addresses without one (the first of local_domains, else
+ * hostname), and max_message_size: a message longer than that on
+ * standard input is refused here (EX_DATAERR) rather than cut short.
  *
- * Exit status (sysexits.h): 0 once the server took the message;
- * EX_USAGE bad flags, a bad -f, no recipient at all; EX_DATAERR an
- * address field of a -t message that is not a list of addresses; EX_NOUSER
- * some recipient refused (the others got the message; none accepted:
- * nothing was sent); EX_TEMPFAIL a 4xx reply (a 4xx to any RCPT sends
- * nothing, so that the caller's retry cannot deliver twice), the server
- * not running, the connection lost; EX_UNAVAILABLE another 5xx reply,
- * local submission turned off; EX_SOFTWARE a reply that makes no sense;
- * EX_IOERR standard input or output failed; EX_CONFIG a bad configuration
- * file; EX_NOPERM (mailq) a queue the user may not read.
+ * Exit status (sysexits.h): 0 once the server took the message, for
+ * every recipient or only some. Each recipient refused (here, or by the
+ * server, with its reply) is named on standard error, but the status stays
+ * 0: callers (PHP's mail(), git send-email, mailx) take any other for "not
+ * sent" and send again, which would give the accepted recipients a second
+ * copy. EX_USAGE bad flags, a bad -f, no recipient at all; EX_DATAERR an
+ * address field of a -t message that is not a list of addresses, or a
+ * message over max_message_size (nothing sent in either case); EX_NOUSER
+ * no recipient accepted (nothing was sent); EX_UNAVAILABLE the message was
+ * not handed over: the server not running (no socket, or nothing answers
+ * on it), the connection lost, a 4xx or 5xx reply (a 4xx to any RCPT
+ * sends nothing, so that the caller's retry cannot deliver twice), more
+ * recipients than max_recipients, local submission turned off;
+ * EX_SOFTWARE a reply that makes no sense; EX_OSERR a system call that
+ * should not fail did; EX_IOERR standard input or output failed; EX_CONFIG
+ * a bad configuration file; EX_NOPERM (mailq) a queue the user may not
+ * read.
+ *
+ * EX_TEMPFAIL (75) is never used. To programs that call sendmail it means
+ * "queued, it will be retried": PHP's mail() counts it as success (since
+ * PHP 8.5 reads the exit status right, that is what it does). This
+ * command keeps no queue of its own, so a message the server did not take
+ * is not sent at all, and 75 would have it lost without a word.
  *
  * Blocking I/O with timeouts: one short-lived connection. Limits: at most
- * max_recipients recipients are taken by the server in one message.
+ * max_recipients recipients (after duplicates are dropped) in one message,
+ * as the server takes; with more, nothing is sent (EX_UNAVAILABLE).
  */
 #include "cli/cli.h"
 
@@ -76,9 +91,10 @@ struct sm_conn {
 	size_t in_len;
 };
 
-/* One recipient, as an SMTP path. */
+/* One recipient, or the sender, as an SMTP path. */
 struct sm_rcpt {
-	char path[SMTP_PATH_MAX + 1];
+	char path[SMTP_PATH_MAX + 1]; /* "<local@domain>" */
+	size_t local_len;             /* bytes of the local part at path + 1, quotes included */
 	bool utf8;
 };
 
@@ -87,7 +103,9 @@ struct sm_envelope {
 	bool utf8;                      /* an address needs SMTPUTF8 */
 	struct sm_rcpt *rcpts;
 	size_t rcpt_count, rcpt_cap;
-	size_t refused; /* recipients refused, here or by the server */
+	size_t refused;  /* recipients refused, here or by the server */
+	size_t too_many; /* recipients past max_recipients, not taken */
+	size_t max;      /* max_recipients */
 };
 
 struct sm_session {
@@ -134,36 +152,21 @@ static void sm_login(char *login, size_t size, char *full_name, size_t name_size
 
 /* ---- Addresses ---- */
 
-static bool sm_dot_atom(const char *s, size_t len)
-{
-	if (len == 0 || s[0] == '.' || s[len - 1] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		bool atext = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80 ||
-		             strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL;
-		if (c == '\0' || !atext || (c == '.' && s[i + 1] == '.'))
-			return false;
-	}
-	return true;
-}
-
 /*
- * sm_path - an address (its local part unquoted, as msg_address hands it
- * over) as an SMTP path, "@DOMAIN" added when it has no domain, the local
- * part quoted when it is not a dot-atom. False, with why, when it is not a
- * valid mailbox.
+ * sm_path - an address as msg_address hands it over (its local part
+ * unquoted, in its first local_len bytes: it may hold "@") as an SMTP
+ * path, "@DOMAIN" added when it has no domain, the local part quoted when
+ * it is not a Dot-string. False, with why, when it is not a valid mailbox.
  */
-static bool sm_path(const char *address, const char *domain, enum smtp_path_kind kind, char out[SMTP_PATH_MAX + 1],
-                    bool *utf8, const char **why)
+static bool sm_path(const char *address, size_t local_len, const char *domain, enum smtp_path_kind kind,
+                    struct sm_rcpt *out, const char **why)
 {
-	const char *at = strrchr(address, '@');
-	size_t local_len = at ? (size_t)(at - address) : strlen(address), n = 0;
+	size_t n = 0;
 	char buf[2 * SMTP_PATH_MAX + 8];
 	*why = "too long";
 	if (local_len > SMTP_PATH_MAX)
 		return false;
-	bool quote = !sm_dot_atom(address, local_len);
+	bool quote = !smtp_dot_string(address, local_len, true);
 	buf[n++] = '<';
 	if (quote)
 		buf[n++] = '"';
@@ -174,7 +177,7 @@ static bool sm_path(const char *address, const char *domain, enum smtp_path_kind
 	}
 	if (quote)
 		buf[n++] = '"';
-	if (!str_format(buf + n, sizeof buf - n, "@%s>", at ? at + 1 : domain))
+	if (!str_format(buf + n, sizeof buf - n, "@%s>", address[local_len] == '@' ? address + local_len + 1 : domain))
 		return false;
 	n += strlen(buf + n);
 	struct smtp_path parsed;
@@ -182,25 +185,45 @@ static bool sm_path(const char *address, const char *domain, enum smtp_path_kind
 	bool too_long = false;
 	if (!smtp_path_parse(buf, n, kind, &parsed, &used, &too_long, why) || used != n || n > SMTP_PATH_MAX)
 		return false;
-	*utf8 = parsed.has_utf8;
-	memcpy(out, buf, n + 1);
+	memcpy(out->path, buf, n + 1);
+	out->local_len = parsed.local_len;
+	out->utf8 = parsed.has_utf8;
 	return true;
 }
 
-/* sm_rcpt_add - one recipient; a duplicate of one already there is dropped. */
-static void sm_rcpt_add(struct sm_envelope *env, const char *path, bool utf8)
+/* sm_same_rcpt - the same mailbox: the local part exactly (RFC 5321 2.4), the domain in any case. */
+static bool sm_same_rcpt(const struct sm_rcpt *a, const struct sm_rcpt *b)
 {
+	return a->local_len == b->local_len && memcmp(a->path, b->path, a->local_len + 1) == 0 &&
+	       strcasecmp(a->path + a->local_len + 1, b->path + b->local_len + 1) == 0;
+}
+
+/*
+ * sm_rcpt_add - one recipient; a duplicate of one already there is dropped.
+ * Past max_recipients recipients are only counted and no longer compared
+ * (nothing is then sent: the server would refuse the rest with 452), so
+ * the search for duplicates, quadratic, stays within max_recipients (at
+ * most SMTP_RECIPIENTS_CEILING) entries whatever the input holds.
+ */
+static void sm_rcpt_add(struct sm_envelope *env, const struct sm_rcpt *rcpt)
+{
+	if (env->too_many > 0) {
+		env->too_many++;
+		return;
+	}
 	for (size_t i = 0; i < env->rcpt_count; i++)
-		if (strcasecmp(env->rcpts[i].path, path) == 0)
+		if (sm_same_rcpt(&env->rcpts[i], rcpt))
 			return;
+	if (env->rcpt_count >= env->max) {
+		env->too_many++;
+		return;
+	}
 	if (env->rcpt_count == env->rcpt_cap) {
 		env->rcpt_cap = env->rcpt_cap ? env->rcpt_cap * 2 : 8;
 		env->rcpts = xrealloc(env->rcpts, env->rcpt_cap * sizeof *env->rcpts);
 	}
-	struct sm_rcpt *r = &env->rcpts[env->rcpt_count++];
-	str_copy(r->path, sizeof r->path, path);
-	r->utf8 = utf8;
-	env->utf8 |= utf8;
+	env->rcpts[env->rcpt_count++] = *rcpt;
+	env->utf8 |= rcpt->utf8;
 }
 
 struct sm_take {
@@ -209,14 +232,13 @@ struct sm_take {
 };
 
 /* sm_take_address - msg_address_fn: a recipient, or a refusal said here (it counts as refused). */
-static bool sm_take_address(void *ctx, const char *address)
+static bool sm_take_address(void *ctx, const char *address, size_t local_len)
 {
 	struct sm_take *t = ctx;
-	char path[SMTP_PATH_MAX + 1];
+	struct sm_rcpt rcpt;
 	const char *why = NULL;
-	bool utf8 = false;
-	if (sm_path(address, t->domain, SMTP_PATH_FORWARD, path, &utf8, &why)) {
-		sm_rcpt_add(t->env, path, utf8);
+	if (sm_path(address, local_len, t->domain, SMTP_PATH_FORWARD, &rcpt, &why)) {
+		sm_rcpt_add(t->env, &rcpt);
 	} else {
 		sm_fail(0, "%s: not a valid address (%s); not sent to it", address, why ? why : "?");
 		t->env->refused++;
@@ -242,15 +264,20 @@ static void sm_rcpts_from_header(struct sm_envelope *env, const struct msg_submi
 {
 	struct sm_take t = {env, domain};
 	for (size_t i = 0; i < m->rcpt_count; i++)
-		sm_take_address(&t, m->rcpts[i]);
+		sm_take_address(&t, m->rcpts[i].address, m->rcpts[i].local_len);
 }
 
+struct sm_one {
+	char address[MSG_ADDRESS_MAX + 1];
+	size_t local_len;
+};
+
 /* sm_take_one - msg_address_fn: keep the first address. */
-static bool sm_take_one(void *ctx, const char *address)
+static bool sm_take_one(void *ctx, const char *address, size_t local_len)
 {
-	char *out = ctx;
-	if (!out[0])
-		str_copy(out, MSG_ADDRESS_MAX + 1, address);
+	struct sm_one *one = ctx;
+	if (!one->address[0] && str_copy(one->address, sizeof one->address, address))
+		one->local_len = local_len;
 	return true;
 }
 
@@ -262,13 +289,14 @@ static int sm_sender(struct sm_envelope *env, const struct sendmail_options *o, 
 		str_copy(env->sender, sizeof env->sender, "<>");
 		return EX_OK;
 	}
-	char address[MSG_ADDRESS_MAX + 1] = "";
+	struct sm_one one = {"", 0};
+	struct sm_rcpt sender;
 	size_t count = 0;
 	const char *why = NULL;
-	bool utf8 = false;
-	if (msg_address_list_local(given, strlen(given), sm_take_one, address, &count) && count == 1 &&
-	    sm_path(address, domain, SMTP_PATH_REVERSE, env->sender, &utf8, &why)) {
-		env->utf8 |= utf8;
+	if (msg_address_list_local(given, strlen(given), sm_take_one, &one, &count) && count == 1 &&
+	    sm_path(one.address, one.local_len, domain, SMTP_PATH_REVERSE, &sender, &why)) {
+		str_copy(env->sender, sizeof env->sender, sender.path);
+		env->utf8 |= sender.utf8;
 		return EX_OK;
 	}
 	if (!o->sender)
@@ -302,7 +330,7 @@ static int sm_connect(const struct config *config, int *rc)
 	}
 	int fd = io_unix_connect(path, false);
 	if (fd < 0) {
-		*rc = sm_fail(EX_TEMPFAIL,
+		*rc = sm_fail(EX_UNAVAILABLE,
 		              "cannot reach the mail server at %s: %s (is `tern serve` running?); the message was "
 		              "not sent",
 		              path, strerror(errno));
@@ -383,14 +411,15 @@ static enum sm_read sm_reply(struct sm_conn *c, struct smtp_client_reply *reply,
 static int sm_judge(enum sm_read got, int want, const char *what, const struct smtp_client_reply *reply)
 {
 	if (got == SM_READ_LOST)
-		return sm_fail(EX_TEMPFAIL, "the connection to the mail server was lost (%s); the message was not sent",
-		               what);
+		return sm_fail(EX_UNAVAILABLE,
+		               "the connection to the mail server was lost (%s); the message was not sent", what);
 	if (got == SM_READ_BAD)
 		return sm_fail(EX_SOFTWARE, "the mail server's reply to %s makes no sense; the message was not sent",
 		               what);
 	if (reply->code / 100 == want / 100)
 		return EX_OK;
-	int rc = reply->code >= 500 ? EX_UNAVAILABLE : reply->code >= 400 ? EX_TEMPFAIL : EX_SOFTWARE;
+	/* 4xx too: "try again later" from the server is not "queued" (see the top of this file). */
+	int rc = reply->code >= 400 ? EX_UNAVAILABLE : EX_SOFTWARE;
 	return sm_fail(rc, "%s: %d %s; the message was not sent", what, reply->code, reply->text);
 }
 
@@ -467,7 +496,7 @@ static void sm_notify(const struct sm_session *s, char *out, size_t size)
 
 /*
  * sm_rcpts - RCPT for each recipient. A 5xx refuses that one (said, and
- * counted); a 4xx to any means nothing is sent (EX_TEMPFAIL): the
+ * counted); a 4xx to any means nothing is sent (EX_UNAVAILABLE): the
  * caller's retry then cannot reach the others twice.
  */
 static int sm_rcpts(struct sm_session *s, struct sm_envelope *env, size_t *accepted)
@@ -493,7 +522,7 @@ static int sm_rcpts(struct sm_session *s, struct sm_envelope *env, size_t *accep
 		env->refused++;
 	}
 	if (tempfail)
-		return sm_fail(EX_TEMPFAIL, "a recipient was refused for now; the message was not sent to anyone");
+		return sm_fail(EX_UNAVAILABLE, "a recipient was refused for now; the message was not sent to anyone");
 	return EX_OK;
 }
 
@@ -508,7 +537,12 @@ static int sm_data(struct sm_session *s, const struct msg_submit *m)
 	smtp_dot_stuff(&state, m->content, m->len, sm_sink, &s->conn);
 	smtp_dot_stuff_end(&state, sm_sink, &s->conn);
 	sm_timeout(s->conn.fd, SENDMAIL_DATA_TIMEOUT_S);
-	return sm_expect(s, 250, "the end of the message", &reply);
+	enum sm_read got = sm_reply(&s->conn, &reply, NULL);
+	if (got == SM_READ_LOST)
+		return sm_fail(EX_UNAVAILABLE,
+		               "the connection to the mail server was lost before it answered the end of "
+		               "the message: it may or may not be queued (the server's log says)");
+	return sm_judge(got, 250, "the end of the message", &reply);
 }
 
 static int sm_dialogue(struct sm_session *s, struct sm_envelope *env, const struct msg_submit *m)
@@ -523,8 +557,10 @@ static int sm_dialogue(struct sm_session *s, struct sm_envelope *env, const stru
 		rc = sm_fail(EX_NOUSER, "no recipient was accepted; the message was not sent");
 	if (rc == EX_OK)
 		rc = sm_data(s, m);
+	/* Sent to some: exit 0, or the caller's retry would give those the message twice. */
 	if (rc == EX_OK && env->refused > 0)
-		rc = EX_NOUSER;
+		sm_fail(0, "the message was queued for %zu recipient%s; the %zu named above did not get it", accepted,
+		        accepted == 1 ? "" : "s", env->refused);
 	if (!ferror(s->conn.out))
 		sm_quit(s);
 	return rc;
@@ -532,7 +568,12 @@ static int sm_dialogue(struct sm_session *s, struct sm_envelope *env, const stru
 
 /* ---- Mail: -bm ---- */
 
-/* sm_read_input - standard input, to the "." line unless -i, at most limit + 1 bytes (more is refused by SIZE). */
+/*
+ * sm_read_input - standard input, to the "." line unless -i. Reading stops
+ * once it is past limit bytes, and then nothing is sent (EX_DATAERR): a
+ * message is never cut short, since what was cut off could make it smaller
+ * than the server's limit (Bcc: removed, or a server configured with more).
+ */
 static int sm_read_input(bool ignore_dots, uint64_t limit, char **out, size_t *out_len)
 {
 	size_t len = 0, cap = 0, scan = 0;
@@ -555,6 +596,11 @@ static int sm_read_input(bool ignore_dots, uint64_t limit, char **out, size_t *o
 			len = (size_t)end;
 		if (n == 0 || end >= 0 || len > limit)
 			break;
+	}
+	if (len > limit) {
+		free(buf);
+		return sm_fail(EX_DATAERR, "the message is larger than max_message_size (%llu bytes); nothing was sent",
+		               (unsigned long long)limit);
 	}
 	*out = buf;
 	*out_len = len;
@@ -583,6 +629,8 @@ static int sm_prepare(const struct sendmail_options *o, const struct sm_envelope
 static int sm_send(const struct config *config, const struct sendmail_options *o, struct sm_envelope *env,
                    const struct msg_submit *m)
 {
+	if (env->too_many)
+		return sm_fail(EX_UNAVAILABLE, "more than max_recipients (%zu) recipients; nothing was sent", env->max);
 	if (env->rcpt_count == 0 && env->refused)
 		return sm_fail(EX_NOUSER, "no recipient could be used; nothing was sent");
 	if (env->rcpt_count == 0)
@@ -608,7 +656,7 @@ static int sendmail_mail(const struct config *config, const struct sendmail_opti
 {
 	char login[256], gecos[256];
 	const char *domain = sm_domain(config);
-	struct sm_envelope env = {0};
+	struct sm_envelope env = {.max = (size_t)config->max_recipients};
 	struct msg_submit m = {0};
 	char *in = NULL;
 	size_t len = 0;
@@ -648,7 +696,7 @@ static bool sm_relay_in(int sock, bool *cr, int *rc)
 	}
 	size_t len = msg_submit_crlf(in, (size_t)n, cr, out);
 	if (!io_write_all(sock, out, len))
-		*rc = sm_fail(EX_TEMPFAIL, "the connection to the mail server was lost");
+		*rc = sm_fail(EX_UNAVAILABLE, "the connection to the mail server was lost");
 	return true;
 }
 
@@ -681,7 +729,7 @@ static int sendmail_smtp(const struct config *config)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			rc = sm_fail(EX_TEMPFAIL, "no word from either side for an hour; closing");
+			rc = sm_fail(EX_UNAVAILABLE, "no word from either side for an hour; closing");
 			break;
 		}
 		if (fds[0].revents && !sm_relay_out(sock, &rc))

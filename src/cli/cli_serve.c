@@ -100,11 +100,53 @@ static bool socket_in_dir(const char *path, const char *dir)
 	       a.st_ino == b.st_ino;
 }
 
+/* What an entry of the data directory may keep: its owner's permissions, no setuid, setgid or sticky bit. */
+#define HIDDEN_MODE 0700
+
+static bool more_than_hidden(mode_t mode)
+{
+	return (mode & 07777 & ~(mode_t)HIDDEN_MODE) != 0;
+}
+
 /*
- * hide_entries - take every permission of others off what the data
- * directory holds (not the socket, not through links): files made before
- * umask(077) was set, such as a queue.db that `tern user add` made with
- * 0644, must not become readable once the directory can be traversed.
+ * hide_entry - one entry of the data directory (dir) made private. This
+ * runs as root in a directory the unprivileged user owns, whose entries
+ * that user may have swapped for anything: a link is never followed (the
+ * entry is opened with O_NOFOLLOW, then checked and changed through its
+ * descriptor, so a swap between the look and the change reaches nothing
+ * else), only regular files and directories are changed, and a regular
+ * file with other hard links is left alone (it may be a file from
+ * elsewhere, linked in). Sockets (the local socket) keep their mode.
+ */
+static void hide_entry(int dir, const char *data_dir, const char *name)
+{
+	struct stat st;
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) ||
+	    !more_than_hidden(st.st_mode))
+		return;
+	int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	const char *why = NULL;
+	if (fd < 0 || fstat(fd, &st) != 0)
+		why = strerror(errno);
+	else if (!(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+		why = "no longer a file or directory";
+	else if (S_ISREG(st.st_mode) && st.st_nlink != 1)
+		why = "the file has other hard links";
+	else if (more_than_hidden(st.st_mode) && fchmod(fd, st.st_mode & HIDDEN_MODE) != 0)
+		why = strerror(errno);
+	else if (more_than_hidden(st.st_mode))
+		log_info("event=mode_fixed path=%s/%s mode=%04o", data_dir, name, (unsigned)(st.st_mode & HIDDEN_MODE));
+	if (why)
+		log_warning("event=mode_fix_failed path=%s/%s error=\"%s\"", data_dir, name, why);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * hide_entries - take every permission but the owner's off what the data
+ * directory holds (see hide_entry): files made before umask(077) was set,
+ * such as a queue.db that `tern user add` made with 0644, must not become
+ * readable by others or the group once the directory can be traversed.
  */
 static void hide_entries(const char *data_dir)
 {
@@ -114,19 +156,9 @@ static void hide_entries(const char *data_dir)
 		return;
 	}
 	struct dirent *e;
-	struct stat st;
-	while ((e = readdir(dir)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-		    fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISSOCK(st.st_mode) ||
-		    S_ISLNK(st.st_mode) || (st.st_mode & 0007) == 0)
-			continue;
-		if (fchmodat(dirfd(dir), e->d_name, st.st_mode & 07770, 0) == 0)
-			log_info("event=mode_fixed path=%s/%s mode=%04o", data_dir, e->d_name,
-			         (unsigned)(st.st_mode & 07770));
-		else
-			log_warning("event=mode_fix_failed path=%s/%s error=\"%s\"", data_dir, e->d_name,
-			            strerror(errno));
-	}
+	while ((e = readdir(dir)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			hide_entry(dirfd(dir), data_dir, e->d_name);
 	closedir(dir);
 }
 

@@ -1094,23 +1094,10 @@ static void release_domains(const struct config_param *p, struct config *config)
 	*count = 0;
 }
 
-/* RFC 5322 3.2.3 atext: what a Dot-string local part is made of (RFC 5321 4.1.2). */
-static bool is_atext(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
 /* local_part_valid - a Dot-string of at most SMTP_LOCAL_PART_MAX (RFC 5321 4.5.3.1.1). */
 static bool local_part_valid(const char *s, size_t len)
 {
-	if (len == 0 || len > SMTP_LOCAL_PART_MAX || s[0] == '.' || s[len - 1] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '.' ? s[i + 1] == '.' : !is_atext(s[i]))
-			return false;
-	}
-	return true;
+	return len <= SMTP_LOCAL_PART_MAX && smtp_dot_string(s, len, false);
 }
 
 /* parse_address - local@domain; that the domain is local is checked after the whole file. */
@@ -1709,7 +1696,7 @@ static bool route_value(struct config_load *ld, const struct config_param *p, co
                         bool maildir, struct config_route *out)
 {
 	char err[512];
-	if (config_route_parse(v, len, bare_smtp, maildir, out, err, sizeof err))
+	if (config_route_parse(v, len, bare_smtp, maildir, !ld->skip_files, out, err, sizeof err))
 		return true;
 	load_error(ld, p->name, "%s", err);
 	return false;

@@ -153,8 +153,10 @@ struct config *config_load(const char *path, FILE *errors);
 
 /*
  * config_load_client - config_load for commands any local user runs (tern
- * sendmail): the files the configuration names (tls_certificate) are not
- * opened, since a key only root may read is no error for them.
+ * sendmail): the files the configuration names (tls_certificate, the
+ * auth= credentials of smarthost and transport) are not opened, since a
+ * key or password only root may read is no error for them, and no
+ * business of theirs (a route's auth_user and auth_password stay NULL).
  */
 struct config *config_load_client(const char *path, FILE *errors);
 

@@ -215,7 +215,7 @@ static bool option_parse(const char *s, size_t len, struct config_route *out, bo
 }
 
 /* route_check - the options make sense for the kind; the defaults filled in. */
-static bool route_check(struct config_route *out, bool tls_given, char *err, size_t errlen)
+static bool route_check(struct config_route *out, bool tls_given, bool read_files, char *err, size_t errlen)
 {
 	bool plain_only = out->kind == CONFIG_ROUTE_MAILDIR || out->socket_path;
 	if (plain_only && (tls_given || out->auth_file))
@@ -230,7 +230,8 @@ static bool route_check(struct config_route *out, bool tls_given, char *err, siz
 			return str_fail(err, errlen, "auth= needs TLS: tls=none would send the password in the clear");
 		if (out->tls == CONFIG_TLS_MAY)
 			out->tls = CONFIG_TLS_REQUIRED;
-		if (!config_credentials_read(out->auth_file, &out->auth_user, &out->auth_password, err, errlen))
+		if (read_files &&
+		    !config_credentials_read(out->auth_file, &out->auth_user, &out->auth_password, err, errlen))
 			return false;
 	}
 	if (out->port == 0 && out->kind == CONFIG_ROUTE_SMTP)
@@ -240,8 +241,8 @@ static bool route_check(struct config_route *out, bool tls_given, char *err, siz
 	return true;
 }
 
-bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir, struct config_route *out, char *err,
-                        size_t errlen)
+bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir, bool read_files,
+                        struct config_route *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	const char *word;
@@ -257,7 +258,7 @@ bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir,
 	ok = ok && kind_parse(word, word_len, bare_smtp, maildir, out, err, errlen);
 	while (ok && str_next_token(&s, &len, " \t", &word, &word_len))
 		ok = option_parse(word, word_len, out, &tls_given, err, errlen);
-	ok = ok && route_check(out, tls_given, err, errlen);
+	ok = ok && route_check(out, tls_given, read_files, err, errlen);
 	if (!ok)
 		config_route_release(out);
 	return ok;

@@ -58,12 +58,14 @@ struct config_route {
 
 /*
  * config_route_parse - ROUTE [tls=POLICY] [auth=FILE] (s[0..len)) into
- * out, reading the credentials file. bare_smtp: a DEST without "smtp:"
- * means SMTP (smarthost); maildir: "maildir" is allowed (local_delivery).
- * false with one message in err.
+ * out. bare_smtp: a DEST without "smtp:" means SMTP (smarthost); maildir:
+ * "maildir" is allowed (local_delivery); read_files: the credentials file
+ * is read into auth_user and auth_password, else it is not opened at all
+ * (they stay NULL; auth_file is kept as written). false with one message
+ * in err.
  */
-bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir, struct config_route *out, char *err,
-                        size_t errlen);
+bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir, bool read_files,
+                        struct config_route *out, char *err, size_t errlen);
 
 /*
  * config_rate_parse - "N/s", "N/m", "N/h" or "N/d" (N 1..1000000) as the

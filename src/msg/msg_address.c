@@ -25,6 +25,8 @@
 
 #include <string.h>
 
+#include "smtp/smtp_address.h"
+
 /* Collected text may be a little longer than the address it holds (quotes, spaces). */
 #define ENTRY_MAX (2 * MSG_ADDRESS_MAX)
 
@@ -69,10 +71,10 @@ static bool entry_append(struct list_scan *ls, char c)
 
 /* ---- Reading one addr-spec ---- */
 
+/* is_atext - atext, or UTF-8 (RFC 6532 3.2). */
 static bool is_atext(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80 ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+	return c >= 0x80 || smtp_atext(c);
 }
 
 static bool is_domain_char(unsigned char c)
@@ -176,15 +178,17 @@ static bool domain_ok(const char *s, size_t len)
 
 /*
  * addr_spec - the collected text as local@domain (unquoted) into out, or
- * with bare_local as a local part alone; false if it is neither.
+ * with bare_local as a local part alone, the local part's length in
+ * *out_local; false if it is neither.
  */
-static bool addr_spec(const char *text, size_t len, bool bare_local, char out[MSG_ADDRESS_MAX + 1])
+static bool addr_spec(const char *text, size_t len, bool bare_local, char out[MSG_ADDRESS_MAX + 1], size_t *out_local)
 {
 	char compact[ENTRY_MAX + 1], local[ENTRY_MAX + 1];
 	size_t compact_len, local_len = 0;
 	if (!drop_spaces(text, len, compact, &compact_len))
 		return false;
 	size_t at = read_local(compact, compact_len, local, &local_len);
+	*out_local = local_len;
 	if (bare_local && at > 0 && at == compact_len && local_len <= MSG_ADDRESS_MAX) {
 		memcpy(out, local, local_len);
 		out[local_len] = '\0';
@@ -226,9 +230,10 @@ static bool entry_finish(struct list_scan *ls)
 		}
 	}
 	char address[MSG_ADDRESS_MAX + 1];
+	size_t local_len = 0;
 	if (ok && (len > 0 || e->seen_angle)) {
 		/* An empty entry (",," or an empty group) names nobody; "<>" is not an address. */
-		ok = addr_spec(text, len, ls->bare_local, address) && ls->fn(ls->ctx, address);
+		ok = addr_spec(text, len, ls->bare_local, address, &local_len) && ls->fn(ls->ctx, address, local_len);
 		if (ok)
 			ls->count++;
 	}

@@ -2,7 +2,7 @@
  * msg_address.h - the addresses of an RFC 5322 address list (3.4), as in
  * a From: or To: field: display names, comments and group names dropped,
  * each address handed over as "local@domain" with a quoted local part
- * unquoted.
+ * unquoted, and the length of that local part: it may hold "@" itself.
  *
  * Pure: a field value in (unfolded, no CR LF), addresses out.
  */
@@ -15,8 +15,14 @@
 /* Longest address handed over; longer ones make the list malformed. */
 #define MSG_ADDRESS_MAX 320
 
-/* msg_address_fn - one address, NUL-terminated; return false to stop. */
-typedef bool msg_address_fn(void *ctx, const char *address);
+/*
+ * msg_address_fn - one address, NUL-terminated: its local part (unquoted)
+ * in the first local_len bytes, then "@" and the domain, or nothing more
+ * when it has no domain (only msg_address_list_local hands such over).
+ * A quoted local part may hold "@" ("\"a@b\"@c" is "a@b@c" with local_len
+ * 3): split at local_len, never at an "@". Return false to stop.
+ */
+typedef bool msg_address_fn(void *ctx, const char *address, size_t local_len);
 
 /*
  * msg_address_list - call fn for each address in value[0..len). Returns

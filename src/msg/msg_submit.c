@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "msg/msg_address.h"
+#include "smtp/smtp_address.h"
 #include "util/util_base64.h"
 #include "util/util_str.h"
 
@@ -52,7 +53,7 @@ struct prepare {
 	enum field_kind kind; /* of the field being read */
 	char name[MSG_SUBMIT_FIELD_MAX + 1];
 	struct buf value;         /* its unfolded value, for address fields */
-	struct buf rcpts, resent; /* addresses, NUL-separated */
+	struct buf rcpts, resent; /* addresses: local part, NUL, domain ("" for none), NUL */
 	bool has_from, has_resent;
 	bool failed;
 };
@@ -131,10 +132,13 @@ static bool field_dropped(enum field_kind kind)
 	return kind == FIELD_BCC || kind == FIELD_RESENT_BCC;
 }
 
-/* take_address - msg_address_fn: one recipient, NUL-terminated into its list. */
-static bool take_address(void *ctx, const char *address)
+/* take_address - msg_address_fn: one recipient into its list, local part and domain apart. */
+static bool take_address(void *ctx, const char *address, size_t local_len)
 {
-	buf_add(ctx, address, strlen(address) + 1);
+	const char *domain = address[local_len] == '@' ? address + local_len + 1 : "";
+	buf_add(ctx, address, local_len);
+	buf_add(ctx, "", 1);
+	buf_add(ctx, domain, strlen(domain) + 1);
 	return true;
 }
 
@@ -195,15 +199,26 @@ static void header_end(struct prepare *pr)
 	buf_add(&pr->content, "\r\n", 2);
 }
 
-/* rcpts_out - the NUL-separated list as the out array. */
+/* rcpts_out - the list (local part and domain, each NUL-terminated) as the out array. */
 static void rcpts_out(const struct buf *list, struct msg_submit *out)
 {
 	size_t count = 0;
 	for (size_t i = 0; i < list->len; i++)
 		count += list->p[i] == '\0';
-	out->rcpts = xcalloc(count + 1, sizeof *out->rcpts);
-	for (size_t at = 0; at < list->len; at += strlen(list->p + at) + 1)
-		out->rcpts[out->rcpt_count++] = str_dup(list->p + at);
+	out->rcpts = xcalloc(count / 2 + 1, sizeof *out->rcpts);
+	for (size_t at = 0; at < list->len;) {
+		const char *local = list->p + at, *domain = local + strlen(local) + 1;
+		struct msg_submit_rcpt *r = &out->rcpts[out->rcpt_count++];
+		size_t local_len = strlen(local), domain_len = strlen(domain);
+		r->address = xcalloc(1, local_len + 1 + domain_len + 1);
+		memcpy(r->address, local, local_len);
+		if (domain_len > 0) {
+			r->address[local_len] = '@';
+			memcpy(r->address + local_len + 1, domain, domain_len);
+		}
+		r->local_len = local_len;
+		at += local_len + 1 + domain_len + 1;
+	}
 }
 
 /* read_header - the header's lines from *at; leaves *at at the first body line, the empty line passed. */
@@ -267,7 +282,7 @@ bool msg_submit_prepare(const char *in, size_t len, const struct msg_submit_opti
 void msg_submit_free(struct msg_submit *submit)
 {
 	for (size_t i = 0; i < submit->rcpt_count; i++)
-		free(submit->rcpts[i]);
+		free(submit->rcpts[i].address);
 	free(submit->rcpts);
 	free(submit->content);
 	memset(submit, 0, sizeof *submit);
@@ -302,12 +317,6 @@ size_t msg_submit_crlf(const char *in, size_t len, bool *cr, char *out)
 }
 
 /* ---- The From: field sendmail adds ---- */
-
-static bool is_atext(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
 
 /* clean_name - name without control characters, blanks at the ends trimmed, cut at FROM_NAME_MAX (not inside UTF-8). */
 static size_t clean_name(const char *name, char out[FROM_NAME_MAX + 1])
@@ -360,7 +369,7 @@ static bool phrase(const char *name, size_t len, struct buf *b)
 		return encoded_words(name, len, b);
 	bool plain = true;
 	for (size_t i = 0; i < len && plain; i++)
-		plain = name[i] == ' ' || is_atext((unsigned char)name[i]);
+		plain = name[i] == ' ' || smtp_atext((unsigned char)name[i]);
 	if (plain) {
 		buf_add(b, name, len);
 		return true;

@@ -22,10 +22,16 @@ struct msg_submit_options {
 	const char *from; /* the value of a From: field to add when the message has none, or NULL */
 };
 
+/* A recipient as msg_address hands it over (msg_address_fn): a local part alone when it has no domain. */
+struct msg_submit_rcpt {
+	char *address;
+	size_t local_len; /* bytes of the local part (unquoted, so it may hold "@") */
+};
+
 struct msg_submit {
 	char *content; /* the message, CR LF line ends, not dot-stuffed */
 	size_t len;
-	char **rcpts; /* with recipients: each address as the header gives it, a bare local part alone */
+	struct msg_submit_rcpt *rcpts; /* with recipients: each address the header gives */
 	size_t rcpt_count;
 	bool eight_bit; /* a byte >= 0x80 somewhere (BODY=8BITMIME) */
 	/* When msg_submit_prepare fails: the field whose address list could not be read, as written. */

@@ -105,10 +105,21 @@ static bool ascii_case_equal(const unsigned char *s, size_t len, const char *wor
 	return word[i] == '\0';
 }
 
-/* RFC 5322 3.2.3 atext, the characters of a Dot-string atom. */
-static bool is_atext(int c)
+bool smtp_atext(int c)
 {
 	return is_let_dig(c) || (c > 0 && c < 0x80 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+bool smtp_dot_string(const char *s, size_t len, bool utf8)
+{
+	if (len == 0 || s[0] == '.' || s[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.' ? s[i + 1] == '.' : !(smtp_atext(c) || (utf8 && c >= 0x80)))
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -323,7 +334,7 @@ static bool parse_atom(struct cursor *c, bool *has_utf8, struct parse_error *err
 	for (;;) {
 		bool taken;
 
-		if (is_atext(cursor_peek(c))) {
+		if (smtp_atext(cursor_peek(c))) {
 			c->pos++;
 			continue;
 		}

@@ -72,6 +72,23 @@ const char *smtp_path_domain(const struct smtp_path *path);
 bool smtp_domain_check(const char *s, size_t len, bool allow_literal, bool allow_utf8);
 
 /*
+ * smtp_atext - c is RFC 5322 3.2.3 atext in ASCII: a letter, a digit or one
+ * of !#$%&'*+-/=?^_`{|}~, what the atoms of a Dot-string local part are
+ * made of (RFC 5321 4.1.2). Bytes >= 0x80 and negative values are not
+ * (RFC 6531 and RFC 6532 add UTF-8: the caller decides).
+ */
+bool smtp_atext(int c);
+
+/*
+ * smtp_dot_string - s[0..len) is a Dot-string (RFC 5321 4.1.2), an
+ * unquoted local part: runs of atext joined by single dots, no dot at
+ * either end, not empty. With utf8, bytes >= 0x80 count as atext too
+ * (RFC 6531 3.3; whether they form UTF-8 is not checked here). The length
+ * is not checked against SMTP_LOCAL_PART_MAX.
+ */
+bool smtp_dot_string(const char *s, size_t len, bool utf8);
+
+/*
  * smtp_utf8_valid - true if s[0..len) is well-formed UTF-8 (RFC 3629 4:
  * no overlong forms, no surrogates, nothing above U+10FFFF). Used for
  * SMTPUTF8 (RFC 6531) paths and parameter values.

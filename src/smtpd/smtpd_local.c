@@ -76,13 +76,29 @@ int local_listen(struct local_socket *sock, char *err, size_t errlen)
 	if (!local_clear_stale(path, err, errlen))
 		return -1;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	struct stat st;
-	/* The mode is set on the path: fchmod on a socket does not reach its file. */
-	if (fd < 0 || bind(fd, (const struct sockaddr *)&addr, len) != 0 || chmod(path, 0666) != 0 ||
-	    lstat(path, &st) != 0 || listen(fd, LOCAL_BACKLOG) != 0) {
+	if (fd < 0) {
 		str_fail(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		return -1;
+	}
+	/*
+	 * The file is made 0666 by bind itself, through the umask: a chmod by
+	 * name afterwards would follow whatever the directory's owner (the
+	 * unprivileged user, at the next start as root) put at that name.
+	 */
+	mode_t umask_was = umask(0111);
+	int bound = bind(fd, (const struct sockaddr *)&addr, len);
+	umask(umask_was);
+	struct stat st;
+	bool known = bound == 0 && lstat(path, &st) == 0;
+	if (!known || listen(fd, LOCAL_BACKLOG) != 0) {
+		str_fail(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+		close(fd);
+		if (known) {
+			/* Bound but not listening: the file goes with the socket. */
+			sock->dev = st.st_dev;
+			sock->ino = st.st_ino;
+			local_unlink(sock);
+		}
 		return -1;
 	}
 	sock->dev = st.st_dev;

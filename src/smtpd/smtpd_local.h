@@ -28,7 +28,9 @@ struct local_socket {
  * connect: the server learns who they are from the kernel). A socket file
  * left by a server that died is removed first, but only when nothing
  * answers on it; a live server there, or a file that is not a socket, is an
- * error. Returns the listening socket (non-blocking), or -1 with err set.
+ * error. Returns the listening socket (non-blocking), or -1 with err set
+ * (and no file left behind). The mode comes from the umask, which is set
+ * and restored around bind: call it before other threads start.
  */
 int local_listen(struct local_socket *sock, char *err, size_t errlen);
 

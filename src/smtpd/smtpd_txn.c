@@ -281,7 +281,7 @@ struct from_check {
 	int verdict; /* store_dir_may_send_as of the first address refused */
 };
 
-static bool from_owned(void *ctx, const char *address)
+static bool from_owned(void *ctx, const char *address, size_t local_len)
 {
 	struct from_check *fc = ctx;
 	struct smtpd_session *s = fc->s;

@@ -1424,6 +1424,28 @@ static void test_sendmail_socket(void)
 	CHECK(c != NULL && c->tls_cert_count == 1);
 	config_unref(c);
 	free(errors);
+	/* The same for the credentials files of routes: a client's load opens none of them. */
+	snprintf(text, sizeof text,
+	         "smarthost = [192.0.2.1]:587 auth=%s/no-relay.auth\n"
+	         "transport = example.net smtp:[192.0.2.2] auth=%s/no-other.auth\n",
+	         dir, dir);
+	c = load_text(text, &errors);
+	CHECK(c == NULL);
+	CHECK(strstr(errors, "no-relay.auth: cannot read") != NULL);
+	CHECK(strstr(errors, "no-other.auth: cannot read") != NULL);
+	config_unref(c);
+	free(errors);
+	err = open_memstream(&errors, &(size_t){0});
+	c = config_load_client(conf, err);
+	fclose(err);
+	CHECK_STR(errors, "");
+	CHECK(c != NULL);
+	if (c != NULL) {
+		CHECK(c->smarthost.auth_file != NULL && c->smarthost.auth_user == NULL);
+		CHECK(c->transport_count == 1 && c->transports[0].auth_password == NULL);
+	}
+	config_unref(c);
+	free(errors);
 	/* ... but it still refuses what is wrong in the file itself. */
 	c = load_text("sendmail_socket = a\tb\n", &errors);
 	CHECK(c == NULL);

@@ -15,7 +15,7 @@ static char dir[] = "/tmp/tern-route-XXXXXX";
 
 static bool parse(const char *text, bool bare_smtp, bool maildir, struct config_route *out, char *err)
 {
-	return config_route_parse(text, strlen(text), bare_smtp, maildir, out, err, 256);
+	return config_route_parse(text, strlen(text), bare_smtp, maildir, true, out, err, 256);
 }
 
 /* refused - the value is refused, with a message holding want. */
@@ -190,6 +190,22 @@ static void test_credentials(void)
 	write_file("open", "user secret\n", 0644, path);
 	CHECK(!config_credentials_read(path, &user, &password, err, sizeof err));
 	CHECK(strstr(err, "readable by every user") != NULL);
+
+	/* Without read_files (the sendmail command's load) no file is opened: neither a missing one nor this one. */
+	const char *unread[] = {"/nonexistent/relay.auth", path};
+	for (size_t i = 0; i < sizeof unread / sizeof unread[0]; i++) {
+		snprintf(text, sizeof text, "[relay.example.net]:587 auth=%s", unread[i]);
+		bool ok = config_route_parse(text, strlen(text), true, false, false, &r, err, sizeof err);
+		CHECK(ok);
+		if (!ok)
+			continue;
+		CHECK_STR(r.auth_file, unread[i]);
+		CHECK(r.auth_user == NULL && r.auth_password == NULL);
+		CHECK_INT(r.tls, CONFIG_TLS_REQUIRED);
+		config_route_release(&r);
+	}
+	/* ... while what is wrong in the value itself is still refused. */
+	CHECK(!config_route_parse("mx auth=/x", 10, false, false, false, &r, err, sizeof err));
 
 	write_file("nopass", "# comment\nuser-only\n", 0600, path);
 	CHECK(!config_credentials_read(path, &user, &password, err, sizeof err));

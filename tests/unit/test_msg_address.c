@@ -154,15 +154,32 @@ static const struct address_case address_cases[] = {
         {"A <a@x> team: b@y;", BAD, 0, ""},
 };
 
-/* A callback's record: the addresses joined by "|", how many calls, and the call to answer false to. */
+/*
+ * A callback's record: the addresses joined by "|", their local parts (as
+ * local_len tells) the same way, how many calls, and the call to answer
+ * false to.
+ */
 struct collect {
 	char got[4096];
 	size_t used;
+	char locals[4096];
+	size_t locals_used;
 	size_t calls;
 	size_t stop_at; /* 0: never stop */
 };
 
-static bool collect_address(void *ctx, const char *address)
+static void collect_append(char *buf, size_t size, size_t *used, const char *s, size_t len)
+{
+	if (*used + len + 2 < size) {
+		if (*used > 0)
+			buf[(*used)++] = '|';
+		memcpy(buf + *used, s, len);
+		*used += len;
+		buf[*used] = '\0';
+	}
+}
+
+static bool collect_address(void *ctx, const char *address, size_t local_len)
 {
 	struct collect *c = ctx;
 	size_t len = strlen(address);
@@ -170,12 +187,12 @@ static bool collect_address(void *ctx, const char *address)
 	c->calls++;
 	if (len >= MSG_ADDRESS_MAX + 1)
 		UNIT_FAIL("address of %zu bytes handed over", len);
-	if (c->used + len + 2 < sizeof c->got) {
-		if (c->used > 0)
-			c->got[c->used++] = '|';
-		memcpy(c->got + c->used, address, len + 1);
-		c->used += len;
-	}
+	/* The local part is not empty and ends at the "@" before a domain, or at the end. */
+	if (local_len == 0 || local_len > len ||
+	    (local_len < len && (address[local_len] != '@' || local_len + 1 == len)))
+		UNIT_FAIL("%s: local_len %zu does not split it", address, local_len);
+	collect_append(c->got, sizeof c->got, &c->used, address, len);
+	collect_append(c->locals, sizeof c->locals, &c->locals_used, address, local_len < len ? local_len : len);
 	return c->calls != c->stop_at;
 }
 
@@ -393,6 +410,33 @@ static void test_address_controls(void)
 	}
 }
 
+/* A quoted local part may hold "@": local_len says where it ends, and a local part alone keeps it whole. */
+static void test_local_len(void)
+{
+	static const struct {
+		bool bare_local;
+		const char *in, *want, *want_locals;
+	} rows[] = {
+	        {false, "\"a@b\"@c", "a@b@c", "a@b"},
+	        {false, "john.doe@x.example, \"p@q\" <\"r@s\"@t.example>", "john.doe@x.example|r@s@t.example",
+	         "john.doe|r@s"},
+	        {false, "<a@[tag:b@c]>", "a@[tag:b@c]", "a"},
+	        {true, "\"bob@evil.example\"", "bob@evil.example", "bob@evil.example"},
+	        {true, "root, \"bob@evil.example\"@x.example", "root|bob@evil.example@x.example",
+	         "root|bob@evil.example"},
+	        {true, "Bob <\"b@c\">", "b@c", "b@c"},
+	        {true, "\"@\"", "@", "@"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct collect c = {.used = 0};
+		size_t count;
+		bool ok = run_list_as(rows[i].bare_local, rows[i].in, strlen(rows[i].in), &c, &count);
+		CHECK(ok);
+		CHECK_STR(c.got, rows[i].want);
+		CHECK_STR(c.locals, rows[i].want_locals);
+	}
+}
+
 /* Only value[0..len) is read: what follows is not part of the list. */
 static void test_address_length(void)
 {
@@ -509,6 +553,7 @@ static void test_address_not_addresses(void)
 
 int main(void)
 {
+	test_local_len();
 	test_address_table();
 	test_address_local();
 	test_address_limits();

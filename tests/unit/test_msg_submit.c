@@ -83,12 +83,16 @@ static const struct submit_case submit_cases[] = {
         {"To: a b c\n\n", false, true, "To: a b c\r\nFrom: " FROM "\r\n\r\n", "", ""},
 };
 
-static void join(char *out, size_t size, char **list, size_t count)
+static void join(char *out, size_t size, const struct msg_submit_rcpt *list, size_t count)
 {
 	size_t used = 0;
 	out[0] = '\0';
-	for (size_t i = 0; i < count; i++)
-		used += (size_t)snprintf(out + used, size - used, "%s%s", i ? "|" : "", list[i]);
+	for (size_t i = 0; i < count; i++) {
+		used += (size_t)snprintf(out + used, size - used, "%s%s", i ? "|" : "", list[i].address);
+		char after = list[i].address[list[i].local_len];
+		if (list[i].local_len == 0 || (after != '@' && after != '\0'))
+			UNIT_FAIL("%s: local_len %zu", list[i].address, list[i].local_len);
+	}
 }
 
 static void test_submit_table(void)
@@ -112,6 +116,25 @@ static void test_submit_table(void)
 		msg_submit_free(&m);
 		free(in);
 	}
+}
+
+/* A quoted local part keeps its "@" (sendmail must not take what follows it for a domain). */
+static void test_submit_quoted_at(void)
+{
+	static const char in[] = "To: \"bob@evil.example\", \"a@b\"@x.example, root\n\n";
+	struct msg_submit m;
+	struct msg_submit_options o = {.recipients = true, .from = NULL};
+	CHECK(msg_submit_prepare(in, sizeof in - 1, &o, &m));
+	CHECK_INT(m.rcpt_count, 3);
+	if (m.rcpt_count == 3) {
+		CHECK_STR(m.rcpts[0].address, "bob@evil.example");
+		CHECK_INT(m.rcpts[0].local_len, 16); /* all of it: a local part alone */
+		CHECK_STR(m.rcpts[1].address, "a@b@x.example");
+		CHECK_INT(m.rcpts[1].local_len, 3);
+		CHECK_STR(m.rcpts[2].address, "root");
+		CHECK_INT(m.rcpts[2].local_len, 4);
+	}
+	msg_submit_free(&m);
 }
 
 static void test_submit_misc(void)
@@ -244,6 +267,7 @@ int main(void)
 {
 	test_submit_table();
 	test_submit_misc();
+	test_submit_quoted_at();
 	test_dot_end();
 	test_crlf();
 	test_from_value();

@@ -419,9 +419,42 @@ static void test_utf8_valid(void)
 	CHECK(!smtp_utf8_valid("\xc3\xa9", 1));
 }
 
+static void test_atext_and_dot_string(void)
+{
+	static const char atext[] = "azAZ09!#$%&'*+-/=?^_`{|}~";
+	for (const char *p = atext; *p; p++)
+		CHECK(smtp_atext(*p));
+	static const int not_atext[] = {-1,  0,   ' ', '"', '(',  ')', ',',  '.',  ':', ';',
+	                                '<', '>', '@', '[', '\\', ']', 0x7f, 0x80, 0xff};
+	for (size_t i = 0; i < sizeof not_atext / sizeof not_atext[0]; i++)
+		if (smtp_atext(not_atext[i]))
+			UNIT_FAIL("smtp_atext(0x%x): got true, want false", (unsigned)not_atext[i]);
+		else
+			unit_passed++;
+
+	static const struct {
+		const char *s;
+		bool ascii, utf8; /* smtp_dot_string without and with utf8 */
+	} rows[] = {
+	        {"a", true, true},       {"john.doe", true, true},       {"a+tag.x-y", true, true},
+	        {"", false, false},      {".a", false, false},           {"a.", false, false},
+	        {"a..b", false, false},  {"a b", false, false},          {"bob@evil.example", false, false},
+	        {"\"a\"", false, false}, {"j\xc3\xbcrgen", false, true}, {".j\xc3\xbcrgen", false, false},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		size_t len = strlen(rows[i].s);
+		CHECK_INT(smtp_dot_string(rows[i].s, len, false), rows[i].ascii);
+		CHECK_INT(smtp_dot_string(rows[i].s, len, true), rows[i].utf8);
+	}
+	/* The slice's end counts, not a NUL: "a." cut before the dot is "a"; a NUL inside is no atext. */
+	CHECK(smtp_dot_string("a.", 1, false));
+	CHECK(!smtp_dot_string("a\0b", 3, true));
+}
+
 int main(void)
 {
 	test_path_table();
+	test_atext_and_dot_string();
 	test_path_limits();
 	test_path_null_outputs();
 	test_domain_check();
