@@ -569,7 +569,7 @@ def test_link_named_sendmail(env):
 def test_php_mail(env):
     php = shutil.which("php")
     if not php:
-        pytest.skip("php is not installed (scripts/install-deps.sh test installs php-cli)")
+        pytest.fail("php is not installed (scripts/install-deps.sh test installs php-cli)")
     code = (
         "$ok = mail('alice@localhost', 'Hello from PHP', \"Line one\\nLine two\\n.\\nafter a dot\","
         " \"From: Web App <app@localhost>\\r\\nCc: bob@localhost\\r\\nX-Mailer-Test: yes\");"
@@ -588,7 +588,7 @@ def test_php_mail(env):
 def test_s_nail(env):
     snail = shutil.which("s-nail")
     if not snail:
-        pytest.skip("s-nail is not installed (scripts/install-deps.sh test installs it)")
+        pytest.fail("s-nail is not installed (scripts/install-deps.sh test installs it)")
     link = os.path.join(env.public, "bin", "sendmail")
     os.symlink("tern", link)
     r = run_as([snail, "-n", "-Sv15-compat", "-Smta=" + link, "-Smta-arguments=-C " + env.conf,
