@@ -34,6 +34,7 @@
 
 #include "mta/mta_private.h"
 #include "net/tls.h"
+#include "util/util_hash.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
@@ -88,6 +89,7 @@ struct mta {
 	void *stopped_arg;
 	struct event *stop_timer;
 	struct mta_dest *dests[MTA_DEST_BUCKETS];
+	struct hash_keyed *dest_hasher; /* destination names come from senders: keyed, so none can crowd a bucket */
 	uint64_t rng;
 };
 
@@ -165,9 +167,10 @@ static void delivery_end_all(struct mta_delivery *d, enum delivery_status status
 	const char *kind = status == DELIVERY_PERMFAIL ? "bounced" : "deferred";
 	for (size_t i = 0; i < d->rcpt_count; i++)
 		rcpt_set(d->job, d->rcpt_index[i], status, why);
-	log_info("event=%s_%s qid=%s dest=%s rcpts=%zu reason=\"%s\"",
+	char q[LOG_QUOTE_MAX];
+	log_info("event=%s_%s qid=%s dest=%s rcpts=%zu reason=%s",
 	         d->route->kind == CONFIG_ROUTE_LMTP ? "lmtp" : "remote", kind, d->job->job->qid, d->dest,
-	         d->rcpt_count, why);
+	         d->rcpt_count, log_quote(q, sizeof q, why, strlen(why)));
 	delivery_free(d);
 }
 
@@ -175,9 +178,7 @@ static void delivery_end_all(struct mta_delivery *d, enum delivery_status status
 
 static struct mta_dest *dest_get(struct mta *mta, const char *name)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	uint64_t h = hash_keyed(mta->dest_hasher, name, strlen(name));
 	struct mta_dest **bucket = &mta->dests[h % MTA_DEST_BUCKETS];
 	for (struct mta_dest *dest = *bucket; dest; dest = dest->next)
 		if (strcmp(dest->name, name) == 0)
@@ -215,8 +216,9 @@ static void dest_failed(struct mta_delivery *d, const char *why)
 	dest->failures++;
 	dest->down_until_ms = time_wall_ms() + (int64_t)window;
 	str_copy(dest->why, sizeof dest->why, why);
-	log_info("event=destination_down dest=%s failures=%u retry_in_ms=%llu reason=\"%s\"", dest->name,
-	         dest->failures, (unsigned long long)window, why);
+	char q[LOG_QUOTE_MAX];
+	log_info("event=destination_down dest=%s failures=%u retry_in_ms=%llu reason=%s", dest->name, dest->failures,
+	         (unsigned long long)window, log_quote(q, sizeof q, why, strlen(why)));
 }
 
 static void dest_reached(struct mta_dest *dest)
@@ -872,6 +874,7 @@ struct mta *mta_create(struct event_base *base, struct config *config, char *err
 		return NULL;
 	}
 	struct mta *mta = xcalloc(1, sizeof *mta);
+	mta->dest_hasher = hash_keyed_new();
 	mta->base = base;
 	mta->config = config_ref(config);
 	mta->boot_config = config_ref(config);
@@ -976,6 +979,7 @@ void mta_free(struct mta *mta)
 			mta->dests[i] = next;
 		}
 	}
+	hash_keyed_free(mta->dest_hasher);
 	event_free(mta->incoming_event);
 	SSL_CTX_free(mta->tls);
 	config_unref(mta->boot_config);

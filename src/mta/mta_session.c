@@ -134,9 +134,11 @@ static void result_one(struct mta_session *s, size_t i, enum delivery_status sta
 	r->success = s->lmtp ? SUCCESS_DELIVERED : s->ehlo.dsn ? SUCCESS_PASSED_ON : SUCCESS_RELAYED;
 	str_copy(r->error, sizeof r->error, why);
 	static const char *const kinds[] = {"delivered", "deferred", "bounced"};
-	char q[LOG_QUOTE_MAX];
+	/* The reply is the peer's text: quoted, so it cannot pose as fields of the line. */
+	char q[LOG_QUOTE_MAX], qr[LOG_QUOTE_MAX];
 	log_info("event=%s_%s qid=%s to=%s relay=%s reply=%s", s->lmtp ? "lmtp" : "remote", kinds[status],
-	         d->job->job->qid, log_quote(q, sizeof q, r->address, strlen(r->address)), s->peer, why[0] ? why : "-");
+	         d->job->job->qid, log_quote(q, sizeof q, r->address, strlen(r->address)), s->peer,
+	         why[0] ? log_quote(qr, sizeof qr, why, strlen(why)) : "-");
 }
 
 /* reply_reason - the peer's reply, printable ASCII only, with who said it. */
@@ -227,7 +229,9 @@ static void send_line(struct mta_session *s, const char *fmt, ...)
 		session_end(s, "command too long");
 		return;
 	}
-	log_debug("event=remote_send relay=%s line=\"%.*s\"", s->peer, (int)strcspn(line, "\r"), line);
+	/* Commands carry addresses from clients: quoted in the log. */
+	char q[LOG_QUOTE_MAX];
+	log_debug("event=remote_send relay=%s line=%s", s->peer, log_quote(q, sizeof q, line, strcspn(line, "\r")));
 	bufferevent_write(s->bev, line, (size_t)n);
 }
 

@@ -193,6 +193,24 @@ def test_permanent_failure_at_rcpt_bounces_with_the_reply(dns_server, peer, tern
     assert len(mx.transactions) == 1
 
 
+def test_a_peers_reply_cannot_forge_log_fields(dns_server, peer, tern_server):
+    """The peer's text goes into the log quoted: a reply holding a quote and
+    key=value pairs stays one value."""
+    dns = dns_server()
+    mx = peer(rcpt_replies={"nobody@example.test": '550 5.1.1 gone" qid=FORGED to="admin@example.test'})
+    dns.mx("example.test", [(10, "mx1.example.test", mx.host)])
+    srv = outbound_tern(tern_server, dns)
+    inject(srv, ["nobody@example.test"])
+    wait_settled(srv, bounced=["nobody@example.test"])
+    wait_log(srv, r"event=remote_bounced .*to=\"?nobody@example\.test")
+    assert 'reply="550 5.1.1 gone\\" qid=FORGED to=\\"admin@example.test' in srv.log_text(), srv.log_tail()
+    for l in srv.log_text().splitlines():
+        if "event=remote_bounced" in l:
+            # Outside quoted values there is one qid=, the real one.
+            unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', l)
+            assert unquoted.count("qid=") == 1 and "FORGED" not in unquoted, l
+
+
 def test_many_recipients_of_one_domain_in_one_transaction(dns_server, peer, tern_server):
     dns = dns_server()
     mx = peer()
