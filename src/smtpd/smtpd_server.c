@@ -33,6 +33,7 @@
 #include "smtpd/smtpd_limits.h"
 #include "smtpd/smtpd_local.h"
 #include "smtpd/smtpd_session.h"
+#include "util/util_hash.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
@@ -89,6 +90,7 @@ struct smtpd {
 	uint64_t session_count;
 
 	struct smtpd_peer_count *peers[SMTPD_PEER_BUCKETS];
+	struct hash_keyed *peer_hasher; /* client addresses are chosen by clients (a /64 holds many) */
 };
 
 struct event_base *smtpd_base(struct smtpd *smtpd)
@@ -154,9 +156,7 @@ void smtpd_peer_key(const struct sockaddr *peer, unsigned char key[16])
 
 static struct smtpd_peer_count **peer_slot(struct smtpd *smtpd, const unsigned char key[16])
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (int i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 16777619u;
+	uint64_t h = hash_keyed(smtpd->peer_hasher, key, 16);
 	struct smtpd_peer_count **p = &smtpd->peers[h % SMTPD_PEER_BUCKETS];
 	while (*p && memcmp((*p)->key, key, 16) != 0)
 		p = &(*p)->next;
@@ -370,6 +370,7 @@ static bool listen_local(struct smtpd *smtpd, const struct config *config)
 struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 {
 	struct smtpd *smtpd = xcalloc(1, sizeof *smtpd);
+	smtpd->peer_hasher = hash_keyed_new();
 	smtpd->base = base;
 	smtpd->config = config_ref(config);
 	smtpd->accept_pause = evtimer_new(base, smtpd_resume_accept, smtpd);
@@ -505,6 +506,7 @@ void smtpd_free(struct smtpd *smtpd)
 		event_free(smtpd->shutdown_timer);
 	event_free(smtpd->accept_pause);
 	net_linger_free(smtpd->linger);
+	hash_keyed_free(smtpd->peer_hasher);
 	free(smtpd->listeners);
 	free(smtpd->slots);
 	free(smtpd->generations);
