@@ -53,11 +53,24 @@ def binary_problem():
     return None
 
 
+# Ports this process has handed out. The kernel may give the same
+# ephemeral port to two bind(port 0) calls in a row once the first socket
+# is closed, so a server with several listeners could be handed one port
+# twice; each port is handed out once per test run instead.
+_ports_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that was free on host a moment ago (bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that was free on host a moment ago (bind port 0), never
+    one this process handed out before."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
+    raise HarnessError("no free port left that was not handed out already")
 
 
 def port_is_free(host, port):
