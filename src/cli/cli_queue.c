@@ -39,7 +39,13 @@ static void queue_table_rcpt(const struct store_queue_rcpt *r)
 	fputs("    ", stdout);
 	cli_print_safe(r->address);
 	if (r->mailbox[0] == '\0') {
-		fputs(" (remote)", stdout);
+		/* Another domain: how it leaves, and by which rule of the configuration. */
+		printf(" (remote, %s", r->route);
+		if (r->route_key) {
+			fputs(" by ", stdout);
+			cli_print_safe(r->route_key);
+		}
+		fputs(")", stdout);
 	} else if (strcmp(r->address, r->mailbox) != 0) {
 		fputs(" -> ", stdout);
 		cli_print_safe(r->mailbox);
@@ -102,6 +108,13 @@ static void queue_json_rcpt(const struct store_queue_rcpt *r)
 	queue_json_string(r->address);
 	fputs(",\"mailbox\":", stdout);
 	queue_json_string(r->mailbox);
+	fputs(",\"route\":", stdout);
+	queue_json_string(r->route);
+	fputs(",\"route_key\":", stdout);
+	if (r->route_key)
+		queue_json_string(r->route_key);
+	else
+		fputs("null", stdout);
 	fputs(",\"state\":", stdout);
 	queue_json_string(r->state);
 	printf(",\"attempts\":%" PRId64 ",\"next_attempt\":", r->attempts);

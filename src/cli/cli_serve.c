@@ -29,6 +29,7 @@
 #include "mta/mta.h"
 #include "net/tls.h"
 #include "smtpd/smtpd.h"
+#include "smtpd/smtpd_route.h"
 #include "store/store.h"
 #include "store/store_admin.h"
 #include "util/util_log.h"
@@ -227,14 +228,15 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	mta_shutdown(sv->mta, part_stopped, sv);
 }
 
-/* serve_dispatch - store_dispatch: local recipients to the mailbox writers (or LMTP), others to remote delivery. */
+/* serve_dispatch - store_dispatch: recipients routed to a Maildir to the mailbox writers, the others (LMTP, MX,
+ * relay) to the mta. */
 static void serve_dispatch(struct delivery_job *job, void *arg)
 {
 	struct serve *sv = arg;
-	if (job->remote || sv->local_lmtp)
-		mta_dispatch(job, sv->mta);
-	else
+	if (job->maildir)
 		mda_dispatch(job, sv->mda);
+	else
+		mta_dispatch(job, sv->mta);
 }
 
 /*
@@ -304,8 +306,10 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	smtpd_reload(sv->smtpd, fresh);
 	mta_reload(sv->mta, fresh);
 	struct store_policy policy = store_policy_of(fresh);
-	if (sv->store)
+	if (sv->store) {
 		store_set_policy(sv->store, &policy);
+		store_set_routes(sv->store, config_ref(fresh), !config_routing_equal(sv->config, fresh));
+	}
 	config_unref(sv->config);
 	sv->config = fresh;
 	log_info("event=reloaded path=%s", fresh->path ? fresh->path : "(defaults)");
@@ -353,7 +357,8 @@ int cli_serve(const char *config_path)
 	struct store_settings settings = {
 	        .data_dir = sv.config->data_dir,
 	        .max_inflight = SERVE_MAX_INFLIGHT,
-	        .local_bodies = sv.local_lmtp,
+	        .local_lmtp = sv.local_lmtp,
+	        .router = &smtpd_router,
 	        .hostname = sv.config->hostname,
 	        .local_domains = sv.config->local_domains,
 	        .local_domain_count = sv.config->local_domain_count,
@@ -366,9 +371,12 @@ int cli_serve(const char *config_path)
 	err[0] = '\0';
 	sv.mda = mda_create(sv.config->data_dir, sv.config->hostname, sv.config->delivery_workers);
 	sv.mta = mta_create(sv.base, sv.config, err, sizeof err);
-	struct store *store = sv.mta ? store_start(&settings, sv.base, smtpd_commit_done, sv.smtpd, serve_dispatch, &sv,
-	                                           err, sizeof err)
-	                             : NULL;
+	struct store *store = NULL;
+	if (sv.mta) {
+		settings.routes = config_ref(sv.config); /* the store's: it releases it */
+		store = store_start(&settings, sv.base, smtpd_commit_done, sv.smtpd, serve_dispatch, &sv, err,
+		                    sizeof err);
+	}
 	struct store_reader *reader = store ? store_reader_open(sv.config->data_dir, err, sizeof err) : NULL;
 	struct store_reader *mta_reader = reader ? store_reader_open(sv.config->data_dir, err, sizeof err) : NULL;
 	if (!store || !reader || !mta_reader || !mda_run(sv.mda, store)) {

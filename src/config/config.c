@@ -1791,6 +1791,11 @@ static bool equal_transports(const struct config_param *p, const struct config *
 	return true;
 }
 
+bool config_routing_equal(const struct config *a, const struct config *b)
+{
+	return config_route_equal(&a->smarthost, &b->smarthost) && equal_transports(NULL, a, b);
+}
+
 static void release_transports(const struct config_param *p, struct config *config)
 {
 	(void)p;
@@ -2112,13 +2117,36 @@ static void check_transports(struct config_load *ld)
 	ld->line = 0;
 }
 
-const struct config_route *config_route_for(const struct config *config, const char *domain)
+static const struct config_route default_mx = {.kind = CONFIG_ROUTE_MX, .tls = CONFIG_TLS_MAY, .text = "mx"};
+
+const struct config_route *config_route_for(const struct config *config, const char *domain, char *key, size_t keysize)
 {
-	static const struct config_route mx = {.kind = CONFIG_ROUTE_MX, .tls = CONFIG_TLS_MAY, .text = "mx"};
 	const struct config_route *route = config_route_match(config->transports, config->transport_count, domain);
-	if (route)
+	if (route) {
+		if (!str_format(key, keysize, "transport:%s", route->domain))
+			key[0] = '\0'; /* cannot happen: domains are shorter */
 		return route;
-	return config->smarthost.text ? &config->smarthost : &mx;
+	}
+	if (config->smarthost.text) {
+		str_copy(key, keysize, "smarthost");
+		return &config->smarthost;
+	}
+	key[0] = '\0';
+	return &default_mx;
+}
+
+const struct config_route *config_route_by_key(const struct config *config, const char *key)
+{
+	if (!key || !key[0])
+		return &default_mx;
+	if (strcmp(key, "smarthost") == 0)
+		return config->smarthost.text ? &config->smarthost : NULL;
+	if (strncmp(key, "transport:", 10) != 0)
+		return NULL;
+	for (size_t i = 0; i < config->transport_count; i++)
+		if (strcmp(config->transports[i].domain, key + 10) == 0)
+			return &config->transports[i];
+	return NULL;
 }
 
 /* config_load_with - the loader behind config_load and config_load_client. */
@@ -2174,9 +2202,10 @@ int config_sendmail_socket(const struct config *config, char *buf, size_t size)
 
 struct config *config_ref(struct config *config)
 {
-	if (config->refs <= 0)
-		fatal("config_ref on a freed config (refs %d)", config->refs);
-	config->refs++;
+	/* Atomic: the store thread holds a configuration too (its routes). */
+	int before = __atomic_fetch_add(&config->refs, 1, __ATOMIC_RELAXED);
+	if (before <= 0)
+		fatal("config_ref on a freed config (refs %d)", before);
 	return config;
 }
 
@@ -2184,9 +2213,10 @@ void config_unref(struct config *config)
 {
 	if (config == NULL)
 		return;
-	if (config->refs <= 0)
-		fatal("config_unref on a freed config (refs %d)", config->refs);
-	if (--config->refs > 0)
+	int after = __atomic_sub_fetch(&config->refs, 1, __ATOMIC_ACQ_REL);
+	if (after < 0)
+		fatal("config_unref on a freed config (refs %d)", after + 1);
+	if (after > 0)
 		return;
 	for (size_t i = 0; i < PARAM_COUNT; i++)
 		if (types[params[i].type].release != NULL)

@@ -176,9 +176,18 @@ bool config_is_local_domain(const struct config *config, const char *domain, siz
 
 /*
  * config_route_for - where mail for domain (lower case, not local) goes:
- * its transport line, else smarthost, else its MX hosts.
+ * its transport line, else smarthost, else its MX hosts. key (keysize
+ * bytes) gets the rule that decided, for config_route_by_key:
+ * "transport:DOMAIN" (as the line wrote its domain), "smarthost", or ""
+ * for the MX hosts by default.
  */
-const struct config_route *config_route_for(const struct config *config, const char *domain);
+const struct config_route *config_route_for(const struct config *config, const char *domain, char *key, size_t keysize);
+
+/* config_routing_equal - smarthost and transport are the same in a and b (routes decided by one hold in the other). */
+bool config_routing_equal(const struct config *a, const struct config *b);
+
+/* config_route_by_key - the route of the rule key names (config_route_for's), or NULL if config has none now. */
+const struct config_route *config_route_by_key(const struct config *config, const char *key);
 
 /* config_duration_parse - "90s", "30m", "4h", "2d" or bare seconds, as durations are written in the file. */
 bool config_duration_parse(const char *s, size_t len, uint64_t *seconds);

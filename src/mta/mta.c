@@ -727,13 +727,35 @@ static bool body_eight_bit(struct evbuffer *body)
 	return false;
 }
 
+/*
+ * rcpt_route - the configured route of a recipient, by the route its row
+ * holds: local_delivery for LMTP, else the rule it names in the
+ * configuration this job runs with. A rule gone from the configuration
+ * (a reload raced the store's rerouting) is replaced by what the
+ * configuration now says for the domain.
+ */
+static const struct config_route *rcpt_route(struct mta *mta, const struct config *config,
+                                             const struct delivery_rcpt *r)
+{
+	if (r->route == STORE_ROUTE_LMTP)
+		return &mta->boot_config->local_delivery;
+	const struct config_route *route = config_route_by_key(config, r->route_key);
+	if (route)
+		return route;
+	char domain[DNS_NAME_MAX + 1], key[STORE_ROUTE_KEY_MAX];
+	str_copy(domain, sizeof domain, address_domain(r->address));
+	str_lower(domain);
+	route = config_route_for(config, domain, key, sizeof key);
+	log_info("event=route_gone rcpt_id=%lld rule=\"%s\" now=\"%s\"", (long long)r->id, r->route_key, key);
+	return route;
+}
+
 /* job_deliveries - one delivery per domain among the job's recipients. */
 static void job_start(struct mta *mta, struct delivery_job *job)
 {
 	struct mta_job *j = xcalloc(1, sizeof *j);
 	j->mta = mta;
 	j->config = config_ref(mta->config);
-	j->local = !job->remote;
 	j->job = job;
 	j->body = job->body;
 	j->next = mta->jobs;
@@ -757,12 +779,8 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 	/* Each recipient's route; recipients with the same route (and, for MX routes, domain) go together. */
 	bool *taken = xcalloc(job->rcpt_count ? job->rcpt_count : 1, sizeof *taken);
 	const struct config_route **routes = xcalloc(job->rcpt_count ? job->rcpt_count : 1, sizeof *routes);
-	char domain[DNS_NAME_MAX + 1];
-	for (size_t i = 0; i < job->rcpt_count; i++) {
-		str_copy(domain, sizeof domain, address_domain(job->rcpts[i].address));
-		str_lower(domain);
-		routes[i] = j->local ? &mta->boot_config->local_delivery : config_route_for(j->config, domain);
-	}
+	for (size_t i = 0; i < job->rcpt_count; i++)
+		routes[i] = rcpt_route(mta, j->config, &job->rcpts[i]);
 	struct mta_delivery *list = NULL;
 	for (size_t i = 0; i < job->rcpt_count; i++) {
 		j->smtputf8 |= has_high_bytes(job->rcpts[i].address);
@@ -783,7 +801,7 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 		d->dest_state = dest_get(mta, d->dest);
 		/* A route's rate= comes first; remote_rate_per_destination is for remote mail only. */
 		uint64_t rate = d->route->rate_interval_us;
-		if (!rate && !j->local)
+		if (!rate && job->rcpts[i].route != STORE_ROUTE_LMTP)
 			rate = j->config->remote_rate_interval_us;
 		d->dest_state->interval_us = rate;
 		d->rcpt_index = xcalloc(job->rcpt_count, sizeof *d->rcpt_index);

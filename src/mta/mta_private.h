@@ -68,7 +68,6 @@ struct mta_job {
 	struct mta *mta;
 	struct config *config; /* as the job started: its routes stay put */
 	struct delivery_job *job;
-	bool local;            /* local users' mail, over local_delivery (LMTP): RCPT names the mailbox */
 	struct evbuffer *body; /* the content, canonical CRLF */
 	bool eight_bit;        /* the content holds bytes >= 0x80 */
 	/* For peers without 8BITMIME: the content made 7-bit, once (NULL: not yet, or it could not be). */

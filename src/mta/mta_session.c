@@ -304,7 +304,7 @@ static void send_rcpt(struct mta_session *s, size_t i)
 	if (s->ehlo.dsn && r->orcpt)
 		str_format(orcpt, sizeof orcpt, " ORCPT=%s", r->orcpt);
 	/* Local users' mail names the mailbox an alias or +tag led to. */
-	send_line(s, "RCPT TO:<%s>%s%s\r\n", s->d->job->local ? r->mailbox : r->address, notify, orcpt);
+	send_line(s, "RCPT TO:<%s>%s%s\r\n", r->route == STORE_ROUTE_LMTP ? r->mailbox : r->address, notify, orcpt);
 }
 
 static void send_rcpt_or_data(struct mta_session *s)

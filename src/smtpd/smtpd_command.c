@@ -24,6 +24,7 @@
 #include "smtp/smtp_dsn.h"
 #include "smtpd/smtpd_limits.h"
 #include "smtpd/smtpd_private.h"
+#include "smtpd/smtpd_route.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
@@ -308,11 +309,17 @@ static bool rcpt_suppressed(struct smtpd_session *s, const struct smtp_path *pat
 	return true;
 }
 
-/* rcpt_resolve - the local mailboxes for a recipient; false after replying. */
-static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, char (*boxes)[STORE_ADDRESS_MAX],
-                         int *count)
+/*
+ * rcpt_resolve - a recipient's route, decided here once and kept on its
+ * row: its local mailboxes (each a copy), or the route of its domain
+ * with the configuration rule in key. false after replying.
+ */
+static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, enum store_route *route,
+                         char (*boxes)[STORE_ADDRESS_MAX], int *count, char *key, size_t keysize)
 {
 	const struct config *c = s->config;
+	*route = c->local_delivery.kind == CONFIG_ROUTE_LMTP ? STORE_ROUTE_LMTP : STORE_ROUTE_MAILBOX;
+	key[0] = '\0';
 	if (path->is_bare_postmaster) {
 		str_copy(boxes[0], STORE_ADDRESS_MAX, c->postmaster);
 		*count = 1;
@@ -326,7 +333,10 @@ static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, 
 		}
 		if (rcpt_suppressed(s, path))
 			return false;
-		/* Relayed: no local mailbox; it waits in the queue for remote delivery. */
+		char lower[STORE_ADDRESS_MAX];
+		str_copy_n(lower, sizeof lower, domain, path->domain_len);
+		str_lower(lower);
+		*route = smtpd_route_remote(c, lower, key, keysize);
 		boxes[0][0] = '\0';
 		*count = 1;
 		return true;
@@ -400,19 +410,22 @@ static void handle_rcpt(struct smtpd_session *s, const struct smtp_command *cmd)
 	}
 	char(*boxes)[STORE_ADDRESS_MAX] = xmalloc(SMTPD_RESOLVE_MAX * sizeof *boxes);
 	int count = 0;
-	bool ok = rcpt_resolve(s, &cmd->path, boxes, &count);
+	enum store_route route;
+	char key[STORE_ROUTE_KEY_MAX];
+	bool ok = rcpt_resolve(s, &cmd->path, &route, boxes, &count, key, sizeof key);
 	if (ok && !rate_allows(s, 'r', s->config->user_recipient_rate, s->config->ip_recipient_rate)) {
 		session_reply(s, SMTP_R_RECIPIENT_RATE);
 		ok = false;
 	}
 	if (ok) {
 		for (int i = 0; i < count; i++)
-			txn_add_mailbox(txn, cmd->path.addr, boxes[i], notify, orcpt, orcpt_len);
+			txn_add_rcpt(txn, cmd->path.addr, route, boxes[i], key, notify, orcpt, orcpt_len);
 		if (!txn->first_rcpt)
 			txn->first_rcpt = str_dup(cmd->path.addr);
 		txn->rcpts_accepted++;
-		log_info("event=rcpt session=%s qid=%s to=%s mailboxes=%d", s->sid, txn->qid,
-		         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)), count);
+		log_info("event=rcpt session=%s qid=%s to=%s route=%s mailboxes=%d", s->sid, txn->qid,
+		         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)), store_route_name(route),
+		         count);
 		session_reply(s, SMTP_R_RCPT_OK);
 	} else {
 		txn->rcpts_refused++;

@@ -148,7 +148,8 @@ size_t txn_feed(struct smtpd_session *s, const char *bytes, size_t len);
 /* txn_finish - content complete: refuse it, or hand it to the store. */
 void txn_finish(struct smtpd_session *s);
 void txn_reset(struct smtpd_session *s);
-bool txn_add_mailbox(struct smtpd_txn *txn, const char *address, const char *mailbox, unsigned notify,
-                     const char *orcpt, size_t orcpt_len);
+/* txn_add_rcpt - a recipient with its route; a local one once per mailbox, another domain's once per address. */
+bool txn_add_rcpt(struct smtpd_txn *txn, const char *address, enum store_route route, const char *mailbox,
+                  const char *route_key, unsigned notify, const char *orcpt, size_t orcpt_len);
 
 #endif

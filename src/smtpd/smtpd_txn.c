@@ -45,6 +45,7 @@ void txn_free(struct smtpd_txn *txn)
 	for (size_t i = 0; i < txn->rcpt_count; i++) {
 		free(txn->rcpts[i].address);
 		free(txn->rcpts[i].mailbox);
+		free(txn->rcpts[i].route_key);
 		free(txn->rcpts[i].orcpt);
 	}
 	free(txn->rcpts);
@@ -66,27 +67,29 @@ void txn_reset(struct smtpd_session *s)
 	session_set_data_timeouts(s, false);
 }
 
-/* txn_add_mailbox - one copy per mailbox, however many addresses lead there;
- * a relayed recipient (mailbox "") once per address. */
-bool txn_add_mailbox(struct smtpd_txn *txn, const char *address, const char *mailbox, unsigned notify,
-                     const char *orcpt, size_t orcpt_len)
+/* txn_add_rcpt - one copy per mailbox, however many addresses lead there;
+ * a recipient in another domain once per address. */
+bool txn_add_rcpt(struct smtpd_txn *txn, const char *address, enum store_route route, const char *mailbox,
+                  const char *route_key, unsigned notify, const char *orcpt, size_t orcpt_len)
 {
-	bool remote = mailbox[0] == '\0';
+	bool local = STORE_ROUTE_IS_LOCAL(route);
 	for (size_t i = 0; i < txn->rcpt_count; i++) {
 		const struct store_rcpt *r = &txn->rcpts[i];
-		if (remote ? (r->mailbox[0] == '\0' && strcasecmp(r->address, address) == 0)
-		           : strcmp(r->mailbox, mailbox) == 0)
+		if (local ? STORE_ROUTE_IS_LOCAL(r->route) && strcmp(r->mailbox, mailbox) == 0
+		          : !STORE_ROUTE_IS_LOCAL(r->route) && strcasecmp(r->address, address) == 0)
 			return false;
 	}
 	if (txn->rcpt_count == txn->rcpt_cap) {
 		txn->rcpt_cap = txn->rcpt_cap ? txn->rcpt_cap * 2 : 4;
 		txn->rcpts = xrealloc(txn->rcpts, txn->rcpt_cap * sizeof *txn->rcpts);
 	}
-	txn->rcpts[txn->rcpt_count].address = str_dup(address);
-	txn->rcpts[txn->rcpt_count].mailbox = str_dup(mailbox);
-	txn->rcpts[txn->rcpt_count].notify = notify;
-	txn->rcpts[txn->rcpt_count].orcpt = orcpt ? str_dup_n(orcpt, orcpt_len) : NULL;
-	txn->rcpt_count++;
+	struct store_rcpt *r = &txn->rcpts[txn->rcpt_count++];
+	r->address = str_dup(address);
+	r->route = route;
+	r->mailbox = str_dup(local ? mailbox : "");
+	r->route_key = !local && route_key[0] ? str_dup(route_key) : NULL;
+	r->notify = notify;
+	r->orcpt = orcpt ? str_dup_n(orcpt, orcpt_len) : NULL;
 	return true;
 }
 

@@ -36,11 +36,39 @@ struct event_base;
 /* store_notify_wants - does a recipient with these NOTIFY bits want this kind of report? */
 #define STORE_NOTIFY_WANTS(notify, kind) ((notify) == 0 ? (kind) != STORE_NOTIFY_SUCCESS : ((notify) & (kind)) != 0)
 
+/*
+ * How a recipient is delivered. Decided once, when the recipient is
+ * accepted (or a notice is made), and kept on its row; the store decides
+ * again only when the routing configuration changes (store_set_routes).
+ * Its name in the database is store_route_name's.
+ */
+enum store_route {
+	STORE_ROUTE_MAILBOX, /* one of tern's own mailboxes (Maildir); mailbox names it */
+	STORE_ROUTE_LMTP,    /* a local mailbox, through local_delivery's LMTP server; mailbox names it */
+	STORE_ROUTE_MX,      /* another domain, through its MX hosts */
+	STORE_ROUTE_RELAY,   /* another domain, through a configured next hop; route_key names the rule */
+};
+#define STORE_ROUTE_COUNT 4
+
+/* store_route_name - "mailbox", "lmtp", "mx" or "relay". */
+const char *store_route_name(enum store_route route);
+
+/* store_route_from_name - the route called name; false if none is. */
+bool store_route_from_name(const char *name, enum store_route *out);
+
+/* store_route_is_local - MAILBOX and LMTP: the recipient is one of ours, mailbox says which. */
+#define STORE_ROUTE_IS_LOCAL(route) ((route) == STORE_ROUTE_MAILBOX || (route) == STORE_ROUTE_LMTP)
+
+/* Longest route_key: "smarthost", or a transport's domain pattern. */
+#define STORE_ROUTE_KEY_MAX 256
+
 struct store_rcpt {
-	char *address;   /* as the client gave it, for logs and Delivered-To */
-	char *mailbox;   /* the local mailbox it resolved to; "" for another domain */
-	unsigned notify; /* STORE_NOTIFY_* */
-	char *orcpt;     /* RFC 3461 ORCPT as given ("rfc822;a@b", xtext), or NULL */
+	char *address;          /* as the client gave it, for logs and Delivered-To */
+	enum store_route route; /* how it is delivered */
+	char *mailbox;          /* MAILBOX, LMTP: the local mailbox it resolved to; else "" */
+	char *route_key;        /* RELAY: the rule that chose the next hop; else NULL */
+	unsigned notify;        /* STORE_NOTIFY_* */
+	char *orcpt;            /* RFC 3461 ORCPT as given ("rfc822;a@b", xtext), or NULL */
 };
 
 struct store_message {
@@ -86,7 +114,9 @@ enum delivery_success {
 struct delivery_rcpt {
 	int64_t id;
 	char *address;
-	char *mailbox;
+	enum store_route route;
+	char *mailbox;    /* MAILBOX, LMTP: the mailbox; else "" */
+	char *route_key;  /* RELAY: the rule; else NULL */
 	int64_t attempts; /* before this one */
 	unsigned notify;  /* STORE_NOTIFY_* */
 	char *orcpt;      /* or NULL */
@@ -98,7 +128,7 @@ struct delivery_rcpt {
 
 struct delivery_job {
 	int64_t msg_id;
-	bool remote; /* recipients in other domains (mailbox ""): remote delivery, not the mailboxes */
+	bool maildir; /* every recipient's route is STORE_ROUTE_MAILBOX (the store hands out no mixed job) */
 	char qid[ID_LEN + 1];
 	char *sender;
 	bool ret_hdrs;
@@ -127,10 +157,30 @@ struct store_policy {
 	uint64_t bounce_retention_ms; /* bounced recipients are deleted this long after they bounced; 0: kept */
 };
 
+/*
+ * What the store needs of the routing configuration, for the recipients
+ * it makes itself (notices to senders) and to route waiting recipients
+ * again when that configuration changes. routes is the caller's object (a
+ * configuration); the store holds it from store_start or store_set_routes
+ * until it is replaced or the store stops, then releases it, on the store
+ * thread. remote() may be called on the store thread at any time meanwhile.
+ */
+struct store_router {
+	/*
+	 * The route of a domain that is not local (lower case): STORE_ROUTE_MX
+	 * or STORE_ROUTE_RELAY, with the configuration rule that chose it in
+	 * key ("" for the default, the domain's own MX hosts).
+	 */
+	enum store_route (*remote)(const void *routes, const char *domain, char *key, size_t keysize);
+	void (*release)(void *routes);
+};
+
 struct store_settings {
 	const char *data_dir;
 	size_t max_inflight; /* messages handed to delivery at once */
-	bool local_bodies;   /* local jobs get their body too (they go out over LMTP, on the loop thread) */
+	bool local_lmtp;     /* local mailboxes are reached through LMTP (local_delivery), not Maildir */
+	const struct store_router *router;
+	void *routes; /* the store's from store_start on (released by it, even when the start fails) */
 	/* For bounces: who we are and where their recipients go. The strings
 	 * must stay as they are until store_stop. */
 	const char *hostname;
@@ -165,6 +215,15 @@ void store_delivery_done(struct store *store, struct delivery_job *job);
  * user's next login makes the secret again.
  */
 void store_user_add_scram(struct store *store, const char *address, const char *password_hash, const char *scram);
+
+/*
+ * store_set_routes - any thread: the routing configuration is now routes
+ * (taken over, as in store_settings). When changed says it differs from
+ * the last, the store routes every waiting recipient in another domain
+ * again at its next turn (event=rerouted), so that queued mail follows a
+ * new smarthost or transport as new mail does.
+ */
+void store_set_routes(struct store *store, void *routes, bool changed);
 
 /* store_set_policy - loop thread: the store uses policy from its next turn on. */
 void store_set_policy(struct store *store, const struct store_policy *policy);

@@ -66,7 +66,9 @@ struct store_queue_rcpt {
 	int64_t id;
 	const char *address;
 	const char *mailbox;
-	const char *state; /* queued, deferred, held, bounced */
+	const char *route;     /* mailbox, lmtp, mx, relay (store_route_name) */
+	const char *route_key; /* relay, and mx by a transport line: the rule; else NULL */
+	const char *state;     /* queued, deferred, held, bounced */
 	int64_t attempts;
 	int64_t next_attempt_ms;                   /* 0 when not deferred */
 	const char *last_error;                    /* NULL when none */

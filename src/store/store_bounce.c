@@ -3,8 +3,8 @@
  *
  * The notification itself is made by msg/msg_dsn.c. Here: what goes into
  * it (a recipient's error is "CODE X.Y.Z text (host[address])" when a
- * remote server refused, or "X.Y.Z text" for tern's own reasons), and where
- * it goes: the original sender, through the same directory as RCPT.
+ * remote server refused, or "X.Y.Z text" for tern's own reasons). It goes
+ * to the original sender, routed by the caller (store_route.c).
  */
 #include "store/store_bounce.h"
 
@@ -31,30 +31,10 @@ static const char *remote_mta(const char *error, char *out, size_t size)
 	return out;
 }
 
-/* bounce_route - the mailbox for address: its own, postmaster's for an unknown local one, "" for remote. */
-static void bounce_route(const struct store_settings *settings, struct store_reader *dir, const char *address,
-                         char *mailbox, size_t size)
-{
-	char lower[STORE_ADDRESS_MAX];
-	str_copy(lower, sizeof lower, address);
-	str_lower(lower);
-	const char *at = strrchr(lower, '@');
-	bool local = false;
-	for (size_t i = 0; at && i < settings->local_domain_count; i++)
-		local |= strcmp(at + 1, settings->local_domains[i]) == 0;
-	if (!local) {
-		mailbox[0] = '\0';
-		return;
-	}
-	char boxes[1][STORE_ADDRESS_MAX];
-	int n = store_dir_resolve(dir, lower, settings->recipient_delimiter, settings->postmaster, boxes, 1);
-	str_copy(mailbox, size, n > 0 ? boxes[0] : settings->postmaster);
-}
-
 /* notification - a report of kind action for the given recipients of job (DSN_DELIVERED: each delivered or relayed). */
-static struct store_message *notification(const struct store_settings *settings, struct store_reader *dir,
-                                          const struct delivery_job *job, const struct delivery_rcpt *const *reported,
-                                          size_t count, const char *original, size_t original_len, int64_t now_ms,
+static struct store_message *notification(const struct store_settings *settings, const struct delivery_job *job,
+                                          const struct delivery_rcpt *const *reported, size_t count,
+                                          const char *original, size_t original_len, int64_t now_ms,
                                           enum dsn_action action)
 {
 	if (job->sender[0] == '\0' || count == 0)
@@ -127,30 +107,27 @@ static struct store_message *notification(const struct store_settings *settings,
 	msg->size = evbuffer_get_length(msg->body);
 	msg->rcpts = xcalloc(1, sizeof *msg->rcpts);
 	msg->rcpt_count = 1;
-	char mailbox[STORE_ADDRESS_MAX];
-	bounce_route(settings, dir, job->sender, mailbox, sizeof mailbox);
 	msg->rcpts[0].address = str_dup(job->sender);
-	msg->rcpts[0].mailbox = str_dup(mailbox);
 	return msg;
 }
 
-struct store_message *bounce_message(const struct store_settings *settings, struct store_reader *dir,
-                                     const struct delivery_job *job, const struct delivery_rcpt *const *failed,
-                                     size_t count, const char *original, size_t original_len, int64_t now_ms)
+struct store_message *bounce_message(const struct store_settings *settings, const struct delivery_job *job,
+                                     const struct delivery_rcpt *const *failed, size_t count, const char *original,
+                                     size_t original_len, int64_t now_ms)
 {
-	return notification(settings, dir, job, failed, count, original, original_len, now_ms, DSN_FAILED);
+	return notification(settings, job, failed, count, original, original_len, now_ms, DSN_FAILED);
 }
 
-struct store_message *delay_warning_message(const struct store_settings *settings, struct store_reader *dir,
-                                            const struct delivery_job *job, const struct delivery_rcpt *const *delayed,
-                                            size_t count, const char *original, size_t original_len, int64_t now_ms)
+struct store_message *delay_warning_message(const struct store_settings *settings, const struct delivery_job *job,
+                                            const struct delivery_rcpt *const *delayed, size_t count,
+                                            const char *original, size_t original_len, int64_t now_ms)
 {
-	return notification(settings, dir, job, delayed, count, original, original_len, now_ms, DSN_DELAYED);
+	return notification(settings, job, delayed, count, original, original_len, now_ms, DSN_DELAYED);
 }
 
-struct store_message *success_message(const struct store_settings *settings, struct store_reader *dir,
-                                      const struct delivery_job *job, const struct delivery_rcpt *const *done,
-                                      size_t count, const char *original, size_t original_len, int64_t now_ms)
+struct store_message *success_message(const struct store_settings *settings, const struct delivery_job *job,
+                                      const struct delivery_rcpt *const *done, size_t count, const char *original,
+                                      size_t original_len, int64_t now_ms)
 {
-	return notification(settings, dir, job, done, count, original, original_len, now_ms, DSN_DELIVERED);
+	return notification(settings, job, done, count, original, original_len, now_ms, DSN_DELIVERED);
 }

@@ -105,6 +105,14 @@ static const char schema_v5[] = "CREATE TABLE suppressions ("
 /* Version 6: large bodies live in DATA_DIR/spool (store_spool.c); the row says so. */
 static const char schema_v6[] = "ALTER TABLE messages ADD COLUMN spooled INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 7: each recipient's route, decided once (store_route.c). Rows from before say only
+ * "local" (a mailbox) or "another domain" (mailbox ''); the server routes the waiting ones again
+ * when it starts, which turns an "mx" here into "relay" where the configuration names a next hop,
+ * and "mailbox" into "lmtp" where local_delivery is LMTP. */
+static const char schema_v7[] = "ALTER TABLE recipients ADD COLUMN route TEXT NOT NULL DEFAULT 'mailbox';"
+                                "ALTER TABLE recipients ADD COLUMN route_key TEXT;"
+                                "UPDATE recipients SET route='mx' WHERE mailbox='';";
+
 bool store_db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
@@ -159,6 +167,8 @@ static bool store_db_migrate(sqlite3 *db, char *err, size_t errlen)
 		ok = store_db_exec(db, schema_v5);
 	if (ok && version < 6)
 		ok = store_db_exec(db, schema_v6);
+	if (ok && version < 7)
+		ok = store_db_exec(db, schema_v7);
 	if (ok && version < STORE_SCHEMA_VERSION) {
 		char sql[64];
 		str_format(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);

@@ -24,7 +24,7 @@
 
 /* Strings of one recipient and its attempts, owned while the callback runs. */
 struct rcpt_strings {
-	char *address, *mailbox, *state, *last_error;
+	char *address, *mailbox, *route, *route_key, *state, *last_error;
 	struct store_queue_attempt *history;
 	char **history_text; /* outcome and reply of each attempt */
 	size_t history_count;
@@ -60,6 +60,8 @@ static void rcpts_clear(struct rcpt_list *list)
 		struct rcpt_strings *s = &list->owned[i];
 		free(s->address);
 		free(s->mailbox);
+		free(s->route);
+		free(s->route_key);
 		free(s->state);
 		free(s->last_error);
 		for (size_t k = 0; k < 2 * s->history_count; k++)
@@ -107,10 +109,14 @@ static void rcpts_push(struct rcpt_list *list, sqlite3_stmt *stmt)
 	s->mailbox = column_dup(stmt, 2);
 	s->state = column_dup(stmt, 3);
 	s->last_error = column_dup(stmt, 6);
+	s->route = column_dup(stmt, 7);
+	s->route_key = column_dup(stmt, 8);
 	list->rcpts[list->count] = (struct store_queue_rcpt){
 	        .id = sqlite3_column_int64(stmt, 0),
 	        .address = s->address ? s->address : "",
 	        .mailbox = s->mailbox ? s->mailbox : "",
+	        .route = s->route ? s->route : "",
+	        .route_key = s->route_key,
 	        .state = s->state ? s->state : "",
 	        .attempts = sqlite3_column_int64(stmt, 4),
 	        .next_attempt_ms = sqlite3_column_int64(stmt, 5),
@@ -183,7 +189,8 @@ static bool queue_walk(struct store_admin *admin, const char *qid, const struct 
 	                                                     : "SELECT id, qid, sender, arrival_ms, size"
 	                                                       " FROM messages ORDER BY arrival_ms, id");
 	sqlite3_stmt *rcpts = store_db_prepare(admin->db, "SELECT id, address, mailbox, state, attempts,"
-	                                                  " next_attempt_ms, last_error FROM recipients"
+	                                                  " next_attempt_ms, last_error, route, route_key"
+	                                                  " FROM recipients"
 	                                                  " WHERE msg_id=? ORDER BY id");
 	sqlite3_stmt *history = store_db_prepare(admin->db, "SELECT rcpt_id, at_ms, outcome, reply FROM attempts"
 	                                                    " WHERE msg_id=? ORDER BY at_ms, rowid");

@@ -45,6 +45,7 @@
 
 #include "msg/msg_dsn.h"
 #include "store/store_db.h"
+#include "store/store_route.h"
 #include "store/store_spool.h"
 #include "store/store_suppress.h"
 #include "util/util_log.h"
@@ -74,6 +75,8 @@ struct store {
 	bool stopping;
 	struct store_policy next_policy; /* from store_set_policy, taken at the next turn */
 	bool policy_changed;
+	void *next_routes; /* from store_set_routes, taken at the next turn */
+	bool routes_changed, reroute;
 
 	/* Loop thread side. */
 	struct event *done_event;
@@ -93,6 +96,7 @@ struct store {
 	int64_t seen_action;      /* the last queue_log row logged */
 	int64_t next_prune_ms;    /* when store_prune looks for old bounced recipients again */
 	struct store_reader *dir; /* directory lookups for bounces */
+	struct store_routing routing;
 	struct store_spool *spool;
 	/* Spool files whose rows this transaction deletes: removed once it commits. */
 	char (*doomed)[ID_LEN + 1];
@@ -128,6 +132,7 @@ void store_message_free(struct store_message *msg)
 	for (size_t i = 0; i < msg->rcpt_count; i++) {
 		free(msg->rcpts[i].address);
 		free(msg->rcpts[i].mailbox);
+		free(msg->rcpts[i].route_key);
 		free(msg->rcpts[i].orcpt);
 	}
 	free(msg->rcpts);
@@ -147,6 +152,7 @@ void delivery_job_free(struct delivery_job *job)
 	for (size_t i = 0; i < job->rcpt_count; i++) {
 		free(job->rcpts[i].address);
 		free(job->rcpts[i].mailbox);
+		free(job->rcpts[i].route_key);
 		free(job->rcpts[i].orcpt);
 	}
 	free(job->rcpts);
@@ -165,8 +171,9 @@ static void store_prepare_all(struct store *s)
 	s->insert_message =
 	        store_db_prepare(db, "INSERT INTO messages(qid, sender, arrival_ms, size, body, ret_hdrs, envid,"
 	                             " spooled) VALUES(?,?,?,?,?,?,?,?)");
-	s->insert_rcpt = store_db_prepare(
-	        db, "INSERT INTO recipients(msg_id, address, mailbox, notify, orcpt) VALUES(?,?,?,?,?)");
+	s->insert_rcpt =
+	        store_db_prepare(db, "INSERT INTO recipients(msg_id, address, mailbox, notify, orcpt, route, route_key)"
+	                             " VALUES(?,?,?,?,?,?,?)");
 	s->delete_rcpt = store_db_prepare(db, "DELETE FROM recipients WHERE id=?");
 	/* A recipient an operator held while an attempt was under way stays held. */
 	s->defer_rcpt = store_db_prepare(db, "UPDATE recipients SET state=CASE state WHEN 'held' THEN 'held'"
@@ -181,10 +188,12 @@ static void store_prepare_all(struct store *s)
 	s->message_row =
 	        store_db_prepare(db, "SELECT qid, sender, arrival_ms, ret_hdrs, envid FROM messages WHERE id=?");
 	s->queued_rcpts =
-	        store_db_prepare(db, "SELECT id, address, mailbox, attempts, notify, orcpt, warned FROM recipients"
+	        store_db_prepare(db, "SELECT id, address, mailbox, attempts, notify, orcpt, warned, route, route_key"
+	                             " FROM recipients"
 	                             " WHERE msg_id=? AND state='queued'");
-	s->rcpt_row = store_db_prepare(
-	        db, "SELECT id, address, mailbox, attempts, notify, orcpt, warned FROM recipients WHERE id=?");
+	s->rcpt_row =
+	        store_db_prepare(db, "SELECT id, address, mailbox, attempts, notify, orcpt, warned, route, route_key"
+	                             " FROM recipients WHERE id=?");
 	s->due_rcpts = store_db_prepare(db, "SELECT id, msg_id FROM recipients WHERE state='deferred'"
 	                                    " AND next_attempt_ms<=? ORDER BY msg_id LIMIT ?");
 	s->requeue_rcpt = store_db_prepare(db, "UPDATE recipients SET state='queued' WHERE id=?");
@@ -363,6 +372,11 @@ static bool store_insert_message(struct store *s, struct store_message *msg, int
 			sqlite3_bind_text(s->insert_rcpt, 5, msg->rcpts[i].orcpt, -1, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(s->insert_rcpt, 5);
+		sqlite3_bind_text(s->insert_rcpt, 6, store_route_name(msg->rcpts[i].route), -1, SQLITE_STATIC);
+		if (msg->rcpts[i].route_key)
+			sqlite3_bind_text(s->insert_rcpt, 7, msg->rcpts[i].route_key, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s->insert_rcpt, 7);
 		if (!store_step_done(s, s->insert_rcpt))
 			return false;
 		rcpt_ids[i] = sqlite3_last_insert_rowid(s->db);
@@ -389,7 +403,9 @@ static struct delivery_job *store_job_from_message(struct store_message *msg, in
 	for (size_t i = 0; i < msg->rcpt_count; i++) {
 		job->rcpts[i].id = ids[i];
 		job->rcpts[i].address = str_dup(msg->rcpts[i].address);
+		job->rcpts[i].route = msg->rcpts[i].route;
 		job->rcpts[i].mailbox = str_dup(msg->rcpts[i].mailbox);
+		job->rcpts[i].route_key = msg->rcpts[i].route_key ? str_dup(msg->rcpts[i].route_key) : NULL;
 		job->rcpts[i].notify = msg->rcpts[i].notify;
 		job->rcpts[i].orcpt = msg->rcpts[i].orcpt ? str_dup(msg->rcpts[i].orcpt) : NULL;
 	}
@@ -448,7 +464,7 @@ static bool store_note_attempt(struct store *s, const struct delivery_job *job, 
 static bool store_suppress(struct store *s, const struct delivery_job *job, const struct delivery_rcpt *r, int64_t now)
 {
 	char status[SUPPRESS_STATUS_MAX];
-	if (!s->settings.policy.suppression || r->status != DELIVERY_PERMFAIL || r->mailbox[0] != '\0' ||
+	if (!s->settings.policy.suppression || r->status != DELIVERY_PERMFAIL || STORE_ROUTE_IS_LOCAL(r->route) ||
 	    !suppress_hard_bounce(r->error, status, sizeof status))
 		return true;
 	sqlite3_bind_text(s->suppress, 1, r->address, -1, SQLITE_STATIC);
@@ -536,14 +552,14 @@ static bool store_queue_bounce(struct store *s, const struct delivery_job *job, 
 	const char *original = body ? (const char *)evbuffer_pullup(body, -1) : NULL;
 	struct store_message *notice =
 	        kind == DSN_DELAYED
-	                ? delay_warning_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
-	        : kind == DSN_DELIVERED
-	                ? success_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now)
-	                : bounce_message(&s->settings, s->dir, job, rcpts, count, original, original_len, now);
+	                ? delay_warning_message(&s->settings, job, rcpts, count, original, original_len, now)
+	        : kind == DSN_DELIVERED ? success_message(&s->settings, job, rcpts, count, original, original_len, now)
+	                                : bounce_message(&s->settings, job, rcpts, count, original, original_len, now);
 	if (loaded)
 		evbuffer_free(loaded);
 	if (!notice)
 		return true;
+	store_route_address(&s->routing, s->dir, notice->rcpts[0].address, &notice->rcpts[0]);
 	int64_t msg_id, rcpt_id;
 	bool ok = store_insert_message(s, notice, &msg_id, &rcpt_id);
 	if (ok) {
@@ -611,7 +627,8 @@ static struct delivery_job *store_load_message(struct store *s, int64_t msg_id)
 	return job;
 }
 
-/* store_add_rcpt - append the recipient in the current row of stmt (id, address, mailbox, attempts, notify, orcpt). */
+/* store_add_rcpt - append the recipient in the current row of stmt (id, address, mailbox, attempts, notify, orcpt,
+ * warned, route, route_key). */
 static void store_add_rcpt(struct delivery_job *job, size_t *cap, sqlite3_stmt *stmt)
 {
 	if (job->rcpt_count == *cap) {
@@ -628,6 +645,14 @@ static void store_add_rcpt(struct delivery_job *job, size_t *cap, sqlite3_stmt *
 	const char *orcpt = (const char *)sqlite3_column_text(stmt, 5);
 	r->orcpt = orcpt ? str_dup(orcpt) : NULL;
 	r->warned = sqlite3_column_int(stmt, 6) != 0;
+	const char *route = (const char *)sqlite3_column_text(stmt, 7);
+	if (!route || !store_route_from_name(route, &r->route)) {
+		/* Written by a later version, or by hand: decided again from the mailbox. */
+		log_warning("event=route_unknown rcpt_id=%lld route=\"%s\"", (long long)r->id, route ? route : "");
+		r->route = r->mailbox[0] ? STORE_ROUTE_MAILBOX : STORE_ROUTE_MX;
+	}
+	const char *key = (const char *)sqlite3_column_text(stmt, 8);
+	r->route_key = key ? str_dup(key) : NULL;
 }
 
 /* store_job_or_null - a job with no recipients left is no job. */
@@ -653,15 +678,17 @@ static struct delivery_job *store_load_job(struct store *s, int64_t msg_id)
 }
 
 /*
- * store_split_remote - move the recipients in other domains (mailbox "")
- * out of job into a job of their own, with its own copy of the body;
- * NULL when there are none.
+ * store_split_by_worker - the recipients whose route is not a Maildir of
+ * ours (LMTP, MX, relay: the mta's) move out of job into a job of their
+ * own, with its own copy of the body; NULL when there are none. What stays
+ * is the mailbox writers' (job->maildir).
  */
-static struct delivery_job *store_split_remote(struct delivery_job *job)
+static struct delivery_job *store_split_by_worker(struct delivery_job *job)
 {
 	size_t remote = 0;
 	for (size_t i = 0; i < job->rcpt_count; i++)
-		remote += job->rcpts[i].mailbox[0] == '\0';
+		remote += job->rcpts[i].route != STORE_ROUTE_MAILBOX;
+	job->maildir = true;
 	if (remote == 0)
 		return NULL;
 	struct delivery_job *out = xcalloc(1, sizeof *out);
@@ -671,11 +698,10 @@ static struct delivery_job *store_split_remote(struct delivery_job *job)
 	out->ret_hdrs = job->ret_hdrs;
 	out->envid = job->envid ? str_dup(job->envid) : NULL;
 	out->arrival_ms = job->arrival_ms;
-	out->remote = true;
 	out->rcpts = xcalloc(remote, sizeof *out->rcpts);
 	size_t kept = 0;
 	for (size_t i = 0; i < job->rcpt_count; i++) {
-		if (job->rcpts[i].mailbox[0] == '\0')
+		if (job->rcpts[i].route != STORE_ROUTE_MAILBOX)
 			out->rcpts[out->rcpt_count++] = job->rcpts[i];
 		else
 			job->rcpts[kept++] = job->rcpts[i];
@@ -702,7 +728,7 @@ static struct delivery_job *store_split_remote(struct delivery_job *job)
 
 /*
  * store_attach_body - a job loaded from the database gets its body here,
- * when it goes to the loop thread (remote delivery, and LMTP), so that the
+ * when it goes to the loop thread (the mta: LMTP, MX, relay), so that the
  * loop never waits on a read; the mailbox writers read their own. If this
  * fails the job goes without, and its reader tries again.
  */
@@ -719,14 +745,12 @@ static void store_attach_body(struct store *s, struct delivery_job *job)
 	}
 }
 
-/* store_hand_over - local recipients to the mailbox writers, the others to remote delivery. */
+/* store_hand_over - recipients routed to a mailbox to the mailbox writers, the others to the mta. */
 static void store_hand_over(struct store *s, struct delivery_job *job)
 {
-	struct delivery_job *remote = store_split_remote(job);
+	struct delivery_job *remote = store_split_by_worker(job);
 	if (remote)
 		store_attach_body(s, remote);
-	if (job->rcpt_count > 0 && s->settings.local_bodies)
-		store_attach_body(s, job);
 	if (job->rcpt_count > 0) {
 		s->inflight++;
 		s->dispatch(job, s->dispatch_arg);
@@ -1123,6 +1147,18 @@ static void store_wait(struct store *s)
 	pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 }
 
+/*
+ * store_reroute_waiting - route the waiting recipients again (the routing
+ * configuration changed, or the server started). Ones already handed out
+ * finish on the route they had; their retries take the new one.
+ */
+static void store_reroute_waiting(struct store *s)
+{
+	int changed = store_reroute(s->db, &s->routing);
+	if (changed > 0)
+		log_info("event=rerouted rcpts=%d", changed);
+}
+
 static void *store_main(void *arg)
 {
 	struct store *s = arg;
@@ -1139,12 +1175,24 @@ static void *store_main(void *arg)
 			s->settings.policy = s->next_policy;
 			s->policy_changed = false;
 		}
+		void *old_routes = NULL;
+		if (s->next_routes) {
+			old_routes = s->routing.routes;
+			s->routing.routes = s->next_routes;
+			s->next_routes = NULL;
+		}
+		bool reroute = s->reroute;
+		s->reroute = false;
 		s->commits = NULL;
 		s->commits_tail = &s->commits;
 		s->results = NULL;
 		s->results_tail = &s->results;
 		pthread_mutex_unlock(&s->lock);
 
+		if (old_routes)
+			s->routing.router->release(old_routes);
+		if (reroute)
+			store_reroute_waiting(s);
 		if (commits || results)
 			store_write_turn(s, commits, results, stopping);
 		if (scrams)
@@ -1185,6 +1233,17 @@ void store_commit(struct store *s, struct store_message *msg)
 	pthread_mutex_lock(&s->lock);
 	*s->commits_tail = msg;
 	s->commits_tail = &msg->next;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void store_set_routes(struct store *s, void *routes, bool changed)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->next_routes)
+		s->routing.router->release(s->next_routes);
+	s->next_routes = routes;
+	s->reroute |= changed;
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -1243,8 +1302,10 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
                           void *done_arg, store_dispatch *dispatch, void *dispatch_arg, char *err, size_t errlen)
 {
 	sqlite3 *db = store_db_open(settings->data_dir, true, err, errlen);
-	if (!db)
+	if (!db) {
+		settings->router->release(settings->routes);
 		return NULL;
+	}
 	struct store *s = xcalloc(1, sizeof *s);
 	s->settings = *settings;
 	s->data_dir = str_dup(settings->data_dir);
@@ -1260,8 +1321,18 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
 		sqlite3_close(db);
 		free(s->data_dir);
 		free(s);
+		settings->router->release(settings->routes);
 		return NULL;
 	}
+	s->routing = (struct store_routing){
+	        .router = settings->router,
+	        .routes = settings->routes,
+	        .local_lmtp = settings->local_lmtp,
+	        .local_domains = settings->local_domains,
+	        .local_domain_count = settings->local_domain_count,
+	        .postmaster = settings->postmaster,
+	        .recipient_delimiter = settings->recipient_delimiter,
+	};
 	store_sweep_spool(s);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
@@ -1282,6 +1353,8 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
 	 * recipient is backlog from the start of the id range. */
 	s->cursor = 0;
 	s->backlog = true;
+	/* The configuration may have changed while the server was down. */
+	store_reroute_waiting(s);
 	store_refresh_next_retry(s);
 	if (pthread_create(&s->thread, NULL, store_main, s) != 0) {
 		str_copy(err, errlen, "cannot start the store thread");
@@ -1315,6 +1388,9 @@ void store_stop(struct store *s)
 		s->done = next;
 	}
 	store_finalize_all(s);
+	if (s->next_routes)
+		s->routing.router->release(s->next_routes);
+	s->routing.router->release(s->routing.routes);
 	store_reader_close(s->dir);
 	store_spool_close(s->spool);
 	free(s->doomed);

@@ -12,6 +12,7 @@ reaches the log.
 import base64
 import os
 import re
+import signal
 
 import tern_harness as th
 from outbound import SENDER, inject, outbound_tern, wait_log, wait_rcpts
@@ -218,3 +219,67 @@ def test_local_delivery_over_an_lmtp_socket(peer, tern_server, tmp_path):
     assert t.recipients == ["bob@localhost"] and t.helo_verb == "LHLO"
     srv.wait_queue_empty()
     wait_log(srv, r"event=lmtp_delivered .*relay=%s" % re.escape(path))
+
+
+# ---- routes kept on the queue, and routed again at a reload ----
+
+def test_route_is_kept_with_each_recipient(dns_server, peer, tern_server):
+    dns = dns_server()
+    relay = peer(name="relay", replies={"RCPT": "450 4.2.1 try again later"})
+    srv = outbound_tern(tern_server, dns, transport=".sub.test smtp:[%s]:25" % relay.host,
+                        retry_initial="1h", retry_max="2h")
+    inject(srv, ["y@a.sub.test", "bob@nx.test", SENDER])
+    rows = wait_rcpts(srv, {"y@a.sub.test": "deferred"})
+    assert rows["y@a.sub.test"]["route"] == "relay"
+    assert rows["y@a.sub.test"]["route_key"] == "transport:.sub.test"
+    assert rows["y@a.sub.test"]["mailbox"] == ""
+    listing = srv.cli("queue", "list").stdout.decode()
+    assert "y@a.sub.test (remote, relay by transport:.sub.test)" in listing, listing
+    wait_log(srv, r"event=rcpt .*to=\"?bob@nx\.test\"? route=mx ")
+    wait_log(srv, r"event=rcpt .*to=\"?%s\"? route=mailbox " % re.escape(SENDER))
+
+
+def test_queued_mail_follows_a_smarthost_added_at_a_reload(dns_server, peer, tern_server):
+    dns = dns_server()
+    busy = peer(name="busy", replies={"RCPT": "450 4.2.1 try again later"})
+    relay = peer(name="relay")
+    dns.mx("example.test", [(10, "mx.example.test", busy.host)])
+    srv = outbound_tern(tern_server, dns, retry_initial="1h", retry_max="2h")
+    inject(srv, ["bob@example.test"])
+    rows = wait_rcpts(srv, {"bob@example.test": "deferred"})
+    assert rows["bob@example.test"]["route"] == "mx" and rows["bob@example.test"]["route_key"] is None
+    # The operator sends everything through a smarthost from now on, queued mail too.
+    srv.set(smarthost="[%s]:25" % relay.host)
+    offset = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    wait_log(srv, r"event=rerouted rcpts=1", since=offset)
+    rows = wait_rcpts(srv, {"bob@example.test": "deferred"})
+    assert rows["bob@example.test"]["route"] == "relay"
+    assert rows["bob@example.test"]["route_key"] == "smarthost"
+    srv.cli("queue", "flush")
+    (t,) = relay.wait_messages(1)
+    assert t.recipients == ["bob@example.test"]
+    srv.wait_queue_empty()
+    assert len(busy.messages()) == 0
+
+
+def test_queued_mail_is_routed_again_after_a_restart(dns_server, peer, tern_server):
+    dns = dns_server()
+    busy = peer(name="busy", replies={"RCPT": "450 4.2.1 try again later"})
+    relay = peer(name="relay")
+    srv = outbound_tern(tern_server, dns, smarthost="[%s]:25" % busy.host, retry_initial="1h", retry_max="2h")
+    inject(srv, ["bob@example.test"])
+    rows = wait_rcpts(srv, {"bob@example.test": "deferred"})
+    assert rows["bob@example.test"]["route_key"] == "smarthost"
+    srv.stop()
+    # The smarthost is gone and a transport names another relay for the domain.
+    del srv.settings["smarthost"]
+    srv.set(transport="example.test smtp:[%s]:25" % relay.host)
+    srv.start()
+    wait_log(srv, r"event=rerouted rcpts=1")
+    rows = wait_rcpts(srv, {"bob@example.test": "deferred"})
+    assert rows["bob@example.test"]["route_key"] == "transport:example.test"
+    srv.cli("queue", "flush")
+    (t,) = relay.wait_messages(1)
+    assert t.recipients == ["bob@example.test"]
+    srv.wait_queue_empty()

@@ -1454,6 +1454,56 @@ static void test_sendmail_socket(void)
 	free(errors);
 }
 
+/* The rule that routes a domain, and finding it again by its key. */
+static void test_route_keys(void)
+{
+	char *errors = NULL;
+	struct config *c = load_text("smarthost = [relay.example.net]:587\n"
+	                             "transport = .sub.example.org smtp:[10.0.0.1]:25\n"
+	                             "transport = bank.example mx tls=required\n",
+	                             &errors);
+	CHECK(c != NULL);
+	free(errors);
+	if (!c)
+		return;
+	char key[64];
+	const struct config_route *r = config_route_for(c, "a.sub.example.org", key, sizeof key);
+	CHECK_STR(key, "transport:.sub.example.org");
+	CHECK(r == config_route_by_key(c, key) && r->kind == CONFIG_ROUTE_SMTP);
+	r = config_route_for(c, "bank.example", key, sizeof key);
+	CHECK_STR(key, "transport:bank.example");
+	CHECK(r == config_route_by_key(c, key) && r->kind == CONFIG_ROUTE_MX && r->tls == CONFIG_TLS_REQUIRED);
+	r = config_route_for(c, "elsewhere.example", key, sizeof key);
+	CHECK_STR(key, "smarthost");
+	CHECK(r == config_route_by_key(c, key) && r == &c->smarthost);
+	CHECK(config_route_by_key(c, "transport:gone.example") == NULL);
+	CHECK(config_route_by_key(c, "nonsense") == NULL);
+	CHECK(config_route_by_key(c, NULL)->kind == CONFIG_ROUTE_MX);
+	CHECK(config_route_by_key(c, "")->kind == CONFIG_ROUTE_MX);
+
+	struct config *plain = load_text("", &errors);
+	free(errors);
+	CHECK(plain != NULL);
+	if (plain) {
+		r = config_route_for(plain, "elsewhere.example", key, sizeof key);
+		CHECK_STR(key, "");
+		CHECK(r->kind == CONFIG_ROUTE_MX && r->tls == CONFIG_TLS_MAY);
+		CHECK(config_route_by_key(plain, "smarthost") == NULL);
+		CHECK(!config_routing_equal(c, plain));
+		CHECK(config_routing_equal(plain, plain));
+		config_unref(plain);
+	}
+	struct config *same = load_text("smarthost = [relay.example.net]:587\n"
+	                                "transport = .sub.example.org smtp:[10.0.0.1]:25\n"
+	                                "transport = bank.example mx tls=required\n"
+	                                "log_level = debug\n",
+	                                &errors);
+	free(errors);
+	CHECK(same != NULL && config_routing_equal(c, same));
+	config_unref(same);
+	config_unref(c);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -1481,6 +1531,7 @@ int main(void)
 	test_suppression_params();
 	test_sendmail_socket();
 	test_random_texts();
+	test_route_keys();
 
 	char path[300];
 	unlink(file_in_dir(path, sizeof path, "tern.conf"));

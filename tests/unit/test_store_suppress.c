@@ -214,6 +214,19 @@ static void commit_done(struct store_message *msg, void *arg)
 
 static char *local_domains[] = {"localhost"};
 
+/* Every other domain through its MX hosts, as with no smarthost or transport. */
+static enum store_route route_mx(const void *routes, const char *domain, char *key, size_t keysize)
+{
+	key[0] = '\0';
+	return STORE_ROUTE_MX;
+}
+
+static void release_nothing(void *routes)
+{
+}
+
+static const struct store_router mx_router = {.remote = route_mx, .release = release_nothing};
+
 static bool start_store(struct event_base *base, const struct store_policy *policy)
 {
 	struct store_settings settings = {
@@ -224,6 +237,7 @@ static bool start_store(struct event_base *base, const struct store_policy *poli
 	        .local_domain_count = 1,
 	        .postmaster = "postmaster@localhost",
 	        .recipient_delimiter = "+",
+	        .router = &mx_router,
 	        .policy = *policy,
 	};
 	settings.policy.retry_initial_ms = 3600 * 1000;
@@ -282,6 +296,7 @@ static void test_bounces(struct event_base *base)
 	           " (1, 'local@localhost', 'local@localhost'), (1, 'nobody@nx.test', ''),"
 	           " (1, 'full@example.test', ''), (1, 'Listed@Example.test', ''), (1, 'ok@example.test', ''),"
 	           " (2, 'late@example.test', '');"
+	           "UPDATE recipients SET route='mx' WHERE mailbox='';"
 	           "INSERT INTO suppressions(address, reason, source, added_by, added_ms)"
 	           " VALUES('listed@example.test', 'by hand', 'manual', 'root', 1000);",
 	           (long long)now, (long long)(now - 6 * DAY_MS));
@@ -328,8 +343,8 @@ static void test_prune(struct event_base *base)
 	str_format(sql, sizeof sql,
 	           "UPDATE recipients SET bounced_ms=bounced_ms-%lld WHERE state='bounced';"
 	           "UPDATE recipients SET bounced_ms=%lld WHERE address='full@example.test';"
-	           "INSERT INTO recipients(msg_id, address, mailbox, state, next_attempt_ms)"
-	           " VALUES (2, 'wait@example.test', '', 'deferred', %lld);"
+	           "INSERT INTO recipients(msg_id, address, mailbox, state, next_attempt_ms, route)"
+	           " VALUES (2, 'wait@example.test', '', 'deferred', %lld, 'mx');"
 	           "UPDATE suppressions SET added_ms=added_ms-%lld WHERE address='nobody@nx.test';"
 	           "UPDATE suppressions SET added_ms=added_ms-%lld WHERE address='listed@example.test';",
 	           (long long)(8 * DAY_MS), (long long)now, (long long)(now + 3600 * 1000), (long long)(31 * DAY_MS),
@@ -385,7 +400,7 @@ static void test_policy_off(struct event_base *base)
 	str_format(sql, sizeof sql,
 	           "INSERT INTO messages(id, qid, sender, arrival_ms, size, body) VALUES"
 	           " (3, '0AAAAAAAAAB3', '', %lld, 1, x'41');"
-	           "INSERT INTO recipients(msg_id, address, mailbox) VALUES (3, 'off@example.test', '');",
+	           "INSERT INTO recipients(msg_id, address, mailbox, route) VALUES (3, 'off@example.test', '', 'mx');",
 	           (long long)time_wall_ms());
 	unit_exec_sql(sql);
 	CHECK_INT(wait_count("SELECT COUNT(*) FROM recipients WHERE msg_id=3 AND state='bounced'", 1), 1);
@@ -403,6 +418,7 @@ static void test_migration(void)
 	unit_exec_sql(
 	        "DROP TABLE suppressions; DROP INDEX recipients_bounced; ALTER TABLE recipients DROP COLUMN bounced_ms;"
 	        "ALTER TABLE messages DROP COLUMN spooled;"
+	        "ALTER TABLE recipients DROP COLUMN route; ALTER TABLE recipients DROP COLUMN route_key;"
 	        "DELETE FROM attempts; DELETE FROM recipients; DELETE FROM messages;"
 	        "INSERT INTO messages(id, qid, sender, arrival_ms, size, body)"
 	        " VALUES (9, '0AAAAAAAAAB9', '', 1000, 1, x'41');"
@@ -418,6 +434,9 @@ static void test_migration(void)
 	CHECK(unit_count_rows("SELECT bounced_ms FROM recipients WHERE id=91") >= before);
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE id=92 AND bounced_ms IS NULL"), 1);
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM suppressions"), 0);
+	/* Version 7: rows of another domain (mailbox '') go to its MX hosts until the server routes
+	 * them again. */
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE route='mx' AND route_key IS NULL"), 3);
 	CHECK_INT(unit_count_rows("SELECT spooled FROM messages WHERE id=9"), 0);
 }
 
