@@ -1,12 +1,11 @@
 /*
  * auth_pool.c - password checks on worker threads (see auth_pool.h).
  *
- * One mutex guards the request queue, the result list and the cache. A
- * request holds a copy of the password, wiped when the request is freed.
+ * The threads are a util_pool; one mutex here guards the cache. A request
+ * holds a copy of the password, wiped when the request is freed.
  */
 #include "auth/auth_pool.h"
 
-#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -17,14 +16,15 @@
 
 #include "auth/auth_secret.h"
 #include "util/util_log.h"
+#include "util/util_pool.h"
 #include "util/util_str.h"
 #include "util/util_time.h"
 
-#define AUTH_POOL_MAX_THREADS 16
 #define AUTH_POOL_CACHE_SLOTS 1024
 
 struct auth_request {
-	struct auth_request *next;
+	struct pool_job job; /* first: the pool hands this back */
+	struct auth_pool *pool;
 	uint64_t ticket;
 	uint64_t cache_ms;
 	bool make_scram;
@@ -39,14 +39,8 @@ struct cache_slot {
 };
 
 struct auth_pool {
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	pthread_t threads[AUTH_POOL_MAX_THREADS];
-	unsigned thread_count;
-	bool stopping;
-	struct auth_request *queue, **queue_tail;
-	struct auth_request *results;
-	struct event *results_event;
+	pthread_mutex_t lock; /* the cache */
+	struct pool *workers;
 	auth_pool_done *done;
 	void *done_arg;
 	unsigned char cache_key[32]; /* random, never written anywhere */
@@ -106,71 +100,33 @@ static bool check_one(struct auth_pool *pool, const struct auth_request *r)
 	return ok;
 }
 
-static void *pool_main(void *arg)
+/* check_run - pool_job run: the check, and the SCRAM secret after a success when asked for. */
+static void check_run(struct pool_job *job, void *worker)
 {
-	struct auth_pool *pool = arg;
-	pthread_mutex_lock(&pool->lock);
-	for (;;) {
-		while (!pool->queue && !pool->stopping)
-			pthread_cond_wait(&pool->wake, &pool->lock);
-		if (pool->stopping)
-			break;
-		struct auth_request *r = pool->queue;
-		pool->queue = r->next;
-		if (!pool->queue)
-			pool->queue_tail = &pool->queue;
-		pthread_mutex_unlock(&pool->lock);
-
-		r->result.ok = check_one(pool, r);
-		if (r->result.ok && r->make_scram &&
-		    !auth_scram_secret(r->password, r->result.scram, sizeof r->result.scram))
-			r->result.scram[0] = '\0';
-
-		pthread_mutex_lock(&pool->lock);
-		r->next = pool->results;
-		pool->results = r;
-		event_active(pool->results_event, EV_READ, 0);
-	}
-	pthread_mutex_unlock(&pool->lock);
-	return NULL;
+	struct auth_request *r = (struct auth_request *)job;
+	r->result.ok = check_one(r->pool, r);
+	if (r->result.ok && r->make_scram && !auth_scram_secret(r->password, r->result.scram, sizeof r->result.scram))
+		r->result.scram[0] = '\0';
 }
 
-/* deliver_results - on the loop thread: hand each result to the caller. */
-static void deliver_results(evutil_socket_t fd, short what, void *arg)
+/* check_done - pool_job done, on the loop thread: hand the result to the caller. */
+static void check_done(struct pool_job *job, bool cancelled)
 {
-	struct auth_pool *pool = arg;
-	pthread_mutex_lock(&pool->lock);
-	struct auth_request *r = pool->results;
-	pool->results = NULL;
-	pthread_mutex_unlock(&pool->lock);
-	while (r) {
-		struct auth_request *next = r->next;
-		pool->done(pool->done_arg, r->ticket, &r->result);
-		request_free(r);
-		r = next;
-	}
+	struct auth_request *r = (struct auth_request *)job;
+	if (!cancelled)
+		r->pool->done(r->pool->done_arg, r->ticket, &r->result);
+	request_free(r);
 }
 
 struct auth_pool *auth_pool_start(struct event_base *base, unsigned threads, auth_pool_done *done, void *arg)
 {
 	struct auth_pool *pool = xcalloc(1, sizeof *pool);
 	pthread_mutex_init(&pool->lock, NULL);
-	pthread_cond_init(&pool->wake, NULL);
-	pool->queue_tail = &pool->queue;
 	if (RAND_bytes(pool->cache_key, sizeof pool->cache_key) != 1)
 		fatal("RAND_bytes failed");
 	pool->done = done;
 	pool->done_arg = arg;
-	pool->results_event = event_new(base, -1, 0, deliver_results, pool);
-	if (!pool->results_event)
-		fatal("event_new failed");
-	if (threads > AUTH_POOL_MAX_THREADS)
-		threads = AUTH_POOL_MAX_THREADS;
-	for (unsigned i = 0; i < threads; i++) {
-		if (pthread_create(&pool->threads[i], NULL, pool_main, pool) != 0)
-			fatal("cannot start a password-check thread");
-		pool->thread_count++;
-	}
+	pool->workers = pool_start(base, threads, NULL, NULL, NULL, "password checks");
 	return pool;
 }
 
@@ -178,40 +134,24 @@ void auth_pool_check(struct auth_pool *pool, uint64_t ticket, const char *passwo
                      bool make_scram)
 {
 	struct auth_request *r = xcalloc(1, sizeof *r);
+	r->job.run = check_run;
+	r->job.done = check_done;
+	r->pool = pool;
 	r->ticket = ticket;
 	r->cache_ms = cache_ms;
 	r->make_scram = make_scram;
 	r->password = str_dup(password);
 	r->hash = str_dup(hash);
-	pthread_mutex_lock(&pool->lock);
-	*pool->queue_tail = r;
-	pool->queue_tail = &r->next;
-	pthread_cond_signal(&pool->wake);
-	pthread_mutex_unlock(&pool->lock);
+	pool_submit(pool->workers, &r->job);
 }
 
 void auth_pool_stop(struct auth_pool *pool)
 {
 	if (!pool)
 		return;
-	pthread_mutex_lock(&pool->lock);
-	pool->stopping = true;
-	pthread_cond_broadcast(&pool->wake);
-	pthread_mutex_unlock(&pool->lock);
-	for (unsigned i = 0; i < pool->thread_count; i++)
-		pthread_join(pool->threads[i], NULL);
-	struct auth_request *lists[] = {pool->queue, pool->results};
-	for (size_t i = 0; i < 2; i++) {
-		while (lists[i]) {
-			struct auth_request *next = lists[i]->next;
-			request_free(lists[i]);
-			lists[i] = next;
-		}
-	}
-	event_free(pool->results_event);
+	pool_stop(pool->workers);
 	OPENSSL_cleanse(pool->cache_key, sizeof pool->cache_key);
 	OPENSSL_cleanse(pool->cache, sizeof pool->cache);
-	pthread_cond_destroy(&pool->wake);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);
 }

@@ -46,6 +46,7 @@
 #include "auth/auth_pool.h"
 #include "auth/auth_sasl.h"
 #include "smtpd/smtpd_limits.h"
+#include "smtpd/smtpd_lookup.h"
 #include "smtpd/smtpd_private.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
@@ -287,16 +288,18 @@ static void auth_refuse(struct smtpd_session *s, enum smtp_reply_id id, const ch
 
 /* ---- The exchange ---- */
 
-/* auth_lookup - sasl_lookup: the user's stored secrets from the directory. */
+/* auth_lookup - sasl_lookup, on a lookup thread: the user's stored secrets from the directory (arg). */
 static int auth_lookup(void *arg, const char *authcid, struct sasl_user *user)
 {
-	struct smtpd_session *s = arg;
+	struct store_reader *reader = arg;
 	char address[STORE_ADDRESS_MAX];
+	if (!reader)
+		return -1;
 	if (!str_copy(address, sizeof address, authcid))
 		return 0;
 	str_lower(address);
 	struct store_user_secrets secrets;
-	int found = store_dir_secrets(smtpd_reader(s->smtpd), address, &secrets);
+	int found = store_dir_secrets(reader, address, &secrets);
 	if (found == 1) {
 		str_copy(user->password_hash, sizeof user->password_hash, secrets.password);
 		str_copy(user->scram_sha256, sizeof user->scram_sha256, secrets.scram);
@@ -345,6 +348,62 @@ static void auth_next(struct smtpd_session *s, enum sasl_status status)
 	}
 }
 
+/*
+ * A step of the exchange, taken on a lookup thread: a step may need the
+ * user's stored secrets, which are a database read. The exchange goes
+ * with it (the session holds none meanwhile, so a session that ends
+ * first frees nothing the thread uses) and comes back with the status.
+ */
+struct auth_step {
+	struct smtpd_lookup lookup; /* first */
+	struct sasl_exchange *sasl;
+	bool start;
+	char *line; /* the client's line (or initial response: NULL for none), a copy */
+	size_t len;
+	enum sasl_status status;
+};
+
+static void auth_step_query(struct smtpd_lookup *lookup, struct store_reader *reader)
+{
+	struct auth_step *a = (struct auth_step *)lookup;
+	a->status = a->start ? sasl_start(a->sasl, a->line, a->len, auth_lookup, reader)
+	                     : sasl_step(a->sasl, a->line, a->len, auth_lookup, reader);
+}
+
+static void auth_step_finish(struct smtpd_session *s, struct smtpd_lookup *lookup)
+{
+	struct auth_step *a = (struct auth_step *)lookup;
+	s->sasl = a->sasl;
+	a->sasl = NULL;
+	auth_next(s, a->status);
+}
+
+static void auth_step_release(struct smtpd_lookup *lookup)
+{
+	struct auth_step *a = (struct auth_step *)lookup;
+	sasl_free(a->sasl);
+	if (a->line) {
+		OPENSSL_cleanse(a->line, a->len);
+		free(a->line);
+	}
+	free(a);
+}
+
+/* auth_step - give the exchange the client's line (start: AUTH's initial response, or none) off the loop. */
+static void auth_step(struct smtpd_session *s, bool start, const char *line, size_t len)
+{
+	struct auth_step *a = xcalloc(1, sizeof *a);
+	a->lookup.query = auth_step_query;
+	a->lookup.finish = auth_step_finish;
+	a->lookup.release = auth_step_release;
+	a->sasl = s->sasl;
+	s->sasl = NULL;
+	a->start = start;
+	a->line = line ? str_dup_n(line, len) : NULL;
+	a->len = len;
+	smtpd_lookup_start(s, &a->lookup);
+}
+
 /* auth_refusal - why AUTH cannot start now, or SMTP_R_OK. */
 static enum smtp_reply_id auth_refusal(const struct smtpd_session *s)
 {
@@ -389,12 +448,12 @@ void handle_auth(struct smtpd_session *s, const struct smtp_command *cmd)
 	s->sasl = sasl_new(m, s->config->hostname);
 	if (!s->sasl)
 		fatal("sasl_new failed");
-	auth_next(s, sasl_start(s->sasl, initial, initial_len, auth_lookup, s));
+	auth_step(s, true, initial, initial_len);
 }
 
 void auth_response(struct smtpd_session *s, const char *line, size_t len)
 {
-	auth_next(s, sasl_step(s->sasl, line, len, auth_lookup, s));
+	auth_step(s, false, line, len);
 }
 
 void auth_response_too_long(struct smtpd_session *s)

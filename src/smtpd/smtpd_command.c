@@ -23,6 +23,7 @@
 
 #include "smtp/smtp_dsn.h"
 #include "smtpd/smtpd_limits.h"
+#include "smtpd/smtpd_lookup.h"
 #include "smtpd/smtpd_private.h"
 #include "smtpd/smtpd_route.h"
 #include "util/util_log.h"
@@ -148,25 +149,6 @@ static bool rate_allows(struct smtpd_session *s, char what, uint64_t user_limit,
 	return true;
 }
 
-/* sender_refusal - may the authenticated user use this envelope sender? SMTP_R_OK if so. */
-static enum smtp_reply_id sender_refusal(struct smtpd_session *s, const struct smtp_path *path)
-{
-	if (!s->auth_user[0] || path->is_null)
-		return SMTP_R_OK;
-	char address[STORE_ADDRESS_MAX];
-	lookup_address(path, address, sizeof address);
-	int may = store_dir_may_send_as(smtpd_reader(s->smtpd), s->auth_user, address, s->config->recipient_delimiter);
-	if (may < 0)
-		return SMTP_R_LOCAL_ERROR;
-	if (may == 0) {
-		char q[LOG_QUOTE_MAX];
-		log_info("event=sender_refused session=%s user=%s from=%s", s->sid, s->auth_user,
-		         log_quote(q, sizeof q, path->addr, strlen(path->addr)));
-		return SMTP_R_SENDER_NOT_OWNED;
-	}
-	return SMTP_R_OK;
-}
-
 /* ---- MAIL ---- */
 
 _Static_assert(SMTP_NOTIFY_NEVER == STORE_NOTIFY_NEVER && SMTP_NOTIFY_SUCCESS == STORE_NOTIFY_SUCCESS &&
@@ -243,6 +225,73 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 	return true;
 }
 
+/* A MAIL command on its way, copied out of the command line, while the directory is asked. */
+struct mail_lookup {
+	struct smtpd_lookup lookup;     /* first */
+	char sender[STORE_ADDRESS_MAX]; /* as the client wrote it */
+	char lookup_address[STORE_ADDRESS_MAX];
+	char user[STORE_ADDRESS_MAX];
+	char delimiter[16];
+	bool smtputf8, ret_hdrs;
+	char *envid; /* or NULL */
+	int may;     /* store_dir_may_send_as */
+};
+
+static void mail_lookup_release(struct smtpd_lookup *lookup)
+{
+	struct mail_lookup *m = (struct mail_lookup *)lookup;
+	free(m->envid);
+	free(m);
+}
+
+/* mail_begin - the sender is settled: count the message against the rates, start the transaction. */
+static void mail_begin(struct smtpd_session *s, struct mail_lookup *m)
+{
+	if (!rate_allows(s, 'm', s->config->user_message_rate, s->config->ip_message_rate)) {
+		session_reply(s, SMTP_R_MESSAGE_RATE);
+		return;
+	}
+	struct smtpd_txn *txn = txn_new();
+	id_next(txn->qid);
+	txn->sender = str_dup(m->sender);
+	txn->smtputf8 = m->smtputf8;
+	txn->ret_hdrs = m->ret_hdrs;
+	txn->envid = m->envid;
+	m->envid = NULL;
+	s->txn = txn;
+	session_enter_state(s, SMTPD_MAIL);
+	char q[LOG_QUOTE_MAX], who[LOG_QUOTE_MAX + 32] = "";
+	if (s->kind == LISTENER_LOCAL)
+		str_format(who, sizeof who, " uid=%u user=%s", (unsigned)s->local_uid,
+		           log_quote(q, sizeof q, s->local_user, strlen(s->local_user)));
+	log_info("event=mail session=%s qid=%s from=%s%s", s->sid, txn->qid,
+	         log_quote(q, sizeof q, m->sender, strlen(m->sender)), who);
+	session_reply(s, SMTP_R_MAIL_OK);
+}
+
+/* mail_query_sender - lookup thread: may the user send as the envelope sender? */
+static void mail_query_sender(struct smtpd_lookup *lookup, struct store_reader *reader)
+{
+	struct mail_lookup *m = (struct mail_lookup *)lookup;
+	m->may = reader ? store_dir_may_send_as(reader, m->user, m->lookup_address, m->delimiter) : -1;
+}
+
+static void mail_finish_sender(struct smtpd_session *s, struct smtpd_lookup *lookup)
+{
+	struct mail_lookup *m = (struct mail_lookup *)lookup;
+	if (m->may < 0) {
+		session_reply(s, SMTP_R_LOCAL_ERROR);
+	} else if (m->may == 0) {
+		char q[LOG_QUOTE_MAX], text[STORE_ADDRESS_MAX + 64];
+		log_info("event=sender_refused session=%s user=%s from=%s", s->sid, s->auth_user,
+		         log_quote(q, sizeof q, m->sender, strlen(m->sender)));
+		str_format(text, sizeof text, "Sender address not owned by user %s", s->auth_user);
+		session_reply_text(s, SMTP_R_SENDER_NOT_OWNED, text);
+	} else {
+		mail_begin(s, m);
+	}
+}
+
 static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	struct mail_options options;
@@ -257,103 +306,184 @@ static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 		session_reply(s, SMTP_R_UTF8_NEEDED);
 		return;
 	}
-	enum smtp_reply_id refusal = sender_refusal(s, &cmd->path);
-	if (refusal == SMTP_R_OK && !rate_allows(s, 'm', s->config->user_message_rate, s->config->ip_message_rate))
-		refusal = SMTP_R_MESSAGE_RATE;
-	if (refusal == SMTP_R_SENDER_NOT_OWNED) {
-		char text[STORE_ADDRESS_MAX + 64];
-		str_format(text, sizeof text, "Sender address not owned by user %s", s->auth_user);
-		session_reply_text(s, refusal, text);
+	struct mail_lookup *m = xcalloc(1, sizeof *m);
+	m->lookup.release = mail_lookup_release;
+	str_copy(m->sender, sizeof m->sender, cmd->path.addr);
+	m->smtputf8 = options.smtputf8;
+	m->ret_hdrs = options.ret_hdrs;
+	m->envid = options.envid ? str_dup_n(options.envid, options.envid_len) : NULL;
+	if (!s->auth_user[0] || cmd->path.is_null) {
+		mail_begin(s, m);
+		mail_lookup_release(&m->lookup);
 		return;
 	}
-	if (refusal != SMTP_R_OK) {
-		session_reply(s, refusal);
-		return;
-	}
-	struct smtpd_txn *txn = txn_new();
-	id_next(txn->qid);
-	txn->sender = str_dup(cmd->path.addr);
-	txn->smtputf8 = options.smtputf8;
-	txn->ret_hdrs = options.ret_hdrs;
-	txn->envid = options.envid ? str_dup_n(options.envid, options.envid_len) : NULL;
-	s->txn = txn;
-	session_enter_state(s, SMTPD_MAIL);
-	char q[LOG_QUOTE_MAX], who[LOG_QUOTE_MAX + 32] = "";
-	if (s->kind == LISTENER_LOCAL)
-		str_format(who, sizeof who, " uid=%u user=%s", (unsigned)s->local_uid,
-		           log_quote(q, sizeof q, s->local_user, strlen(s->local_user)));
-	log_info("event=mail session=%s qid=%s from=%s%s", s->sid, txn->qid,
-	         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)), who);
-	session_reply(s, SMTP_R_MAIL_OK);
+	/* An authenticated user may use only their own addresses: the directory says which. */
+	lookup_address(&cmd->path, m->lookup_address, sizeof m->lookup_address);
+	str_copy(m->user, sizeof m->user, s->auth_user);
+	str_copy(m->delimiter, sizeof m->delimiter, s->config->recipient_delimiter);
+	m->lookup.query = mail_query_sender;
+	m->lookup.finish = mail_finish_sender;
+	smtpd_lookup_start(s, &m->lookup);
 }
 
 /* ---- RCPT ---- */
 
-/* rcpt_suppressed - a relayed recipient on the suppression list: true after replying (or on a database error). */
-static bool rcpt_suppressed(struct smtpd_session *s, const struct smtp_path *path)
+/*
+ * A recipient on its way: what RCPT said, copied out of the command line
+ * (the line is gone once the session reads on), the route decided so far,
+ * and the directory's answer.
+ */
+struct rcpt_lookup {
+	struct smtpd_lookup lookup;      /* first */
+	char address[STORE_ADDRESS_MAX]; /* as the client wrote it */
+	char lookup_address[STORE_ADDRESS_MAX];
+	unsigned notify;
+	char *orcpt; /* or NULL */
+	enum store_route route;
+	char key[STORE_ROUTE_KEY_MAX];
+	/* The question's settings (the session's configuration may change while it is out). */
+	char delimiter[16];
+	char postmaster[STORE_ADDRESS_MAX];
+	uint64_t suppression_ttl_ms;
+	int64_t now_ms;
+	/* The answer: mailboxes (local), or 1 if suppressed (remote); -1 on a database error. */
+	int found;
+	char (*boxes)[STORE_ADDRESS_MAX];
+};
+
+static void rcpt_lookup_release(struct smtpd_lookup *lookup)
 {
-	const struct config *c = s->config;
-	if (!c->suppression)
-		return false;
-	int found = store_dir_suppressed(smtpd_reader(s->smtpd), path->addr, c->suppression_ttl * 1000, time_wall_ms());
-	if (found < 0) {
-		session_reply(s, SMTP_R_LOCAL_ERROR);
-		return true;
-	}
-	if (found == 0)
-		return false;
+	struct rcpt_lookup *r = (struct rcpt_lookup *)lookup;
+	free(r->orcpt);
+	free(r->boxes);
+	free(r);
+}
+
+/* rcpt_refused - the recipient was refused (the reply is written). */
+static void rcpt_refused(struct smtpd_session *s, const char *address)
+{
 	char q[LOG_QUOTE_MAX];
-	log_info("event=rcpt_suppressed session=%s qid=%s to=%s", s->sid, s->txn->qid,
-	         log_quote(q, sizeof q, path->addr, strlen(path->addr)));
-	session_reply_config(s, &c->suppression_reply, path->addr);
-	return true;
+	if (s->txn)
+		s->txn->rcpts_refused++;
+	log_info("event=rcpt_refused session=%s qid=%s to=%s", s->sid, s->txn ? s->txn->qid : "-",
+	         log_quote(q, sizeof q, address, strlen(address)));
+}
+
+/* rcpt_accept - the recipient's route is decided: count it against the rates, keep it, answer 250. */
+static void rcpt_accept(struct smtpd_session *s, struct rcpt_lookup *r, int count)
+{
+	struct smtpd_txn *txn = s->txn;
+	if (!rate_allows(s, 'r', s->config->user_recipient_rate, s->config->ip_recipient_rate)) {
+		session_reply(s, SMTP_R_RECIPIENT_RATE);
+		rcpt_refused(s, r->address);
+		return;
+	}
+	for (int i = 0; i < count; i++)
+		txn_add_rcpt(txn, r->address, r->route, r->boxes[i], r->key, r->notify, r->orcpt,
+		             r->orcpt ? strlen(r->orcpt) : 0);
+	if (!txn->first_rcpt)
+		txn->first_rcpt = str_dup(r->address);
+	txn->rcpts_accepted++;
+	char q[LOG_QUOTE_MAX];
+	log_info("event=rcpt session=%s qid=%s to=%s route=%s mailboxes=%d", s->sid, txn->qid,
+	         log_quote(q, sizeof q, r->address, strlen(r->address)), store_route_name(r->route), count);
+	session_reply(s, SMTP_R_RCPT_OK);
+}
+
+/* rcpt_query_local - lookup thread: the local mailboxes of the address. */
+static void rcpt_query_local(struct smtpd_lookup *lookup, struct store_reader *reader)
+{
+	struct rcpt_lookup *r = (struct rcpt_lookup *)lookup;
+	r->found = reader ? store_dir_resolve(reader, r->lookup_address, r->delimiter, r->postmaster, r->boxes,
+	                                      SMTPD_RESOLVE_MAX)
+	                  : -1;
+}
+
+static void rcpt_finish_local(struct smtpd_session *s, struct smtpd_lookup *lookup)
+{
+	struct rcpt_lookup *r = (struct rcpt_lookup *)lookup;
+	if (r->found <= 0) {
+		session_reply(s, r->found < 0 ? SMTP_R_LOCAL_ERROR : SMTP_R_USER_UNKNOWN);
+		rcpt_refused(s, r->address);
+		return;
+	}
+	rcpt_accept(s, r, r->found);
+}
+
+/* rcpt_query_suppressed - lookup thread: is the address on the suppression list? */
+static void rcpt_query_suppressed(struct smtpd_lookup *lookup, struct store_reader *reader)
+{
+	struct rcpt_lookup *r = (struct rcpt_lookup *)lookup;
+	r->found = reader ? store_dir_suppressed(reader, r->address, r->suppression_ttl_ms, r->now_ms) : -1;
+}
+
+static void rcpt_finish_remote(struct smtpd_session *s, struct smtpd_lookup *lookup)
+{
+	struct rcpt_lookup *r = (struct rcpt_lookup *)lookup;
+	if (r->found != 0) {
+		if (r->found < 0) {
+			session_reply(s, SMTP_R_LOCAL_ERROR);
+		} else {
+			char q[LOG_QUOTE_MAX];
+			log_info("event=rcpt_suppressed session=%s qid=%s to=%s", s->sid, s->txn->qid,
+			         log_quote(q, sizeof q, r->address, strlen(r->address)));
+			session_reply_config(s, &s->config->suppression_reply, r->address);
+		}
+		rcpt_refused(s, r->address);
+		return;
+	}
+	r->boxes[0][0] = '\0';
+	rcpt_accept(s, r, 1);
 }
 
 /*
- * rcpt_resolve - a recipient's route, decided here once and kept on its
- * row: its local mailboxes (each a copy), or the route of its domain
- * with the configuration rule in key. false after replying.
+ * rcpt_route - decide the recipient's route, here once, kept on its row:
+ * postmaster, another domain (relaying must be allowed; the suppression
+ * list is asked), or a local address (the directory is asked). The
+ * directory is asked off the loop; the answer comes back to a finish
+ * function, which replies.
  */
-static bool rcpt_resolve(struct smtpd_session *s, const struct smtp_path *path, enum store_route *route,
-                         char (*boxes)[STORE_ADDRESS_MAX], int *count, char *key, size_t keysize)
+static void rcpt_route(struct smtpd_session *s, const struct smtp_path *path, struct rcpt_lookup *r)
 {
 	const struct config *c = s->config;
-	*route = c->local_delivery.kind == CONFIG_ROUTE_LMTP ? STORE_ROUTE_LMTP : STORE_ROUTE_MAILBOX;
-	key[0] = '\0';
+	r->route = c->local_delivery.kind == CONFIG_ROUTE_LMTP ? STORE_ROUTE_LMTP : STORE_ROUTE_MAILBOX;
 	if (path->is_bare_postmaster) {
-		str_copy(boxes[0], STORE_ADDRESS_MAX, c->postmaster);
-		*count = 1;
-		return true;
+		str_copy(r->boxes[0], STORE_ADDRESS_MAX, c->postmaster);
+		rcpt_accept(s, r, 1);
+		rcpt_lookup_release(&r->lookup);
+		return;
 	}
 	const char *domain = smtp_path_domain(path);
-	if (path->domain_literal || !config_is_local_domain(c, domain, path->domain_len)) {
-		if (!relay_allowed(s)) {
-			session_reply(s, SMTP_R_RELAY_DENIED);
-			return false;
-		}
-		if (rcpt_suppressed(s, path))
-			return false;
+	bool remote = path->domain_literal || !config_is_local_domain(c, domain, path->domain_len);
+	if (remote && !relay_allowed(s)) {
+		session_reply(s, SMTP_R_RELAY_DENIED);
+		rcpt_refused(s, r->address);
+		rcpt_lookup_release(&r->lookup);
+		return;
+	}
+	if (remote) {
 		char lower[STORE_ADDRESS_MAX];
 		str_copy_n(lower, sizeof lower, domain, path->domain_len);
 		str_lower(lower);
-		*route = smtpd_route_remote(c, lower, key, keysize);
-		boxes[0][0] = '\0';
-		*count = 1;
-		return true;
+		r->route = smtpd_route_remote(c, lower, r->key, sizeof r->key);
+		if (!c->suppression) {
+			r->found = 0;
+			rcpt_finish_remote(s, &r->lookup);
+			rcpt_lookup_release(&r->lookup);
+			return;
+		}
+		r->suppression_ttl_ms = c->suppression_ttl * 1000;
+		r->now_ms = time_wall_ms();
+		r->lookup.query = rcpt_query_suppressed;
+		r->lookup.finish = rcpt_finish_remote;
+	} else {
+		lookup_address(path, r->lookup_address, sizeof r->lookup_address);
+		str_copy(r->delimiter, sizeof r->delimiter, c->recipient_delimiter);
+		str_copy(r->postmaster, sizeof r->postmaster, c->postmaster);
+		r->lookup.query = rcpt_query_local;
+		r->lookup.finish = rcpt_finish_local;
 	}
-	char address[STORE_ADDRESS_MAX];
-	lookup_address(path, address, sizeof address);
-	*count = store_dir_resolve(smtpd_reader(s->smtpd), address, c->recipient_delimiter, c->postmaster, boxes,
-	                           SMTPD_RESOLVE_MAX);
-	if (*count < 0) {
-		session_reply(s, SMTP_R_LOCAL_ERROR);
-		return false;
-	}
-	if (*count == 0) {
-		session_reply(s, SMTP_R_USER_UNKNOWN);
-		return false;
-	}
-	return true;
+	smtpd_lookup_start(s, &r->lookup);
 }
 
 /* rcpt_params - NOTIFY and ORCPT (RFC 3461 4.1, 4.2); false after replying. */
@@ -390,7 +520,6 @@ static bool rcpt_params(struct smtpd_session *s, const struct smtp_command *cmd,
 static void handle_rcpt(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	struct smtpd_txn *txn = s->txn;
-	char q[LOG_QUOTE_MAX];
 	session_enter_state(s, SMTPD_RCPT);
 	if (txn->rcpts_accepted >= s->config->max_recipients) {
 		session_reply(s, SMTP_R_TOO_MANY_RCPTS);
@@ -408,31 +537,13 @@ static void handle_rcpt(struct smtpd_session *s, const struct smtp_command *cmd)
 		txn->rcpts_refused++;
 		return;
 	}
-	char(*boxes)[STORE_ADDRESS_MAX] = xmalloc(SMTPD_RESOLVE_MAX * sizeof *boxes);
-	int count = 0;
-	enum store_route route;
-	char key[STORE_ROUTE_KEY_MAX];
-	bool ok = rcpt_resolve(s, &cmd->path, &route, boxes, &count, key, sizeof key);
-	if (ok && !rate_allows(s, 'r', s->config->user_recipient_rate, s->config->ip_recipient_rate)) {
-		session_reply(s, SMTP_R_RECIPIENT_RATE);
-		ok = false;
-	}
-	if (ok) {
-		for (int i = 0; i < count; i++)
-			txn_add_rcpt(txn, cmd->path.addr, route, boxes[i], key, notify, orcpt, orcpt_len);
-		if (!txn->first_rcpt)
-			txn->first_rcpt = str_dup(cmd->path.addr);
-		txn->rcpts_accepted++;
-		log_info("event=rcpt session=%s qid=%s to=%s route=%s mailboxes=%d", s->sid, txn->qid,
-		         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)), store_route_name(route),
-		         count);
-		session_reply(s, SMTP_R_RCPT_OK);
-	} else {
-		txn->rcpts_refused++;
-		log_info("event=rcpt_refused session=%s qid=%s to=%s", s->sid, txn->qid,
-		         log_quote(q, sizeof q, cmd->path.addr, strlen(cmd->path.addr)));
-	}
-	free(boxes);
+	struct rcpt_lookup *r = xcalloc(1, sizeof *r);
+	r->lookup.release = rcpt_lookup_release;
+	str_copy(r->address, sizeof r->address, cmd->path.addr);
+	r->notify = notify;
+	r->orcpt = orcpt ? str_dup_n(orcpt, orcpt_len) : NULL;
+	r->boxes = xmalloc(SMTPD_RESOLVE_MAX * sizeof *r->boxes);
+	rcpt_route(s, &cmd->path, r);
 }
 
 /* ---- DATA, BDAT ---- */

@@ -87,6 +87,7 @@ struct smtpd_session {
 	bool in_callback;
 	bool output_blocked; /* client not reading: stop reading commands */
 	bool shutdown_pending;
+	bool lookup_pending; /* a directory lookup is out (smtpd_lookup.h): read nothing until it is back */
 	/* TLS: the certificates in use (a reference), the handshake, the result. */
 	struct tls_server *tls;
 	bool tls_starting;    /* STARTTLS answered 220: switch once that has gone out */

@@ -32,6 +32,7 @@
 #include "smtp/smtp_reply.h"
 #include "smtpd/smtpd_limits.h"
 #include "smtpd/smtpd_local.h"
+#include "smtpd/smtpd_lookup.h"
 #include "smtpd/smtpd_session.h"
 #include "util/util_hash.h"
 #include "util/util_log.h"
@@ -70,6 +71,8 @@ struct smtpd {
 	struct store_reader *reader;
 	struct tls_server *tls;
 	struct auth_pool *auth_pool;
+	struct pool *lookups;
+	char *data_dir; /* for the lookup threads' readers */
 	struct smtpd_limits *limits;
 	struct net_linger *linger;
 	struct event *prune_timer;
@@ -101,6 +104,11 @@ struct event_base *smtpd_base(struct smtpd *smtpd)
 struct store *smtpd_store(struct smtpd *smtpd)
 {
 	return smtpd->store;
+}
+
+struct pool *smtpd_lookups(struct smtpd *smtpd)
+{
+	return smtpd->lookups;
 }
 
 struct store_reader *smtpd_reader(struct smtpd *smtpd)
@@ -212,6 +220,11 @@ static struct smtpd_session *slot_find(struct smtpd *smtpd, uint64_t id)
 	if (slot >= smtpd->slot_cap || smtpd->generations[slot] != (uint32_t)(id >> 32))
 		return NULL;
 	return smtpd->slots[slot];
+}
+
+struct smtpd_session *smtpd_session_find(struct smtpd *smtpd, uint64_t id)
+{
+	return slot_find(smtpd, id);
 }
 
 void smtpd_session_gone(struct smtpd *smtpd, uint64_t id, const unsigned char peer_key[16])
@@ -412,6 +425,8 @@ static void prune_limits(evutil_socket_t fd, short what, void *arg)
 void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *reader)
 {
 	smtpd->auth_pool = auth_pool_start(smtpd->base, SMTPD_AUTH_THREADS, auth_checked, smtpd);
+	smtpd->data_dir = str_dup(smtpd->config->data_dir);
+	smtpd->lookups = smtpd_lookups_start(smtpd->base, smtpd->data_dir);
 	smtpd->limits = limits_new();
 	smtpd->prune_timer = event_new(smtpd->base, -1, EV_PERSIST, prune_limits, smtpd);
 	struct timeval tv = {SMTPD_PRUNE_S, 0};
@@ -512,6 +527,8 @@ void smtpd_free(struct smtpd *smtpd)
 	free(smtpd->generations);
 	free(smtpd->free_slots);
 	auth_pool_stop(smtpd->auth_pool);
+	smtpd_lookups_stop(smtpd->lookups);
+	free(smtpd->data_dir);
 	limits_free(smtpd->limits);
 	if (smtpd->prune_timer)
 		event_free(smtpd->prune_timer);

@@ -369,7 +369,7 @@ static void session_process(struct smtpd_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	while (!s->dead && s->state != SMTPD_CLOSING && s->state != SMTPD_COMMIT && s->state != SMTPD_AUTH_WAIT &&
-	       !s->tls_starting) {
+	       !s->tls_starting && !s->lookup_pending) {
 		if (session_over_time(s) || session_output_full(s) || session_maybe_shutdown(s))
 			break;
 		bool progress;

@@ -30,6 +30,10 @@ struct store *smtpd_store(struct smtpd *smtpd);
 struct store_reader *smtpd_reader(struct smtpd *smtpd);
 struct tls_server *smtpd_tls(struct smtpd *smtpd);
 struct auth_pool *smtpd_auth_pool(struct smtpd *smtpd);
+/* smtpd_lookups - the directory lookup threads (smtpd_lookup.h). */
+struct pool *smtpd_lookups(struct smtpd *smtpd);
+/* smtpd_session_find - the session with this id, or NULL if it has gone. */
+struct smtpd_session *smtpd_session_find(struct smtpd *smtpd, uint64_t id);
 struct smtpd_limits *smtpd_limits(struct smtpd *smtpd);
 /* smtpd_linger - where the sockets of ended sessions linger (net/net_linger.h). */
 struct net_linger *smtpd_linger(struct smtpd *smtpd);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "msg/msg_address.h"
+#include "smtpd/smtpd_lookup.h"
 #include "smtpd/smtpd_private.h"
 #include "util/util_io.h"
 #include "util/util_log.h"
@@ -279,37 +280,82 @@ static struct store_message *txn_to_message(struct smtpd_session *s, struct smtp
 
 /* ---- Submission: From: and the fields a message must have ---- */
 
-struct from_check {
-	struct smtpd_session *s;
-	int verdict; /* store_dir_may_send_as of the first address refused */
+/* From: on its way: the addresses an authenticated user put there, while the directory is asked. */
+#define TXN_FROM_MAX 16
+struct from_lookup {
+	struct smtpd_lookup lookup; /* first */
+	char user[STORE_ADDRESS_MAX];
+	char delimiter[16];
+	char addresses[TXN_FROM_MAX][MSG_ADDRESS_MAX + 1]; /* lower-cased */
+	size_t count;
+	bool overflow; /* more addresses than TXN_FROM_MAX: refused, as a header nobody writes */
+	int verdict;   /* store_dir_may_send_as of the first address refused, or 1 */
 };
 
-static bool from_owned(void *ctx, const char *address, size_t local_len)
+static bool from_collect(void *ctx, const char *address, size_t local_len)
 {
-	struct from_check *fc = ctx;
-	struct smtpd_session *s = fc->s;
-	char lower[MSG_ADDRESS_MAX + 1];
-	str_copy(lower, sizeof lower, address);
-	str_lower(lower);
-	fc->verdict =
-	        store_dir_may_send_as(smtpd_reader(s->smtpd), s->auth_user, lower, s->config->recipient_delimiter);
-	return fc->verdict == 1;
+	struct from_lookup *f = ctx;
+	if (f->count == TXN_FROM_MAX) {
+		f->overflow = true;
+		return false;
+	}
+	str_copy(f->addresses[f->count], sizeof f->addresses[f->count], address);
+	str_lower(f->addresses[f->count]);
+	f->count++;
+	return true;
 }
 
-/* txn_from_refusal - RFC 6409 8.1: an authenticated user's From: must be an address they may use. */
-static enum smtp_reply_id txn_from_refusal(struct smtpd_session *s, struct smtpd_txn *txn)
+/* from_query - lookup thread: may the user send as every address of From:? */
+static void from_query(struct smtpd_lookup *lookup, struct store_reader *reader)
+{
+	struct from_lookup *f = (struct from_lookup *)lookup;
+	f->verdict = reader ? 1 : -1;
+	for (size_t i = 0; i < f->count && f->verdict == 1; i++)
+		f->verdict = store_dir_may_send_as(reader, f->user, f->addresses[i], f->delimiter);
+}
+
+static void from_release(struct smtpd_lookup *lookup)
+{
+	free(lookup);
+}
+
+static void txn_finish_checked(struct smtpd_session *s, enum smtp_reply_id refusal);
+
+static void from_finish(struct smtpd_session *s, struct smtpd_lookup *lookup)
+{
+	struct from_lookup *f = (struct from_lookup *)lookup;
+	txn_finish_checked(s, f->verdict == 1  ? SMTP_R_OK
+	                      : f->verdict < 0 ? SMTP_R_LOCAL_ERROR
+	                                       : SMTP_R_FROM_NOT_OWNED);
+}
+
+/*
+ * txn_check_from - RFC 6409 8.1: an authenticated user's From: must hold
+ * only addresses they may use. true when the directory was asked (the
+ * answer goes on in txn_finish_checked); false with *refusal set when the
+ * answer is known at once.
+ */
+static bool txn_check_from(struct smtpd_session *s, struct smtpd_txn *txn, enum smtp_reply_id *refusal)
 {
 	const struct msg_header_scan *h = &txn->header;
+	*refusal = SMTP_R_OK;
 	if (!s->auth_user[0] || !h->has_from)
-		return SMTP_R_OK;
-	struct from_check fc = {s, 0};
+		return false;
+	struct from_lookup *f = xcalloc(1, sizeof *f);
 	size_t count = 0;
-	if (!h->from_overflow && msg_address_list(h->from, h->from_len, from_owned, &fc, &count) && count > 0)
-		return SMTP_R_OK;
-	char q[LOG_QUOTE_MAX];
-	log_info("event=from_refused session=%s qid=%s user=%s from=%s", s->sid, txn->qid, s->auth_user,
-	         log_quote(q, sizeof q, h->from, h->from_len));
-	return fc.verdict < 0 ? SMTP_R_LOCAL_ERROR : SMTP_R_FROM_NOT_OWNED;
+	if (h->from_overflow || !msg_address_list(h->from, h->from_len, from_collect, f, &count) || count == 0 ||
+	    f->overflow) {
+		*refusal = SMTP_R_FROM_NOT_OWNED;
+		free(f);
+		return false;
+	}
+	str_copy(f->user, sizeof f->user, s->auth_user);
+	str_copy(f->delimiter, sizeof f->delimiter, s->config->recipient_delimiter);
+	f->lookup.query = from_query;
+	f->lookup.finish = from_finish;
+	f->lookup.release = from_release;
+	smtpd_lookup_start(s, &f->lookup);
+	return true;
 }
 
 /* copy_range - len bytes of in from offset to the end of out. */
@@ -389,8 +435,21 @@ void txn_finish(struct smtpd_session *s)
 	struct smtpd_txn *txn = s->txn;
 	unsigned faults = smtp_data_finish(&txn->reader, txn_sink, s);
 	enum smtp_reply_id refusal = txn_refusal(s, faults);
-	if (refusal == SMTP_R_OK)
-		refusal = txn_from_refusal(s, txn);
+	if (refusal == SMTP_R_OK && txn_check_from(s, txn, &refusal))
+		return;
+	txn_finish_checked(s, refusal);
+}
+
+/* txn_finish_checked - the content is judged (refusal, or SMTP_R_OK): refuse it, or hand it to the store. */
+static void txn_finish_checked(struct smtpd_session *s, enum smtp_reply_id refusal)
+{
+	struct smtpd_txn *txn = s->txn;
+	if (refusal == SMTP_R_FROM_NOT_OWNED) {
+		const struct msg_header_scan *h = &txn->header;
+		char q[LOG_QUOTE_MAX];
+		log_info("event=from_refused session=%s qid=%s user=%s from=%s", s->sid, txn->qid, s->auth_user,
+		         log_quote(q, sizeof q, h->from, h->from_len));
+	}
 	if (refusal == SMTP_R_OK) {
 		txn_add_missing_fields(s, txn);
 		if (txn->spill_failed)
