@@ -4,7 +4,7 @@
  * Order matters: listeners are bound first (ports below 1024 need root;
  * the local submission socket lives in the data directory, which is made
  * for it), then root is given up, then the data directory, the store thread, the
- * delivery workers and the directory reader are opened as the unprivileged
+ * delivery workers and the directory lookup threads are opened as the unprivileged
  * user. Shutdown runs the other way: sessions finish, delivery workers
  * finish the file they are writing, the store writes what is left.
  */
@@ -377,15 +377,14 @@ int cli_serve(const char *config_path)
 		store = store_start(&settings, sv.base, smtpd_commit_done, sv.smtpd, serve_dispatch, &sv, err,
 		                    sizeof err);
 	}
-	struct store_reader *reader = store ? store_reader_open(sv.config->data_dir, err, sizeof err) : NULL;
-	struct store_reader *mta_reader = reader ? store_reader_open(sv.config->data_dir, err, sizeof err) : NULL;
-	if (!store || !reader || !mta_reader || !mda_run(sv.mda, store)) {
+	struct store_reader *mta_reader = store ? store_reader_open(sv.config->data_dir, err, sizeof err) : NULL;
+	if (!store || !mta_reader || !mda_run(sv.mda, store)) {
 		log_error("event=startup_failed reason=\"%s\"", err);
 		return 1;
 	}
 	sv.store = store;
 	mta_run(sv.mta, store, mta_reader);
-	smtpd_run(sv.smtpd, store, reader);
+	smtpd_run(sv.smtpd, store);
 
 	log_info("event=ready pid=%d hostname=%s data_dir=%s", (int)getpid(), sv.config->hostname, sv.config->data_dir);
 
@@ -396,7 +395,6 @@ int cli_serve(const char *config_path)
 	mda_free(sv.mda);
 	mta_free(sv.mta);
 	config_unref(store_config);
-	store_reader_close(reader);
 	store_reader_close(mta_reader);
 	smtpd_free(sv.smtpd);
 	event_free(term);

@@ -20,9 +20,9 @@ struct tls_server;
  */
 struct smtpd *smtpd_create(struct event_base *base, struct config *config);
 
-/* smtpd_run - start accepting; sessions commit through store and look up
- * recipients with reader (both owned by the caller). */
-void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *reader);
+/* smtpd_run - start accepting; sessions commit through store (the caller's) and look up
+ * recipients, senders and users on lookup threads of their own (smtpd_lookup.h). */
+void smtpd_run(struct smtpd *smtpd, struct store *store);
 
 /* smtpd_commit_done - store_commit_done for the loop thread. */
 void smtpd_commit_done(struct store_message *msg, void *smtpd);

@@ -68,7 +68,6 @@ struct smtpd {
 	struct event_base *base;
 	struct config *config;
 	struct store *store;
-	struct store_reader *reader;
 	struct tls_server *tls;
 	struct auth_pool *auth_pool;
 	struct pool *lookups;
@@ -111,10 +110,6 @@ struct pool *smtpd_lookups(struct smtpd *smtpd)
 	return smtpd->lookups;
 }
 
-struct store_reader *smtpd_reader(struct smtpd *smtpd)
-{
-	return smtpd->reader;
-}
 
 struct tls_server *smtpd_tls(struct smtpd *smtpd)
 {
@@ -422,7 +417,7 @@ static void prune_limits(evutil_socket_t fd, short what, void *arg)
 	log_debug("event=limits_pruned entries=%zu", left);
 }
 
-void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *reader)
+void smtpd_run(struct smtpd *smtpd, struct store *store)
 {
 	smtpd->auth_pool = auth_pool_start(smtpd->base, SMTPD_AUTH_THREADS, auth_checked, smtpd);
 	smtpd->data_dir = str_dup(smtpd->config->data_dir);
@@ -432,7 +427,6 @@ void smtpd_run(struct smtpd *smtpd, struct store *store, struct store_reader *re
 	struct timeval tv = {SMTPD_PRUNE_S, 0};
 	event_add(smtpd->prune_timer, &tv);
 	smtpd->store = store;
-	smtpd->reader = reader;
 	for (size_t i = 0; i < smtpd->listener_count; i++) {
 		evconnlistener_enable(smtpd->listeners[i].listener);
 		static const char *const kinds[] = {"mx", "submission", "submissions", "local"};

@@ -27,7 +27,6 @@ struct net_linger;
 /* What a session needs from the server. */
 struct event_base *smtpd_base(struct smtpd *smtpd);
 struct store *smtpd_store(struct smtpd *smtpd);
-struct store_reader *smtpd_reader(struct smtpd *smtpd);
 struct tls_server *smtpd_tls(struct smtpd *smtpd);
 struct auth_pool *smtpd_auth_pool(struct smtpd *smtpd);
 /* smtpd_lookups - the directory lookup threads (smtpd_lookup.h). */
