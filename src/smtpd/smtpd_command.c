@@ -174,6 +174,7 @@ _Static_assert(SMTP_NOTIFY_NEVER == STORE_NOTIFY_NEVER && SMTP_NOTIFY_SUCCESS ==
 
 /* What MAIL's parameters said. */
 struct mail_options {
+	uint64_t size; /* RFC 1870 SIZE, 0 if not given */
 	bool smtputf8;
 	bool ret_hdrs;
 	const char *envid; /* into the command line, or NULL */
@@ -219,6 +220,7 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 				session_reply(s, SMTP_R_SIZE_EXCEEDED);
 				return false;
 			}
+			o->size = size;
 		} else if (str_ieq(p->key, p->key_len, "BODY")) {
 			if (!p->value || (!str_ieq(p->value, p->value_len, "7BIT") &&
 			                  !str_ieq(p->value, p->value_len, "8BITMIME"))) {
@@ -242,6 +244,22 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 	return true;
 }
 
+/*
+ * mail_space_ok - is there room on the queue's disk for a message (of size
+ * octets, if SIZE said)? As Postfix's smtpd does with queue_minfree: the
+ * refusal comes at MAIL, before the client sends the content. The store's
+ * own line (event=disk_low, or event=commit_failed) says why, once; a line
+ * per refused MAIL would only fill the log while the disk is full.
+ */
+static bool mail_space_ok(struct smtpd_session *s, uint64_t size)
+{
+	struct store *store = smtpd_store(s->smtpd);
+	if (!store || store_space_ok(store, size))
+		return true;
+	log_debug("event=mail_refused session=%s reason=disk_space size=%llu", s->sid, (unsigned long long)size);
+	return false;
+}
+
 static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	struct mail_options options;
@@ -257,6 +275,9 @@ static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	enum smtp_reply_id refusal = sender_refusal(s, &cmd->path);
+	/* Before the rate limits, so that a refusal for space costs the sender none of their rate. */
+	if (refusal == SMTP_R_OK && !mail_space_ok(s, options.size))
+		refusal = SMTP_R_NO_STORAGE;
 	if (refusal == SMTP_R_OK && !rate_allows(s, 'm', s->config->user_message_rate, s->config->ip_message_rate))
 		refusal = SMTP_R_MESSAGE_RATE;
 	if (refusal == SMTP_R_SENDER_NOT_OWNED) {

@@ -567,6 +567,8 @@ void smtpd_session_commit_done(struct smtpd_session *s, struct store_message *ms
 		s->messages++;
 		log_info("event=queued session=%s qid=%s size=%llu rcpts=%zu", s->sid, msg->qid,
 		         (unsigned long long)msg->size, msg->rcpt_count);
+	} else if (msg->no_storage) {
+		session_reply(s, SMTP_R_NO_STORAGE);
 	} else {
 		session_reply_text(s, SMTP_R_LOCAL_ERROR, "Local error writing the queue, try again later");
 	}

@@ -59,6 +59,7 @@ struct store_message {
 	int64_t arrival_ms;
 	/* Filled by the store before the completion runs. */
 	bool committed;
+	bool no_storage; /* not committed because the disk is full or failing (452 4.3.1, not 451 4.3.0) */
 	char error[128];
 	struct store_message *next;
 };
@@ -125,6 +126,7 @@ struct store_policy {
 	bool suppression;             /* hard bounces of remote recipients go on the suppression list */
 	uint64_t suppression_ttl_ms;  /* a bounce entry lasts this long after its last bounce; 0: until deleted */
 	uint64_t bounce_retention_ms; /* bounced recipients are deleted this long after they bounced; 0: kept */
+	uint64_t queue_min_free;      /* bytes to keep free on DATA_DIR's file system (store_space_ok); 0: no check */
 };
 
 struct store_settings {
@@ -165,6 +167,16 @@ void store_delivery_done(struct store *store, struct delivery_job *job);
  * user's next login makes the secret again.
  */
 void store_user_add_scram(struct store *store, const char *address, const char *password_hash, const char *scram);
+
+/*
+ * store_space_ok - loop thread, at MAIL: is there room for a message of
+ * size octets (0: not declared)? No when a write of the queue failed for
+ * lack of space and no space has come back since, or when the free space
+ * (measured by the store thread at most a second ago) minus twice size
+ * (a large message is on disk twice for a moment: the spill file and its
+ * spool copy) is under policy.queue_min_free. Always yes when that is 0.
+ */
+bool store_space_ok(struct store *store, uint64_t size);
 
 /* store_set_policy - loop thread: the store uses policy from its next turn on. */
 void store_set_policy(struct store *store, const struct store_policy *policy);
