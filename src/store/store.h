@@ -171,7 +171,9 @@ void store_user_add_scram(struct store *store, const char *address, const char *
 /*
  * store_space_ok - loop thread, at MAIL: is there room for a message of
  * size octets (0: not declared)? No when a write of the queue failed for
- * lack of space and no space has come back since, or when the free space
+ * lack of space, or with an I/O error, and neither a message has been
+ * written since nor has space come back (STORE_SPACE_REGAIN more free, or
+ * STORE_SPACE_RETRY_MS passed, in store_thread.c), or when the free space
  * (measured by the store thread at most a second ago) minus twice size
  * (a large message is on disk twice for a moment: the spill file and its
  * spool copy) is under policy.queue_min_free. Always yes when that is 0.

@@ -26,7 +26,8 @@
  * changed only after COMMIT has returned. A connection that ROLLBACK could
  * not take out of the transaction is replaced by a fresh one.
  *
- * Free space: a write that failed for lack of space, or free space under
+ * Free space: a write that failed for lack of space (or with an I/O
+ * error), or free space under
  * queue_min_free (statvfs at most once a second), makes store_space_ok say
  * no, which the sessions answer at MAIL with 452 4.3.1 (as Postfix does
  * with queue_minfree); it says yes again by itself once space comes back.
@@ -147,7 +148,7 @@ struct store {
 
 	/* Free space (store_space_ok): written here, read by the loop thread. */
 	_Atomic uint64_t space_free;    /* bytes tern may use on DATA_DIR's file system; UINT64_MAX: unknown */
-	atomic_bool space_failed;       /* a write failed for lack of space, and no space came back since */
+	atomic_bool space_failed;       /* a write failed (full or failing disk), and no room came back since */
 	_Atomic uint64_t space_reserve; /* policy.queue_min_free as the loop thread set it last */
 	int64_t space_next_ms;          /* monotonic: when store_watch_space measures again */
 	int64_t space_failed_ms;        /* monotonic: when space_failed was set */
@@ -288,11 +289,6 @@ static bool store_errno_space(int err)
 	return err == ENOSPC || err == EDQUOT || err == EFBIG;
 }
 
-static bool store_fault_space(const struct store_fault *f)
-{
-	return (f->rc & 0xff) == SQLITE_FULL || store_errno_space(f->err);
-}
-
 /* store_fault_storage - the disk's fault (452 4.3.1), not a bug or a lock (451 4.3.0). */
 static bool store_fault_storage(const struct store_fault *f)
 {
@@ -407,7 +403,7 @@ static uint64_t store_measure_free(const struct store *s)
 	return (uint64_t)st.f_bavail * st.f_frsize;
 }
 
-/* store_space_short - a write failed for lack of space: MAIL is refused until space comes back. */
+/* store_space_short - a write failed for lack of space (or the disk failed): MAIL is refused until room comes back. */
 static void store_space_short(struct store *s)
 {
 	s->space_failed_ms = time_mono_ms();
@@ -429,22 +425,24 @@ static void store_space_back(struct store *s, uint64_t free_bytes)
 
 /*
  * store_write_failed - a transaction of the writer failed (s->fault says
- * why) and was rolled back. Logged once per episode; the repeats are counted
+ * why) and was rolled back. A full or failing disk makes MAIL wait for
+ * room (store_space_ok). Logged once per episode; the repeats are counted
  * and the end is logged by store_write_ok.
  */
 static void store_write_failed(struct store *s, const char *turn, size_t messages)
 {
 	const struct store_fault *f = &s->fault;
-	if (store_fault_space(f))
+	if (store_fault_storage(f))
 		store_space_short(s);
 	if (!log_episode_fail(&s->write_episode, 0))
 		return;
-	/* SQLite reports a full disk as SQLITE_FULL, without the errno. */
+	/* SQLite reports a full disk as SQLITE_FULL without an errno, and an I/O
+	 * error with the errno only when nothing overwrote it since: its code then. */
 	int err = f->err ? f->err : (f->rc & 0xff) == SQLITE_FULL ? ENOSPC : 0;
 	char file[LOG_QUOTE_MAX];
-	log_error("event=commit_failed turn=%s messages=%zu file=%s errno=%s error=\"%s\"", turn, messages,
-	          log_quote(file, sizeof file, f->file, strlen(f->file)), err ? log_errno_name(err) : "none",
-	          f->text[0] ? f->text : "unknown");
+	log_error("event=commit_failed turn=%s messages=%zu file=%s errno=%s sqlite_code=%d error=\"%s\"", turn,
+	          messages, log_quote(file, sizeof file, f->file, strlen(f->file)), err ? log_errno_name(err) : "none",
+	          f->rc, f->text[0] ? f->text : "unknown");
 }
 
 /* store_write_ok - a transaction committed; with messages in it, there is room for messages again. */

@@ -9,12 +9,8 @@ or lose what it acknowledged.
     delivers again, every acknowledged message complete.
 """
 
-import contextlib
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 
 import pytest
 
@@ -95,19 +91,7 @@ DISK_SIZE = "16m"
 BIG = 512 * 1024
 
 
-@contextlib.contextmanager
-def mounted_disk(size):
-    """A small tmpfs for a data directory; skips where mounting is not allowed."""
-    d = tempfile.mkdtemp(prefix="tern-disk-")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", d], capture_output=True)
-    if r.returncode != 0:
-        os.rmdir(d)
-        pytest.skip("cannot mount a tmpfs here: %s" % r.stderr.decode(errors="replace").strip())
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", "-l", d], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
+mounted_disk = th.mounted_tmpfs
 
 
 @pytest.fixture
