@@ -54,10 +54,7 @@ def assert_no_storage(code, text, what):
 
 
 def disk_server(tern_server, disk, **config):
-    settings = {"data_dir": os.path.join(disk, "data"), "log_level": "info"}
-    settings.update(config)
-    srv = tern_server(start=False, config=settings)
-    srv.start()
+    srv = tern_server(config=dict({"data_dir": os.path.join(disk, "data"), "log_level": "info"}, **config))
     srv.add_user("alice@localhost")
     return srv
 

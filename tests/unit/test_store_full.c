@@ -231,8 +231,6 @@ static void test_failed_results(struct store *s, struct event_base *base)
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check='ok'"), 1);
 }
 
-static char *local_domains[] = {"localhost"};
-
 int main(void)
 {
 	signal(SIGXFSZ, SIG_IGN);
@@ -241,19 +239,11 @@ int main(void)
 		return unit_finish("store_full");
 	CHECK(mkdir(data_dir, 0700) == 0);
 	struct event_base *base = event_base_new();
-	struct store_settings settings = {
-	        .data_dir = data_dir,
-	        .max_inflight = 16,
-	        .hostname = "tern.test",
-	        .local_domains = local_domains,
-	        .local_domain_count = 1,
-	        .postmaster = "postmaster@localhost",
-	        .recipient_delimiter = "+",
-	        .policy = {.retry_initial_ms = 3600 * 1000,
-	                   .retry_max_ms = 4 * 3600 * 1000,
-	                   .max_queue_lifetime_ms = 5 * 24 * 3600 * 1000LL,
-	                   .queue_min_free = 1},
-	};
+	static const struct store_policy policy = {.retry_initial_ms = 3600 * 1000,
+	                                           .retry_max_ms = 4 * 3600 * 1000,
+	                                           .max_queue_lifetime_ms = 5 * 24 * 3600 * 1000LL,
+	                                           .queue_min_free = 1};
+	struct store_settings settings = unit_store_settings(&policy);
 	char err[256] = "";
 	struct store *s = store_start(&settings, base, commit_done, NULL, hold_dispatch, NULL, err, sizeof err);
 	if (!s) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "store/store.h"
 #include "store/store_db.h"
 #include "unit.h"
 #include "util/util_str.h"
@@ -70,6 +71,22 @@ static inline void unit_exec_sql(const char *sql)
 	}
 	CHECK(store_db_exec(db, sql));
 	sqlite3_close(db);
+}
+
+/* unit_store_settings - a store for data_dir with the local domain localhost, and policy. */
+static inline struct store_settings unit_store_settings(const struct store_policy *policy)
+{
+	static char *local_domains[] = {"localhost"};
+	return (struct store_settings){
+	        .data_dir = data_dir,
+	        .max_inflight = 16,
+	        .hostname = "tern.test",
+	        .local_domains = local_domains,
+	        .local_domain_count = 1,
+	        .postmaster = "postmaster@localhost",
+	        .recipient_delimiter = "+",
+	        .policy = *policy,
+	};
 }
 
 #endif
