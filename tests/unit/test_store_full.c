@@ -9,8 +9,9 @@
  * turn is answered "not committed" for lack of storage (the sessions' 452
  * 4.3.1), nothing of it stays (no row, no spool file), store_space_ok says
  * no until a write works again, the database passes an integrity check,
- * delivery results of a failed turn are written once later (not lost, not
- * twice), and every committed message is handed to delivery exactly once.
+ * delivery results of a failed turn (and the bounce one owes) are written
+ * once later (not lost, not twice), and every committed message is handed
+ * to delivery exactly once.
  */
 #include <dirent.h>
 #include <event2/buffer.h>
@@ -191,42 +192,68 @@ static void test_failed_writes(struct store *s, struct event_base *base)
 	CHECK_INT(dispatched_now(), 3);
 }
 
-static void test_failed_results(struct store *s, struct event_base *base)
+/* take_held - a job delivery holds, or NULL. */
+static struct delivery_job *take_held(void)
 {
-	/* A delivery result comes while the disk is full: its turn fails with the message in it. */
 	pthread_mutex_lock(&held_lock);
 	struct delivery_job *job = held_count > 0 ? held[--held_count] : NULL;
 	pthread_mutex_unlock(&held_lock);
-	CHECK(job != NULL);
 	if (!job)
+		UNIT_FAIL("no delivery job is held");
+	return job;
+}
+
+static void answer(struct delivery_job *job, enum delivery_status status, const char *reason)
+{
+	job->rcpts[0].status = status;
+	str_copy(job->rcpts[0].error, sizeof job->rcpts[0].error, reason);
+}
+
+static void test_failed_results(struct store *s, struct event_base *base)
+{
+	/* Delivery results come while the disk is full: a deferral, and a
+	 * failure that owes the sender a bounce. Their turn fails with the
+	 * message in it. */
+	struct delivery_job *deferred = take_held(), *failed = take_held();
+	if (!deferred || !failed)
 		return;
-	job->rcpts[0].status = DELIVERY_TEMPFAIL;
-	str_copy(job->rcpts[0].error, sizeof job->rcpts[0].error, "4.3.1 mail system full: cannot write");
-	int64_t rcpt_id = job->rcpts[0].id;
+	answer(deferred, DELIVERY_TEMPFAIL, "4.3.1 mail system full: cannot write");
+	answer(failed, DELIVERY_PERMFAIL, "550 5.1.1 no such user (mx.example.test)");
+	char deferred_sql[200], failed_sql[200];
+	str_format(deferred_sql, sizeof deferred_sql,
+	           "SELECT COUNT(*) FROM recipients WHERE id=%lld AND state='deferred' AND attempts=1",
+	           (long long)deferred->rcpts[0].id);
+	str_format(failed_sql, sizeof failed_sql,
+	           "SELECT COUNT(*) FROM recipients WHERE id=%lld AND state='bounced' AND attempts=1",
+	           (long long)failed->rcpts[0].id);
 	limit_files();
-	store_delivery_done(s, job);
+	store_delivery_done(s, deferred);
+	store_delivery_done(s, failed);
 	check_failed(commit(s, base, 1000), "a message in a turn with results on a full disk");
 	/* The store tries the results again each second: still nothing is written. */
 	usleep(1500 * 1000);
-	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE state='deferred'"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM recipients WHERE state!='queued'"), 0);
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM attempts"), 0);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM messages WHERE sender=''"), 0);
 	unlimit_files();
 
-	/* Written once, when there is room. */
-	char sql[200];
-	str_format(sql, sizeof sql, "SELECT COUNT(*) FROM recipients WHERE id=%lld AND state='deferred' AND attempts=1",
-	           (long long)rcpt_id);
-	CHECK_INT(wait_count(sql, 1), 1);
-	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM attempts"), 1);
-	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM messages"), 3);
+	/* Written once, when there is room: one attempt each, one bounce. */
+	CHECK_INT(wait_count(deferred_sql, 1), 1);
+	CHECK_INT(unit_count_rows(failed_sql), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM attempts"), 2);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM messages WHERE sender=''"), 1);
+	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM messages"), 4);
 
-	/* Nothing was handed out twice; a new message still goes out (the count of jobs in flight is right). */
-	CHECK_INT(dispatched_now(), 3);
-	check_committed(commit(s, base, 1000), "a message after the results were written");
+	/* Each committed message was handed out once: three, then the bounce;
+	 * a new message still goes out (the count of jobs in flight is right). */
 	int n = 0;
 	for (int i = 0; i < 1000 && (n = dispatched_now()) != 4; i++)
 		usleep(10000);
 	CHECK_INT(n, 4);
+	check_committed(commit(s, base, 1000), "a message after the results were written");
+	for (int i = 0; i < 1000 && (n = dispatched_now()) != 5; i++)
+		usleep(10000);
+	CHECK_INT(n, 5);
 	/* The database is whole: SQLite never read the frames past the last commit. */
 	CHECK_INT(unit_count_rows("SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check='ok'"), 1);
 }
