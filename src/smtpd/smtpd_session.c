@@ -89,8 +89,9 @@ static void session_count_code(struct smtpd_session *s, unsigned code)
 
 static void session_count_error(struct smtpd_session *s, enum smtp_reply_id id)
 {
-	/* A full transaction is not the client's error. */
-	if (id != SMTP_R_TOO_MANY_RCPTS)
+	/* A full transaction is not the client's error, nor is a full disk: a
+	 * client that tries again in the same session is doing what 452 asks. */
+	if (id != SMTP_R_TOO_MANY_RCPTS && id != SMTP_R_NO_STORAGE)
 		session_count_code(s, (unsigned)smtp_reply_get(id)->code);
 }
 
