@@ -281,6 +281,7 @@ static struct store_policy store_policy_of(const struct config *config)
 	        .suppression = config->suppression != 0,
 	        .suppression_ttl_ms = config->suppression_ttl * 1000,
 	        .bounce_retention_ms = config->bounce_retention * 1000,
+	        .queue_min_free = config->queue_min_free,
 	};
 }
 

@@ -415,6 +415,15 @@ static const struct config_param params[] = {
          .offset = FIELD(bounce_retention),
          .doc = "how long a recipient that failed for good stays in the queue (tern queue list, queue retry) "
                 "before it is deleted, with its message once no recipient is left; 0: until tern queue delete"},
+        {.name = "queue_min_free",
+         .type = CONFIG_SIZE,
+         .default_text = "4M",
+         .min = 0,
+         .max = 1024 * GIB,
+         .offset = FIELD(queue_min_free),
+         .doc = "free space to keep on data_dir's file system: below it, or below it plus twice a message's "
+                "declared SIZE, MAIL gets 452 4.3.1 (as Postfix's queue_minfree); 0: no check at MAIL (a full disk "
+                "still gets 452 4.3.1 at the end of the message)"},
         {.name = "tls_certificate",
          .type = CONFIG_CERT,
          .default_text = "",

@@ -98,6 +98,7 @@ struct config {
 	uint64_t delay_warning;
 	uint64_t shutdown_timeout;
 	uint64_t bounce_retention; /* 0: bounced recipients stay until deleted */
+	uint64_t queue_min_free;   /* bytes; 0: MAIL is not refused for lack of space */
 
 	/* TLS */
 	struct config_cert *tls_certs; /* none: a self-signed one in data_dir/tls */

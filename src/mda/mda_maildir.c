@@ -13,6 +13,12 @@
  *
  * Mailbox names were checked when the user was created; this file still
  * refuses any name that could leave the mail directory.
+ *
+ * A file that cannot be written, linked or made durable (a full disk, a
+ * quota, an I/O error) defers the recipient with an enhanced status in its
+ * reason (4.2.2 for a quota, 4.3.1 for a full disk, 4.3.0 otherwise), and
+ * nothing is left in tmp/. The failure is logged with its file and errno
+ * once per episode per file system, not once per message.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -28,6 +34,9 @@
 #include "util/util_str.h"
 
 #define MAILDIR_WRITE_BUF 65536
+
+/* Failed writes, keyed by the file system's device: logged once per episode. */
+static struct log_episode maildir_episode = LOG_EPISODE_INIT("maildir");
 
 struct maildir_writer {
 	int fd;
@@ -95,6 +104,33 @@ static void writer_put_lf(struct maildir_writer *w, struct evbuffer *body)
 	writer_flush(w);
 }
 
+/* maildir_dev - the device path is on, the key of its file system's episode; 0 if unknown. */
+static uint64_t maildir_dev(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (uint64_t)st.st_dev : 0;
+}
+
+/* maildir_status - RFC 3463: a quota is the mailbox's (X.2.2), a full disk the system's (X.3.1). */
+static const char *maildir_status(int err)
+{
+	if (err == EDQUOT)
+		return "4.2.2 mailbox full: ";
+	if (err == ENOSPC || err == EFBIG)
+		return "4.3.1 mail system full: ";
+	return "4.3.0 ";
+}
+
+/* maildir_log_failure - file could not be written (errno err): logged if it begins an episode on dev. */
+static void maildir_log_failure(const char *qid, int64_t rcpt_id, const char *file, uint64_t dev, int err)
+{
+	if (!log_episode_fail(&maildir_episode, dev))
+		return;
+	char q[LOG_QUOTE_MAX];
+	log_error("event=write_failed where=maildir qid=%s rcpt_id=%lld file=%s errno=%s error=\"%s\"", qid,
+	          (long long)rcpt_id, log_quote(q, sizeof q, file, strlen(file)), log_errno_name(err), strerror(err));
+}
+
 static bool fsync_path(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -152,15 +188,18 @@ static bool mailbox_split(const char *mailbox, char *local, size_t lsize, char *
 	return true;
 }
 
-static void rcpt_fail(struct delivery_rcpt *r, enum delivery_status status, const char *what, int err)
+/* rcpt_fail - recipient r is deferred: writing file (on device dev) failed with err. */
+static void rcpt_fail(const struct delivery_job *job, struct delivery_rcpt *r, const char *what, const char *file,
+                      uint64_t dev, int err)
 {
-	r->status = status;
-	str_format(r->error, sizeof r->error, "%s: %s", what, strerror(err));
+	maildir_log_failure(job->qid, r->id, file, dev, err);
+	r->status = DELIVERY_TEMPFAIL;
+	str_format(r->error, sizeof r->error, "%s%s: %s", maildir_status(err), what, strerror(err));
 }
 
 /* maildir_write_tmp - the whole file under tmp/ (made durable later, by the batch). */
 static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *job, struct evbuffer *body,
-                              struct delivery_rcpt *r)
+                              struct delivery_rcpt *r, uint64_t *dev)
 {
 	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
@@ -177,7 +216,13 @@ static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *j
 	bool ok = !w->failed;
 	int saved = w->saved_errno;
 	free(w);
-	close(fd);
+	struct stat st;
+	*dev = fstat(fd, &st) == 0 ? (uint64_t)st.st_dev : 0;
+	/* Some file systems (NFS, and quotas on some) report a full disk only at close. */
+	if (close(fd) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
 	if (!ok) {
 		unlink(tmp_path);
 		errno = saved;
@@ -206,13 +251,17 @@ bool maildir_write(const char *data_dir, const char *host, const struct delivery
 		str_copy(r->error, sizeof r->error, "mailbox path too long");
 		return false;
 	}
-	if (!maildir_write_tmp(f->tmp_path, job, body, r)) {
+	uint64_t dev = 0;
+	if (!maildir_write_tmp(f->tmp_path, job, body, r, &dev)) {
 		if (errno != ENOENT || !maildir_create(data_dir, domain, root) ||
-		    !maildir_write_tmp(f->tmp_path, job, body, r)) {
-			rcpt_fail(r, DELIVERY_TEMPFAIL, "cannot write the message in tmp/", errno);
+		    !maildir_write_tmp(f->tmp_path, job, body, r, &dev)) {
+			int err = errno;
+			rcpt_fail(job, r, "cannot write the message in tmp/", f->tmp_path,
+			          dev ? dev : maildir_dev(root), err);
 			return false;
 		}
 	}
+	log_episode_ok(&maildir_episode, dev);
 	return true;
 }
 
@@ -221,7 +270,9 @@ bool maildir_publish(const struct delivery_job *job, struct delivery_rcpt *r, co
 	bool already = false;
 	if (link(f->tmp_path, f->new_path) != 0) {
 		if (errno != EEXIST) {
-			rcpt_fail(r, DELIVERY_TEMPFAIL, "cannot link the message into new/", errno);
+			int err = errno;
+			rcpt_fail(job, r, "cannot link the message into new/", f->new_path, maildir_dev(f->tmp_path),
+			          err);
 			unlink(f->tmp_path);
 			return false;
 		}
@@ -236,5 +287,13 @@ bool maildir_publish(const struct delivery_job *job, struct delivery_rcpt *r, co
 
 bool maildir_sync_dir(const char *dir)
 {
-	return fsync_path(dir);
+	if (fsync_path(dir))
+		return true;
+	int err = errno;
+	if (log_episode_fail(&maildir_episode, maildir_dev(dir))) {
+		char q[LOG_QUOTE_MAX];
+		log_error("event=write_failed where=maildir file=%s errno=%s error=\"fsync: %s\"",
+		          log_quote(q, sizeof q, dir, strlen(dir)), log_errno_name(err), strerror(err));
+	}
+	return false;
 }

@@ -54,6 +54,8 @@ static const struct smtp_reply replies[SMTP_R_COUNT] = {
         [SMTP_R_TOO_MANY_CONNECTIONS] = {421, "4.7.0", "Too many connections, try again later", "RFC 5321 3.8"},
         [SMTP_R_TOO_MANY_FROM_ADDRESS] = {421, "4.7.0", "Too many connections from your address", "RFC 5321 3.8"},
         [SMTP_R_LOCAL_ERROR] = {451, "4.3.0", "Local error, try again later", "RFC 5321 4.2.3"},
+        [SMTP_R_NO_STORAGE] = {452, "4.3.1", "Insufficient system storage, try again later",
+                               "RFC 5321 4.2.2 (452), RFC 3463 3.4 (X.3.1 mail system full)"},
         [SMTP_R_NO_TLS] = {454, "4.7.0", "TLS not available", "RFC 3207 4"},
         [SMTP_R_NO_AUTH] = {503, "5.5.1", "Authentication not enabled", "RFC 4954 4"},
         [SMTP_R_NO_EXPN] = {502, "5.5.1", "EXPN not available", "RFC 5321 3.5.2, 7.3"},

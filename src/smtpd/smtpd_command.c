@@ -157,6 +157,7 @@ _Static_assert(SMTP_NOTIFY_NEVER == STORE_NOTIFY_NEVER && SMTP_NOTIFY_SUCCESS ==
 
 /* What MAIL's parameters said. */
 struct mail_options {
+	uint64_t size; /* RFC 1870 SIZE, 0 if not given */
 	bool smtputf8;
 	bool ret_hdrs;
 	const char *envid; /* into the command line, or NULL */
@@ -202,6 +203,7 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 				session_reply(s, SMTP_R_SIZE_EXCEEDED);
 				return false;
 			}
+			o->size = size;
 		} else if (str_ieq(p->key, p->key_len, "BODY")) {
 			if (!p->value || (!str_ieq(p->value, p->value_len, "7BIT") &&
 			                  !str_ieq(p->value, p->value_len, "8BITMIME"))) {
@@ -225,6 +227,22 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
 	return true;
 }
 
+/*
+ * mail_space_ok - is there room on the queue's disk for a message (of size
+ * octets, if SIZE said)? As Postfix's smtpd does with queue_minfree: the
+ * refusal comes at MAIL, before the client sends the content. The store's
+ * own line (event=disk_low, or event=commit_failed) says why, once; a line
+ * per refused MAIL would only fill the log while the disk is full.
+ */
+static bool mail_space_ok(struct smtpd_session *s, uint64_t size)
+{
+	struct store *store = smtpd_store(s->smtpd);
+	if (!store || store_space_ok(store, size))
+		return true;
+	log_debug("event=mail_refused session=%s reason=disk_space size=%llu", s->sid, (unsigned long long)size);
+	return false;
+}
+
 /* A MAIL command on its way, copied out of the command line, while the directory is asked. */
 struct mail_lookup {
 	struct smtpd_lookup lookup;     /* first */
@@ -233,8 +251,9 @@ struct mail_lookup {
 	char user[STORE_ADDRESS_MAX];
 	char delimiter[16];
 	bool smtputf8, ret_hdrs;
-	char *envid; /* or NULL */
-	int may;     /* store_dir_may_send_as */
+	uint64_t size; /* SIZE=, or 0 */
+	char *envid;   /* or NULL */
+	int may;       /* store_dir_may_send_as */
 };
 
 static void mail_lookup_release(struct smtpd_lookup *lookup)
@@ -247,6 +266,11 @@ static void mail_lookup_release(struct smtpd_lookup *lookup)
 /* mail_begin - the sender is settled: count the message against the rates, start the transaction. */
 static void mail_begin(struct smtpd_session *s, struct mail_lookup *m)
 {
+	/* Before the rate limits, so that a refusal for space costs the sender none of their rate. */
+	if (!mail_space_ok(s, m->size)) {
+		session_reply(s, SMTP_R_NO_STORAGE);
+		return;
+	}
 	if (!rate_allows(s, 'm', s->config->user_message_rate, s->config->ip_message_rate)) {
 		session_reply(s, SMTP_R_MESSAGE_RATE);
 		return;
@@ -311,6 +335,7 @@ static void handle_mail(struct smtpd_session *s, const struct smtp_command *cmd)
 	str_copy(m->sender, sizeof m->sender, cmd->path.addr);
 	m->smtputf8 = options.smtputf8;
 	m->ret_hdrs = options.ret_hdrs;
+	m->size = options.size;
 	m->envid = options.envid ? str_dup_n(options.envid, options.envid_len) : NULL;
 	if (!s->auth_user[0] || cmd->path.is_null) {
 		mail_begin(s, m);

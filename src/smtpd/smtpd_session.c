@@ -89,8 +89,9 @@ static void session_count_code(struct smtpd_session *s, unsigned code)
 
 static void session_count_error(struct smtpd_session *s, enum smtp_reply_id id)
 {
-	/* A full transaction is not the client's error. */
-	if (id != SMTP_R_TOO_MANY_RCPTS)
+	/* A full transaction is not the client's error, nor is a full disk: a
+	 * client that tries again in the same session is doing what 452 asks. */
+	if (id != SMTP_R_TOO_MANY_RCPTS && id != SMTP_R_NO_STORAGE)
 		session_count_code(s, (unsigned)smtp_reply_get(id)->code);
 }
 
@@ -567,6 +568,8 @@ void smtpd_session_commit_done(struct smtpd_session *s, struct store_message *ms
 		s->messages++;
 		log_info("event=queued session=%s qid=%s size=%llu rcpts=%zu", s->sid, msg->qid,
 		         (unsigned long long)msg->size, msg->rcpt_count);
+	} else if (msg->no_storage) {
+		session_reply(s, SMTP_R_NO_STORAGE);
 	} else {
 		session_reply_text(s, SMTP_R_LOCAL_ERROR, "Local error writing the queue, try again later");
 	}

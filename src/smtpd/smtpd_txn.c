@@ -8,7 +8,10 @@
  * hops, and it is kept: in memory up to TXN_SPILL_THRESHOLD, then in an
  * unnamed temporary file under DATA_DIR/tmp (O_TMPFILE: nothing is left
  * behind by a crash). A message over the size limit is read to its end but
- * no longer kept. Our Received: header (RFC 5321 4.4) goes first; for a
+ * no longer kept. A spill file that cannot be written (a full disk) is
+ * given up at once and the rest of the content read and dropped; the end
+ * of content is then refused with 452 4.3.1, never 250 for what is not on
+ * disk. Our Received: header (RFC 5321 4.4) goes first; for a
  * local submission it names the user's uid instead of a client host.
  *
  * The reply to the end of content is given by smtpd_session.c once the
@@ -31,6 +34,9 @@
 #include "util/util_time.h"
 
 #define TXN_SPILL_THRESHOLD (256 * 1024)
+
+/* Spill files that cannot be written: logged once per episode (loop thread only). */
+static struct log_episode spill_episode = LOG_EPISODE_INIT("spill");
 
 struct smtpd_txn *txn_new(void)
 {
@@ -114,18 +120,44 @@ static int spill_open(const char *data_dir)
 	return fd;
 }
 
+static void txn_drop_content(struct smtpd_txn *txn)
+{
+	evbuffer_drain(txn->body, evbuffer_get_length(txn->body));
+	if (txn->spill_fd >= 0) {
+		close(txn->spill_fd);
+		txn->spill_fd = -1;
+	}
+}
+
+/*
+ * txn_spill_failed - the content cannot be kept (error err): stop writing,
+ * free what is kept, and refuse at the end of the content. The first
+ * failure of an episode is logged; the repeats are counted.
+ */
+static void txn_spill_failed(struct smtpd_session *s, struct smtpd_txn *txn, int err)
+{
+	if (log_episode_fail(&spill_episode, 0))
+		log_error("event=write_failed where=spill session=%s qid=%s file=\"%s/tmp\" errno=%s error=\"%s\"",
+		          s->sid, txn->qid, s->config->data_dir, log_errno_name(err), strerror(err));
+	txn->spill_failed = true;
+	txn_drop_content(txn);
+}
+
 /* txn_spill - move what is in memory to a temporary file. */
 static void txn_spill(struct smtpd_session *s, struct smtpd_txn *txn)
 {
 	txn->spill_fd = spill_open(s->config->data_dir);
 	if (txn->spill_fd < 0) {
-		log_error("event=spill_failed session=%s qid=%s error=\"%s\"", s->sid, txn->qid, strerror(errno));
-		txn->spill_failed = true;
+		txn_spill_failed(s, txn, errno);
 		return;
 	}
-	while (evbuffer_get_length(txn->body) > 0 && !txn->spill_failed)
-		if (evbuffer_write(txn->body, txn->spill_fd) <= 0)
-			txn->spill_failed = true;
+	while (evbuffer_get_length(txn->body) > 0) {
+		if (evbuffer_write(txn->body, txn->spill_fd) <= 0) {
+			txn_spill_failed(s, txn, errno ? errno : EIO);
+			return;
+		}
+	}
+	log_episode_ok(&spill_episode, 0);
 }
 
 static void txn_keep(struct smtpd_session *s, struct smtpd_txn *txn, const char *bytes, size_t len)
@@ -135,21 +167,12 @@ static void txn_keep(struct smtpd_session *s, struct smtpd_txn *txn, const char 
 		return;
 	if (txn->spill_fd >= 0) {
 		if (!io_write_all(txn->spill_fd, bytes, len))
-			txn->spill_failed = true;
+			txn_spill_failed(s, txn, errno);
 		return;
 	}
 	evbuffer_add(txn->body, bytes, len);
 	if (evbuffer_get_length(txn->body) > TXN_SPILL_THRESHOLD)
 		txn_spill(s, txn);
-}
-
-static void txn_drop_content(struct smtpd_txn *txn)
-{
-	evbuffer_drain(txn->body, evbuffer_get_length(txn->body));
-	if (txn->spill_fd >= 0) {
-		close(txn->spill_fd);
-		txn->spill_fd = -1;
-	}
 }
 
 static void txn_sink(void *ctx, const char *bytes, size_t len)
@@ -250,7 +273,7 @@ static enum smtp_reply_id txn_refusal(struct smtpd_session *s, unsigned faults)
 	if (txn->header.received > s->config->max_hops)
 		return SMTP_R_LOOP;
 	if (txn->spill_failed)
-		return SMTP_R_LOCAL_ERROR;
+		return SMTP_R_NO_STORAGE;
 	return SMTP_R_OK;
 }
 
@@ -388,6 +411,7 @@ static void txn_insert_after_trace(struct smtpd_session *s, struct smtpd_txn *tx
 		return;
 	}
 	/* Spilled: a new file with the text in place; the kernel copies the rest. */
+	errno = 0;
 	int fd = spill_open(s->config->data_dir);
 	char trace[2048];
 	bool ok = fd >= 0 && txn->trace_len <= sizeof trace &&
@@ -395,10 +419,10 @@ static void txn_insert_after_trace(struct smtpd_session *s, struct smtpd_txn *tx
 	          io_write_all(fd, trace, txn->trace_len) && io_write_all(fd, text, len) &&
 	          copy_range(txn->spill_fd, (off_t)txn->trace_len, fd, txn->stored_bytes - txn->trace_len);
 	if (!ok) {
-		log_error("event=spill_failed session=%s qid=%s error=\"%s\"", s->sid, txn->qid, strerror(errno));
-		txn->spill_failed = true;
+		int err = errno ? errno : EIO;
 		if (fd >= 0)
 			close(fd);
+		txn_spill_failed(s, txn, err);
 		return;
 	}
 	close(txn->spill_fd);
@@ -453,7 +477,7 @@ static void txn_finish_checked(struct smtpd_session *s, enum smtp_reply_id refus
 	if (refusal == SMTP_R_OK) {
 		txn_add_missing_fields(s, txn);
 		if (txn->spill_failed)
-			refusal = SMTP_R_LOCAL_ERROR;
+			refusal = SMTP_R_NO_STORAGE;
 	}
 	session_set_data_timeouts(s, false);
 	if (refusal == SMTP_R_FROM_NOT_OWNED) {

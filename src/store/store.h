@@ -87,6 +87,7 @@ struct store_message {
 	int64_t arrival_ms;
 	/* Filled by the store before the completion runs. */
 	bool committed;
+	bool no_storage; /* not committed because the disk is full or failing (452 4.3.1, not 451 4.3.0) */
 	char error[128];
 	struct store_message *next;
 };
@@ -155,6 +156,7 @@ struct store_policy {
 	bool suppression;             /* hard bounces of remote recipients go on the suppression list */
 	uint64_t suppression_ttl_ms;  /* a bounce entry lasts this long after its last bounce; 0: until deleted */
 	uint64_t bounce_retention_ms; /* bounced recipients are deleted this long after they bounced; 0: kept */
+	uint64_t queue_min_free;      /* bytes to keep free on DATA_DIR's file system (store_space_ok); 0: no check */
 };
 
 /*
@@ -224,6 +226,18 @@ void store_user_add_scram(struct store *store, const char *address, const char *
  * new smarthost or transport as new mail does.
  */
 void store_set_routes(struct store *store, void *routes, bool changed);
+
+/*
+ * store_space_ok - loop thread, at MAIL: is there room for a message of
+ * size octets (0: not declared)? No when a write of the queue failed for
+ * lack of space, or with an I/O error, and neither a message has been
+ * written since nor has space come back (STORE_SPACE_REGAIN more free, or
+ * STORE_SPACE_RETRY_MS passed, in store_thread.c), or when the free space
+ * (measured by the store thread at most a second ago) minus twice size
+ * (a large message is on disk twice for a moment: the spill file and its
+ * spool copy) is under policy.queue_min_free. Always yes when that is 0.
+ */
+bool store_space_ok(struct store *store, uint64_t size);
 
 /* store_set_policy - loop thread: the store uses policy from its next turn on. */
 void store_set_policy(struct store *store, const struct store_policy *policy);

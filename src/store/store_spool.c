@@ -82,8 +82,10 @@ static bool copy_spill(int from, int to, uint64_t size)
 			continue;
 		if (n > 0)
 			continue;
-		if (n == 0)
-			return false; /* the spill file is shorter than it should be */
+		if (n == 0) {
+			errno = ENODATA; /* the spill file is shorter than it should be */
+			return false;
+		}
 		if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
 			return false;
 		/* Not between these files: copy through a buffer. */
@@ -104,31 +106,34 @@ static bool copy_spill(int from, int to, uint64_t size)
 
 bool store_spool_write(struct store_spool *spool, const char *qid, struct evbuffer *body, int spill_fd, uint64_t size)
 {
-	if (!id_valid(qid))
-		return false;
-	/* A file left by a batch that failed names no row: it may be overwritten. */
-	int fd = openat(spool->dir_fd, qid, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		log_error("event=spool_failed qid=%s error=\"%s\"", qid, strerror(errno));
+	if (!id_valid(qid)) {
+		errno = EINVAL;
 		return false;
 	}
+	/* A file left by a batch that failed names no row: it may be overwritten. */
+	int fd = openat(spool->dir_fd, qid, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return false;
+	errno = 0;
 	bool ok = spill_fd >= 0 ? copy_spill(spill_fd, fd, size) : write_buffer(fd, body);
-	if (!ok)
-		log_error("event=spool_failed qid=%s error=\"%s\"", qid, errno ? strerror(errno) : "short spill file");
-	if (close(fd) != 0)
+	int err = ok ? 0 : errno ? errno : EIO;
+	/* Some file systems (NFS) report a full disk only at close. */
+	if (close(fd) != 0 && ok) {
 		ok = false;
-	if (!ok)
+		err = errno;
+	}
+	if (!ok) {
+		/* Partial files go at once: they name no row, and they hold the space that ran out. */
 		unlinkat(spool->dir_fd, qid, 0);
+		errno = err;
+	}
 	return ok;
 }
 
 bool store_spool_sync(struct store_spool *spool)
 {
 	/* One flush for the whole batch: the files' data and their names. */
-	if (syncfs(spool->dir_fd) == 0)
-		return true;
-	log_error("event=spool_failed error=\"syncfs: %s\"", strerror(errno));
-	return false;
+	return syncfs(spool->dir_fd) == 0;
 }
 
 bool store_spool_read(struct store_spool *spool, const char *qid, struct evbuffer *out)

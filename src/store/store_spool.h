@@ -33,11 +33,13 @@ void store_spool_close(struct store_spool *spool);
 /*
  * store_spool_write - the body of message qid: from body (left as it is),
  * or from the first size octets of spill_fd when spill_fd >= 0. Not yet
- * durable: store_spool_sync does that for every file written.
+ * durable: store_spool_sync does that for every file written. On failure
+ * nothing is left of the file, errno says why (ENODATA: spill_fd is
+ * shorter than size), and the caller logs it.
  */
 bool store_spool_write(struct store_spool *spool, const char *qid, struct evbuffer *body, int spill_fd, uint64_t size);
 
-/* store_spool_sync - every file written so far is on stable storage (with its name). */
+/* store_spool_sync - every file written so far is on stable storage (with its name); false with errno set. */
 bool store_spool_sync(struct store_spool *spool);
 
 /* store_spool_read - append message qid's body to out. */

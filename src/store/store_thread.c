@@ -16,8 +16,23 @@
  * 0. Deferred recipients whose time has come are set back to 'queued' and
  * dispatched in the same transaction.
  *
- * A failed transaction fails every message in it (the sessions answer 451)
- * and keeps the delivery results for the next turn.
+ * A failed transaction fails every message in it and keeps the delivery
+ * results for the next turn. When the disk is full or failing (SQLite's
+ * SQLITE_FULL or SQLITE_IOERR, a spool file's ENOSPC, EDQUOT, EFBIG or EIO)
+ * the sessions answer 452 4.3.1, otherwise 451 4.3.0. Nothing of the turn
+ * stays: SQLite rolls the transaction back (frames it appended to the WAL
+ * past the last commit are never read), the turn's spool files are removed,
+ * and the in-memory state (cursor, jobs in flight, lines for the log) is
+ * changed only after COMMIT has returned. A connection that ROLLBACK could
+ * not take out of the transaction is replaced by a fresh one.
+ *
+ * Free space: a write that failed for lack of space (or with an I/O
+ * error), or free space under
+ * queue_min_free (statvfs at most once a second), makes store_space_ok say
+ * no, which the sessions answer at MAIL with 452 4.3.1 (as Postfix does
+ * with queue_minfree); it says yes again by itself once space comes back.
+ * A failing write is logged once per episode, with its file and errno,
+ * and once when writes work again.
  *
  * A recipient in another domain that fails for good because its address
  * does not exist goes on the suppression list in the transaction that marks
@@ -34,13 +49,18 @@
 #include "store/store.h"
 #include "store/store_bounce.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "msg/msg_dsn.h"
@@ -57,6 +77,28 @@
 #define STORE_FAIL_PAUSE_MS  1000
 #define STORE_PRUNE_BATCH    500
 #define STORE_PRUNE_EVERY_MS 60000
+#define STORE_SPACE_EVERY_MS 1000
+/* After a write failed for lack of space, MAIL is refused until this much
+ * more is free, or until STORE_SPACE_RETRY_MS have passed: a disk that is
+ * nearly full may still take smaller messages, and one failure in that
+ * time is cheaper than refusing everything. */
+#define STORE_SPACE_REGAIN   (1024 * 1024)
+#define STORE_SPACE_RETRY_MS 30000
+#define STORE_NOTE_MAX       1024
+
+/* Why the writer's last transaction failed: the first error of the turn. */
+struct store_fault {
+	int rc;          /* SQLite's extended result code; 0 for a spool file */
+	int err;         /* errno, where known; 0 otherwise */
+	char file[4200]; /* what could not be written */
+	char text[256];
+};
+
+/* A log line about what a transaction wrote, logged only once it commits. */
+struct store_note {
+	enum log_level level;
+	char line[STORE_NOTE_MAX];
+};
 
 struct store {
 	struct store_settings settings;
@@ -101,6 +143,21 @@ struct store {
 	/* Spool files whose rows this transaction deletes: removed once it commits. */
 	char (*doomed)[ID_LEN + 1];
 	size_t doomed_count, doomed_cap;
+	/* Lines about the turn's results (deferred, bounced, ...), logged after COMMIT:
+	 * a turn rolled back and tried again every second on a full disk logs nothing. */
+	struct store_note *notes;
+	size_t note_count, note_cap;
+	struct store_fault fault;         /* the current transaction's first error */
+	struct log_episode write_episode; /* failed commits, logged once per episode */
+
+	/* Free space (store_space_ok): written here, read by the loop thread. */
+	_Atomic uint64_t space_free;    /* bytes tern may use on DATA_DIR's file system; UINT64_MAX: unknown */
+	atomic_bool space_failed;       /* a write failed (full or failing disk), and no room came back since */
+	_Atomic uint64_t space_reserve; /* policy.queue_min_free as the loop thread set it last */
+	int64_t space_next_ms;          /* monotonic: when store_watch_space measures again */
+	int64_t space_failed_ms;        /* monotonic: when space_failed was set */
+	uint64_t space_failed_free;     /* the free space measured then */
+	bool space_low;                 /* under the reserve at the last measure (logged when it changes) */
 	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
 	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry,
 	        *insert_attempt, *data_version, *new_actions, *suppress, *prune_pick, *prune_attempts,
@@ -227,25 +284,242 @@ static void store_finalize_all(struct store *s)
 		sqlite3_finalize(all[i]);
 }
 
+/* ---- Failures of the writer ---- */
+
+/* store_rc_storage - is this SQLite result the disk's doing: full, or an I/O error? */
+static bool store_rc_storage(int rc)
+{
+	return (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR;
+}
+
+/* store_errno_space - no room: a full file system, a quota, a file size limit. */
+static bool store_errno_space(int err)
+{
+	return err == ENOSPC || err == EDQUOT || err == EFBIG;
+}
+
+/* store_fault_storage - the disk's fault (452 4.3.1), not a bug or a lock (451 4.3.0). */
+static bool store_fault_storage(const struct store_fault *f)
+{
+	return store_rc_storage(f->rc) || store_errno_space(f->err) || f->err == EIO || f->err == EROFS;
+}
+
+/* store_db_fault - the writer's last error is the turn's fault, unless an earlier one is. */
+static void store_db_fault(struct store *s)
+{
+	struct store_fault *f = &s->fault;
+	if (f->rc != 0 || f->err != 0)
+		return;
+	f->rc = sqlite3_extended_errcode(s->db);
+	f->err = sqlite3_system_errno(s->db);
+	str_format(f->file, sizeof f->file, "%s/queue.db", s->data_dir);
+	str_copy(f->text, sizeof f->text, sqlite3_errmsg(s->db));
+}
+
+/* store_file_fault - file (a spool file) could not be written: errno err. */
+static void store_file_fault(struct store *s, const char *file, int err)
+{
+	struct store_fault *f = &s->fault;
+	if (f->rc != 0 || f->err != 0)
+		return;
+	f->err = err ? err : EIO;
+	str_copy(f->file, sizeof f->file, file);
+	str_copy(f->text, sizeof f->text, strerror(f->err));
+}
+
+/* store_exec - sql on the writer; a failure becomes the turn's fault, which
+ * store_write_failed logs once per episode (not once per statement). */
+static bool store_exec(struct store *s, const char *sql)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return true;
+	store_db_fault(s);
+	return false;
+}
+
+/* store_begin - a write transaction, its fault not yet known. */
+static bool store_begin(struct store *s)
+{
+	memset(&s->fault, 0, sizeof s->fault);
+	return store_exec(s, "BEGIN IMMEDIATE");
+}
+
+/* store_step_failed - a statement failed with rc: a full or failing disk is
+ * the turn's fault, logged with it; anything else is a bug, logged now. */
+static void store_step_failed(struct store *s, int rc)
+{
+	store_db_fault(s);
+	if (!store_rc_storage(rc))
+		log_error("event=db_error error=\"%s\"", sqlite3_errmsg(s->db));
+}
+
 /* store_step_done - run a statement that returns no rows, then reset it. */
 static bool store_step_done(struct store *s, sqlite3_stmt *stmt)
 {
 	int rc = sqlite3_step(stmt);
+	if (rc != SQLITE_DONE)
+		store_step_failed(s, rc);
 	sqlite3_reset(stmt);
 	sqlite3_clear_bindings(stmt);
-	if (rc != SQLITE_DONE) {
-		log_error("event=db_error error=\"%s\"", sqlite3_errmsg(s->db));
-		return false;
+	return rc == SQLITE_DONE;
+}
+
+static bool store_db_changed(struct store *s);
+
+/*
+ * store_reconnect - the writer could not leave a failed transaction (its
+ * ROLLBACK failed too): close it, which gives up the transaction and its
+ * lock, and open a fresh connection. The database is then as the last
+ * COMMIT left it: WAL frames past the last commit frame are never read.
+ */
+static void store_reconnect(struct store *s)
+{
+	store_finalize_all(s);
+	sqlite3_close_v2(s->db);
+	char err[512] = "";
+	for (int tries = 0; tries < 10; tries++) {
+		s->db = store_db_open(s->data_dir, true, err, sizeof err);
+		if (s->db) {
+			store_prepare_all(s);
+			store_db_changed(s);
+			s->backlog = true; /* what the database holds is read again; the cursor stands */
+			log_warning("event=db_reopened reason=\"a failed transaction could not be rolled back\"");
+			return;
+		}
+		log_error("event=db_reopen_failed error=\"%s\"", err);
+		usleep(STORE_FAIL_PAUSE_MS * 1000);
 	}
-	return true;
+	fatal("cannot open the queue database again: %s", err);
 }
 
 /* store_rollback - end a failed transaction, unless SQLite already did
  * (it rolls back by itself on some errors, such as a full disk). */
 static void store_rollback(struct store *s)
 {
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	if (!sqlite3_get_autocommit(s->db))
-		store_db_exec(s->db, "ROLLBACK");
+		store_reconnect(s);
+}
+
+/* store_measure_free - bytes an unprivileged writer may still use on DATA_DIR's file system; UINT64_MAX if unknown. */
+static uint64_t store_measure_free(const struct store *s)
+{
+	struct statvfs st;
+	if (statvfs(s->data_dir, &st) != 0)
+		return UINT64_MAX;
+	return (uint64_t)st.f_bavail * st.f_frsize;
+}
+
+/* store_space_short - a write failed for lack of space (or the disk failed): MAIL is refused until room comes back. */
+static void store_space_short(struct store *s)
+{
+	s->space_failed_ms = time_mono_ms();
+	s->space_failed_free = store_measure_free(s);
+	atomic_store(&s->space_free, s->space_failed_free);
+	atomic_store(&s->space_failed, true);
+}
+
+/* store_space_back - writing messages works again, or space came back. */
+static void store_space_back(struct store *s, uint64_t free_bytes)
+{
+	if (!atomic_exchange(&s->space_failed, false))
+		return;
+	if (free_bytes == UINT64_MAX)
+		log_info("event=disk_space_returned");
+	else
+		log_info("event=disk_space_returned free=%llu", (unsigned long long)free_bytes);
+}
+
+/*
+ * store_write_failed - a transaction of the writer failed (s->fault says
+ * why) and was rolled back. A full or failing disk makes MAIL wait for
+ * room (store_space_ok). Logged once per episode; the repeats are counted
+ * and the end is logged by store_write_ok.
+ */
+static void store_write_failed(struct store *s, const char *turn, size_t messages)
+{
+	const struct store_fault *f = &s->fault;
+	if (store_fault_storage(f))
+		store_space_short(s);
+	if (!log_episode_fail(&s->write_episode, 0))
+		return;
+	/* SQLite reports a full disk as SQLITE_FULL without an errno, and an I/O
+	 * error with the errno only when nothing overwrote it since: its code then. */
+	int err = f->err ? f->err : (f->rc & 0xff) == SQLITE_FULL ? ENOSPC : 0;
+	char file[LOG_QUOTE_MAX];
+	log_error("event=commit_failed turn=%s messages=%zu file=%s errno=%s sqlite_code=%d error=\"%s\"", turn,
+	          messages, log_quote(file, sizeof file, f->file, strlen(f->file)), err ? log_errno_name(err) : "none",
+	          f->rc, f->text[0] ? f->text : "unknown");
+}
+
+/* store_write_ok - a transaction committed; with messages in it, there is room for messages again. */
+static void store_write_ok(struct store *s, bool messages)
+{
+	log_episode_ok(&s->write_episode, 0);
+	if (messages)
+		store_space_back(s, UINT64_MAX);
+}
+
+/*
+ * store_watch_space - at most once a second: the free space for
+ * store_space_ok, the end of a shortage that a failed write began, and a
+ * line when the free space falls under the reserve or comes back over it.
+ */
+static void store_watch_space(struct store *s)
+{
+	int64_t now = time_mono_ms();
+	if (now < s->space_next_ms)
+		return;
+	s->space_next_ms = now + STORE_SPACE_EVERY_MS;
+	uint64_t free_bytes = store_measure_free(s);
+	atomic_store(&s->space_free, free_bytes);
+	if (atomic_load(&s->space_failed) && (free_bytes == UINT64_MAX || s->space_failed_free == UINT64_MAX ||
+	                                      free_bytes >= s->space_failed_free + STORE_SPACE_REGAIN ||
+	                                      now - s->space_failed_ms >= STORE_SPACE_RETRY_MS))
+		store_space_back(s, free_bytes);
+	uint64_t reserve = s->settings.policy.queue_min_free;
+	bool low = reserve > 0 && free_bytes < reserve;
+	if (low == s->space_low)
+		return;
+	s->space_low = low;
+	if (low)
+		log_warning("event=disk_low file=\"%s\" free=%llu queue_min_free=%llu reply=\"452 4.3.1\"", s->data_dir,
+		            (unsigned long long)free_bytes, (unsigned long long)reserve);
+	else
+		log_info("event=disk_ok file=\"%s\" free=%llu queue_min_free=%llu", s->data_dir,
+		         (unsigned long long)free_bytes, (unsigned long long)reserve);
+}
+
+/* ---- Log lines of a transaction ---- */
+
+/* store_note - a line about what the current transaction writes, logged if it commits. */
+__attribute__((format(printf, 3, 4))) static void store_note(struct store *s, enum log_level level, const char *fmt,
+                                                             ...)
+{
+	if (!log_level_enabled(level))
+		return;
+	if (s->note_count == s->note_cap) {
+		s->note_cap = s->note_cap ? s->note_cap * 2 : 16;
+		s->notes = xrealloc(s->notes, s->note_cap * sizeof *s->notes);
+	}
+	struct store_note *n = &s->notes[s->note_count++];
+	n->level = level;
+	va_list ap;
+	va_start(ap, fmt);
+	int len = vsnprintf(n->line, sizeof n->line, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		n->line[0] = '\0';
+}
+
+/* store_notes_settle - after COMMIT the lines are logged; after a rollback they never happened. */
+static void store_notes_settle(struct store *s, bool committed)
+{
+	for (size_t i = 0; committed && i < s->note_count; i++)
+		log_write(s->notes[i].level, "%s", s->notes[i].line);
+	s->note_count = 0;
 }
 
 /* ---- Spool files ---- */
@@ -274,15 +548,25 @@ static void store_doomed_settle(struct store *s, bool committed)
  */
 static bool store_spool_batch(struct store *s, struct store_message *commits)
 {
+	char file[4200];
 	bool any = false;
 	for (struct store_message *m = commits; m; m = m->next) {
 		if (m->size < STORE_SPOOL_MIN)
 			continue;
-		if (!store_spool_write(s->spool, m->qid, m->body, m->spill_fd, m->size))
+		if (!store_spool_write(s->spool, m->qid, m->body, m->spill_fd, m->size)) {
+			int err = errno;
+			str_format(file, sizeof file, "%s/spool/%s", s->data_dir, m->qid);
+			store_file_fault(s, file, err);
 			return false;
+		}
 		m->spooled = any = true;
 	}
-	return !any || store_spool_sync(s->spool);
+	if (!any || store_spool_sync(s->spool))
+		return true;
+	int err = errno;
+	str_format(file, sizeof file, "%s/spool", s->data_dir);
+	store_file_fault(s, file, err);
+	return false;
 }
 
 /* store_unspool - the batch failed: its files name no row. */
@@ -307,13 +591,11 @@ static bool store_delete_message(struct store *s, int64_t msg_id, bool *deleted)
 		if (sqlite3_column_int(st, 1))
 			store_doom(s, (const char *)sqlite3_column_text(st, 0));
 	}
+	if (rc != SQLITE_DONE)
+		store_step_failed(s, rc);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE) {
-		log_error("event=db_error error=\"%s\"", sqlite3_errmsg(s->db));
-		return false;
-	}
-	return true;
+	return rc == SQLITE_DONE;
 }
 
 /* ---- Committing messages ---- */
@@ -475,9 +757,9 @@ static bool store_suppress(struct store *s, const struct delivery_job *job, cons
 		return false;
 	/* No change: an operator listed the address already, and their entry stays as it is. */
 	char q[LOG_QUOTE_MAX];
-	log_info("event=%s qid=%s rcpt_id=%lld to=%s status=%s",
-	         sqlite3_changes(s->db) == 0 ? "suppression_listed_by_hand" : "suppression_added", job->qid,
-	         (long long)r->id, log_quote(q, sizeof q, r->address, strlen(r->address)), status);
+	store_note(s, LOG_LEVEL_INFO, "event=%s qid=%s rcpt_id=%lld to=%s status=%s",
+	           sqlite3_changes(s->db) == 0 ? "suppression_listed_by_hand" : "suppression_added", job->qid,
+	           (long long)r->id, log_quote(q, sizeof q, r->address, strlen(r->address)), status);
 	return true;
 }
 
@@ -503,8 +785,8 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 			return false;
 		if (sqlite3_changes(s->db) == 0)
 			return true;
-		log_warning("event=%s qid=%s rcpt_id=%lld error=\"%s\"", expired ? "expired" : "failed", job->qid,
-		            (long long)r->id, r->error);
+		store_note(s, LOG_LEVEL_WARNING, "event=%s qid=%s rcpt_id=%lld error=\"%s\"",
+		           expired ? "expired" : "failed", job->qid, (long long)r->id, r->error);
 		*bounced = true;
 		return store_note_attempt(s, job, r, now, "bounced") && store_suppress(s, job, r, now);
 	}
@@ -522,8 +804,8 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 	if (next < s->next_retry_ms)
 		s->next_retry_ms = next;
 	*warned = warn;
-	log_info("event=deferred qid=%s rcpt_id=%lld attempts=%lld retry_in_s=%lld error=\"%s\"", job->qid,
-	         (long long)r->id, (long long)r->attempts + 1, (long long)(next - now) / 1000, r->error);
+	store_note(s, LOG_LEVEL_INFO, "event=deferred qid=%s rcpt_id=%lld attempts=%lld retry_in_s=%lld error=\"%s\"",
+	           job->qid, (long long)r->id, (long long)r->attempts + 1, (long long)(next - now) / 1000, r->error);
 	return store_note_attempt(s, job, r, now, "deferred");
 }
 
@@ -563,8 +845,8 @@ static bool store_queue_bounce(struct store *s, const struct delivery_job *job, 
 	int64_t msg_id, rcpt_id;
 	bool ok = store_insert_message(s, notice, &msg_id, &rcpt_id);
 	if (ok) {
-		log_info("event=%s qid=%s original=%s to=\"%s\" rcpts=%zu", events[kind], notice->qid, job->qid,
-		         job->sender, count);
+		store_note(s, LOG_LEVEL_INFO, "event=%s qid=%s original=%s to=\"%s\" rcpts=%zu", events[kind],
+		           notice->qid, job->qid, job->sender, count);
 		s->backlog = true;
 	}
 	store_message_free(notice);
@@ -819,8 +1101,13 @@ static struct delivery_job *store_load_rcpts(struct store *s, int64_t msg_id, co
 #define STORE_RETRY_BATCH 256
 static void store_retry_due(struct store *s, int64_t now)
 {
-	if (now < s->next_retry_ms || !store_db_exec(s->db, "BEGIN IMMEDIATE"))
+	if (now < s->next_retry_ms)
 		return;
+	if (!store_begin(s)) {
+		store_write_failed(s, "retries", 0);
+		s->next_retry_ms = now + STORE_FAIL_PAUSE_MS;
+		return;
+	}
 	int64_t rcpt_ids[STORE_RETRY_BATCH], msg_ids[STORE_RETRY_BATCH];
 	size_t n = 0;
 	sqlite3_bind_int64(s->due_rcpts, 1, now);
@@ -836,13 +1123,16 @@ static void store_retry_due(struct store *s, int64_t now)
 		sqlite3_bind_int64(s->requeue_rcpt, 1, rcpt_ids[i]);
 		ok = store_step_done(s, s->requeue_rcpt);
 	}
-	if (!ok || !store_db_exec(s->db, "COMMIT")) {
+	if (!ok || !store_exec(s, "COMMIT")) {
 		store_rollback(s);
+		store_write_failed(s, "retries", 0);
 		/* Try again later, not on every turn: the cause (a full disk,
 		 * say) will not have gone in a millisecond. */
 		s->next_retry_ms = now + STORE_FAIL_PAUSE_MS;
 		return;
 	}
+	if (n > 0)
+		store_write_ok(s, false); /* an empty transaction wrote nothing: it proves nothing */
 	/* Rows come ordered by message: one job per run of the same message.
 	 * Messages past the cursor are the backlog's to load. */
 	for (size_t i = 0; i < n;) {
@@ -910,8 +1200,10 @@ static void store_prune(struct store *s, int64_t now)
 	s->next_prune_ms = now + STORE_PRUNE_EVERY_MS;
 	if (policy->bounce_retention_ms == 0 && policy->suppression_ttl_ms == 0)
 		return;
-	if (!store_db_exec(s->db, "BEGIN IMMEDIATE"))
+	if (!store_begin(s)) {
+		store_write_failed(s, "prune", 0);
 		return;
+	}
 	int64_t rcpts = 0, messages = 0, expired = 0;
 	bool ok = policy->bounce_retention_ms == 0 ||
 	          store_prune_bounced(s, now - (int64_t)policy->bounce_retention_ms, &rcpts, &messages);
@@ -921,11 +1213,14 @@ static void store_prune(struct store *s, int64_t now)
 		ok = store_step_done(s, s->expire_suppressions);
 		expired = ok ? sqlite3_changes(s->db) : 0;
 	}
-	if (!ok || !store_db_exec(s->db, "COMMIT")) {
+	if (!ok || !store_exec(s, "COMMIT")) {
 		store_rollback(s);
 		store_doomed_settle(s, false);
+		store_write_failed(s, "prune", 0);
 		return;
 	}
+	if (rcpts + expired > 0)
+		store_write_ok(s, false);
 	store_doomed_settle(s, true);
 	if (rcpts > 0)
 		log_info("event=queue_pruned messages=%lld rcpts=%lld", (long long)messages, (long long)rcpts);
@@ -1032,8 +1327,8 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 	int64_t *msg_ids = xcalloc(count ? count : 1, sizeof *msg_ids);
 	int64_t **rcpt_ids = xcalloc(count ? count : 1, sizeof *rcpt_ids);
 
-	bool spooled = store_spool_batch(s, commits);
-	bool ok = spooled && store_db_exec(s->db, "BEGIN IMMEDIATE");
+	memset(&s->fault, 0, sizeof s->fault);
+	bool ok = store_spool_batch(s, commits) && store_exec(s, "BEGIN IMMEDIATE");
 	size_t i = 0;
 	for (struct store_message *m = commits; ok && m; m = m->next, i++) {
 		rcpt_ids[i] = xcalloc(m->rcpt_count ? m->rcpt_count : 1, sizeof **rcpt_ids);
@@ -1042,21 +1337,25 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 	for (struct delivery_job *j = results; ok && j; j = j->next)
 		ok = store_apply_job(s, j, now);
 	if (ok)
-		ok = store_db_exec(s->db, "COMMIT");
+		ok = store_exec(s, "COMMIT");
 	if (!ok) {
-		char why[256];
-		str_copy(why, sizeof why, spooled ? sqlite3_errmsg(s->db) : "cannot write the spool files");
 		store_rollback(s);
 		store_unspool(s, commits);
-		log_error("event=commit_failed messages=%zu error=\"%s\"", count, why);
+		store_write_failed(s, "messages", count);
+	} else {
+		store_write_ok(s, count > 0);
 	}
 	store_doomed_settle(s, ok);
+	store_notes_settle(s, ok);
+	bool no_storage = !ok && store_fault_storage(&s->fault);
 
 	i = 0;
 	for (struct store_message *m = commits; m; m = m->next, i++) {
 		m->committed = ok;
+		m->no_storage = no_storage;
 		if (!ok)
-			str_copy(m->error, sizeof m->error, "queue database write failed");
+			str_copy(m->error, sizeof m->error,
+			         no_storage ? "no room on the disk for the queue" : "queue database write failed");
 		else
 			store_dispatch_new(s, m, msg_ids[i], rcpt_ids[i]);
 		free(rcpt_ids[i]);
@@ -1101,7 +1400,7 @@ static void store_write_scrams(struct store *s, struct store_scram *list)
 {
 	sqlite3_stmt *update = store_db_prepare(s->db, "UPDATE users SET scram=?1 WHERE address=?2 AND password=?3"
 	                                               " AND coalesce(scram, '')=''");
-	bool ok = store_db_exec(s->db, "BEGIN IMMEDIATE");
+	bool ok = store_begin(s);
 	for (struct store_scram *sc = list; ok && sc; sc = sc->next) {
 		sqlite3_bind_text(update, 1, sc->scram, -1, SQLITE_STATIC);
 		sqlite3_bind_text(update, 2, sc->address, -1, SQLITE_STATIC);
@@ -1110,9 +1409,9 @@ static void store_write_scrams(struct store *s, struct store_scram *list)
 		sc->made = ok && sqlite3_changes(s->db) > 0;
 	}
 	if (ok)
-		ok = store_db_exec(s->db, "COMMIT");
+		ok = store_exec(s, "COMMIT");
 	if (!ok) {
-		log_warning("event=scram_secret_failed error=\"%s\"", sqlite3_errmsg(s->db));
+		log_warning("event=scram_secret_failed error=\"%s\"", s->fault.text);
 		store_rollback(s);
 	}
 	sqlite3_finalize(update);
@@ -1204,6 +1503,7 @@ static void *store_main(void *arg)
 			store_retry_due(s, time_wall_ms());
 			store_load_backlog(s);
 			store_prune(s, time_wall_ms());
+			store_watch_space(s);
 		}
 	}
 	return NULL;
@@ -1248,8 +1548,20 @@ void store_set_routes(struct store *s, void *routes, bool changed)
 	pthread_mutex_unlock(&s->lock);
 }
 
+bool store_space_ok(struct store *s, uint64_t size)
+{
+	uint64_t reserve = atomic_load(&s->space_reserve);
+	if (reserve == 0)
+		return true;
+	if (atomic_load(&s->space_failed))
+		return false;
+	uint64_t free_bytes = atomic_load(&s->space_free);
+	return free_bytes >= reserve && (free_bytes - reserve) / 2 >= size;
+}
+
 void store_set_policy(struct store *s, const struct store_policy *policy)
 {
+	atomic_store(&s->space_reserve, policy->queue_min_free);
 	pthread_mutex_lock(&s->lock);
 	s->next_policy = *policy;
 	s->policy_changed = true;
@@ -1334,6 +1646,10 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
 	        .recipient_delimiter = settings->recipient_delimiter,
 	};
 	store_sweep_spool(s);
+	log_episode_init(&s->write_episode, "queue");
+	atomic_init(&s->space_free, store_measure_free(s));
+	atomic_init(&s->space_failed, false);
+	atomic_init(&s->space_reserve, s->settings.policy.queue_min_free);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	s->commits_tail = &s->commits;
@@ -1394,6 +1710,8 @@ void store_stop(struct store *s)
 	store_reader_close(s->dir);
 	store_spool_close(s->spool);
 	free(s->doomed);
+	free(s->notes);
+	log_episode_destroy(&s->write_episode);
 	sqlite3_close(s->db);
 	event_free(s->done_event);
 	pthread_mutex_destroy(&s->lock);

@@ -147,3 +147,51 @@ const char *log_quote(char *buf, size_t size, const char *s, size_t len)
 	buf[o] = '\0';
 	return buf;
 }
+
+void log_episode_init(struct log_episode *e, const char *where)
+{
+	e->where = where;
+	pthread_mutex_init(&e->lock, NULL);
+	atomic_init(&e->open, false);
+	e->key = 0;
+	e->failures = 0;
+}
+
+void log_episode_destroy(struct log_episode *e)
+{
+	pthread_mutex_destroy(&e->lock);
+}
+
+bool log_episode_fail(struct log_episode *e, uint64_t key)
+{
+	pthread_mutex_lock(&e->lock);
+	bool begins = !atomic_load(&e->open) || e->key != key;
+	if (begins) {
+		e->key = key;
+		e->failures = 0;
+		atomic_store(&e->open, true);
+	}
+	e->failures++;
+	pthread_mutex_unlock(&e->lock);
+	return begins;
+}
+
+void log_episode_ok(struct log_episode *e, uint64_t key)
+{
+	if (!atomic_load(&e->open))
+		return;
+	pthread_mutex_lock(&e->lock);
+	bool ends = atomic_load(&e->open) && e->key == key;
+	uint64_t failures = e->failures;
+	if (ends)
+		atomic_store(&e->open, false);
+	pthread_mutex_unlock(&e->lock);
+	if (ends)
+		log_info("event=write_recovered where=%s failures=%llu", e->where, (unsigned long long)failures);
+}
+
+const char *log_errno_name(int err)
+{
+	const char *name = err ? strerrorname_np(err) : NULL;
+	return name ? name : "EUNKNOWN";
+}

@@ -10,8 +10,11 @@
 #ifndef TERN_UTIL_LOG_H
 #define TERN_UTIL_LOG_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level {
 	LOG_LEVEL_DEBUG,
@@ -44,6 +47,39 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
  */
 #define LOG_QUOTE_MAX 256
 const char *log_quote(char *buf, size_t size, const char *s, size_t len);
+
+/*
+ * Episodes: a failure that repeats, such as writes to a full disk, is
+ * logged once when it begins and once when it ends, not each time in
+ * between (a full disk would otherwise write a line per message, and fill
+ * the disk holding the log too). Each place that can fail so has one
+ * struct log_episode; key tells apart the things that fail there (a file
+ * system's device number, or 0). A failure of another key than the open
+ * episode's begins a new episode. Thread safe.
+ */
+struct log_episode {
+	const char *where; /* the place, for the recovery line: where=spill */
+	pthread_mutex_t lock;
+	atomic_bool open; /* read without the lock: the common case, nothing failing, takes no lock */
+	uint64_t key;
+	uint64_t failures;
+};
+
+#define LOG_EPISODE_INIT(where_)                                     \
+	{                                                            \
+		.where = (where_), .lock = PTHREAD_MUTEX_INITIALIZER \
+	}
+void log_episode_init(struct log_episode *e, const char *where);
+void log_episode_destroy(struct log_episode *e);
+
+/* log_episode_fail - a failure of key: true when it begins an episode (the caller logs it), false when counted. */
+bool log_episode_fail(struct log_episode *e, uint64_t key);
+
+/* log_episode_ok - key works: an open episode of key ends with "event=write_recovered where=W failures=N". */
+void log_episode_ok(struct log_episode *e, uint64_t key);
+
+/* log_errno_name - "ENOSPC" for ENOSPC: the symbol, which a log search can match whatever the locale. */
+const char *log_errno_name(int err);
 
 /* fatal - a broken invariant: log with file and line, then abort. */
 #define fatal(...) log_fatal(__FILE__, __LINE__, __VA_ARGS__)

@@ -14,6 +14,8 @@ The binary comes from $TERN_BIN. When it is a sanitizer build (TERN_SANITIZED=1
 or a path containing "build-san"), deadlines are stretched by SLOW.
 """
 
+import contextlib
+import errno
 import json
 import os
 import re
@@ -111,6 +113,52 @@ def run_cli(args, input_bytes=None, timeout=30 * SLOW, cwd=None):
         raise HarnessError(problem)
     return subprocess.run([TERN_BIN] + list(args), input=input_bytes, capture_output=True,
                           timeout=timeout, cwd=cwd)
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(size, where=None):
+    """A tmpfs of size ("16m") mounted on a fresh directory (or on where, which
+    must exist), unmounted afterwards; skips the test where mounting is not
+    permitted (the tests do not run as root, or in a container without it)."""
+    import pytest
+    import shutil
+    import tempfile
+    d = where or tempfile.mkdtemp(prefix="tern-disk-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", d], capture_output=True)
+    if r.returncode != 0:
+        if not where:
+            os.rmdir(d)
+        pytest.skip("cannot mount a tmpfs here: %s" % r.stderr.decode(errors="replace").strip())
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", d], capture_output=True)
+        if not where:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def fill_file_system(path, leave=0):
+    """Append to the file path until its file system has at most leave bytes
+    free (0: until a write fails with ENOSPC, down to the last page).
+    Bounded: at most one write per 4 KiB of the file system's size."""
+    st = os.statvfs(os.path.dirname(path))
+    limit = st.f_blocks * st.f_frsize // 4096 + 64
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for chunk in (1 << 20, 4096):
+            for _ in range(limit):
+                st = os.statvfs(os.path.dirname(path))
+                room = st.f_bavail * st.f_frsize - leave
+                if leave and room < chunk:
+                    break
+                try:
+                    os.write(fd, b"\0" * chunk)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
 
 
 def maildir_path(data_dir, address):

@@ -212,34 +212,9 @@ static void commit_done(struct store_message *msg, void *arg)
 	store_message_free(msg);
 }
 
-static char *local_domains[] = {"localhost"};
-
-/* Every other domain through its MX hosts, as with no smarthost or transport. */
-static enum store_route route_mx(const void *routes, const char *domain, char *key, size_t keysize)
-{
-	key[0] = '\0';
-	return STORE_ROUTE_MX;
-}
-
-static void release_nothing(void *routes)
-{
-}
-
-static const struct store_router mx_router = {.remote = route_mx, .release = release_nothing};
-
 static bool start_store(struct event_base *base, const struct store_policy *policy)
 {
-	struct store_settings settings = {
-	        .data_dir = data_dir,
-	        .max_inflight = 16,
-	        .hostname = "tern.test",
-	        .local_domains = local_domains,
-	        .local_domain_count = 1,
-	        .postmaster = "postmaster@localhost",
-	        .recipient_delimiter = "+",
-	        .router = &mx_router,
-	        .policy = *policy,
-	};
+	struct store_settings settings = unit_store_settings(policy);
 	settings.policy.retry_initial_ms = 3600 * 1000;
 	settings.policy.retry_max_ms = 4 * 3600 * 1000;
 	settings.policy.max_queue_lifetime_ms = 5 * DAY_MS;

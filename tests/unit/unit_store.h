@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "store/store.h"
 #include "store/store_db.h"
 #include "unit.h"
 #include "util/util_str.h"
@@ -70,6 +71,35 @@ static inline void unit_exec_sql(const char *sql)
 	}
 	CHECK(store_db_exec(db, sql));
 	sqlite3_close(db);
+}
+
+/* Every other domain through its MX hosts, as with no smarthost or transport. */
+static inline enum store_route unit_route_mx(const void *routes, const char *domain, char *key, size_t keysize)
+{
+	key[0] = '\0';
+	return STORE_ROUTE_MX;
+}
+
+static inline void unit_release_nothing(void *routes)
+{
+}
+
+/* unit_store_settings - a store for data_dir with the local domain localhost, and policy. */
+static inline struct store_settings unit_store_settings(const struct store_policy *policy)
+{
+	static const struct store_router mx_router = {.remote = unit_route_mx, .release = unit_release_nothing};
+	static char *local_domains[] = {"localhost"};
+	return (struct store_settings){
+	        .data_dir = data_dir,
+	        .max_inflight = 16,
+	        .hostname = "tern.test",
+	        .local_domains = local_domains,
+	        .local_domain_count = 1,
+	        .postmaster = "postmaster@localhost",
+	        .recipient_delimiter = "+",
+	        .router = &mx_router,
+	        .policy = *policy,
+	};
 }
 
 #endif
