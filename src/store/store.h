@@ -85,6 +85,11 @@ struct store_message {
 	bool spooled;          /* the store put the content in a spool file (store_spool.h) */
 	uint64_t size;
 	int64_t arrival_ms;
+	/* A notice to a sender (store_notice.c), not a client's message: the owed notice it settles
+	 * (its row goes in the same transaction), the message it is about, and its log line. */
+	int64_t notice_id;
+	int64_t notice_of;
+	char *notice_log;
 	/* Filled by the store before the completion runs. */
 	bool committed;
 	bool no_storage; /* not committed because the disk is full or failing (452 4.3.1, not 451 4.3.0) */

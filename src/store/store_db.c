@@ -113,6 +113,28 @@ static const char schema_v7[] = "ALTER TABLE recipients ADD COLUMN route TEXT NO
                                 "ALTER TABLE recipients ADD COLUMN route_key TEXT;"
                                 "UPDATE recipients SET route='mx' WHERE mailbox='';";
 
+/* Version 8: notices owed to senders (bounces, delay warnings, success notices), written with the
+ * results that owe them and composed later, outside the writer's transaction (store_notice.c). A
+ * message is kept while a notice about it is owed; one an operator deletes takes its notices along. */
+static const char schema_v8[] = "CREATE TABLE notices ("
+                                " id INTEGER PRIMARY KEY,"
+                                " msg_id INTEGER NOT NULL," /* the message the notice is about */
+                                " kind TEXT NOT NULL,"      /* failed, delayed, delivered */
+                                " made_ms INTEGER NOT NULL,"
+                                " retry_until_ms INTEGER NOT NULL DEFAULT 0);" /* delayed: when tern gives up */
+                                "CREATE INDEX notices_msg ON notices(msg_id);"
+                                "CREATE TABLE notice_rcpts ("
+                                " notice_id INTEGER NOT NULL,"
+                                " address TEXT NOT NULL,"
+                                " orcpt TEXT,"
+                                " error TEXT NOT NULL,"
+                                " relayed INTEGER NOT NULL DEFAULT 0);"
+                                "CREATE INDEX notice_rcpts_notice ON notice_rcpts(notice_id);"
+                                "CREATE TRIGGER notices_gone AFTER DELETE ON notices"
+                                " BEGIN DELETE FROM notice_rcpts WHERE notice_id=OLD.id; END;"
+                                "CREATE TRIGGER notices_orphaned AFTER DELETE ON messages"
+                                " BEGIN DELETE FROM notices WHERE msg_id=OLD.id; END;";
+
 bool store_db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
@@ -169,6 +191,8 @@ static bool store_db_migrate(sqlite3 *db, char *err, size_t errlen)
 		ok = store_db_exec(db, schema_v6);
 	if (ok && version < 7)
 		ok = store_db_exec(db, schema_v7);
+	if (ok && version < 8)
+		ok = store_db_exec(db, schema_v8);
 	if (ok && version < STORE_SCHEMA_VERSION) {
 		char sql[64];
 		str_format(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /*
  * store_db_open - open DATA_DIR/queue.db. A writer creates the data

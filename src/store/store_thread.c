@@ -65,6 +65,7 @@
 
 #include "msg/msg_dsn.h"
 #include "store/store_db.h"
+#include "store/store_notice.h"
 #include "store/store_route.h"
 #include "store/store_spool.h"
 #include "store/store_suppress.h"
@@ -161,7 +162,9 @@ struct store {
 	sqlite3_stmt *insert_message, *insert_rcpt, *delete_rcpt, *defer_rcpt, *fail_rcpt, *delete_message,
 	        *backlog_messages, *message_row, *queued_rcpts, *rcpt_row, *due_rcpts, *requeue_rcpt, *min_retry,
 	        *insert_attempt, *data_version, *new_actions, *suppress, *prune_pick, *prune_attempts,
-	        *expire_suppressions;
+	        *expire_suppressions, *insert_notice, *insert_notice_rcpt, *settle_notice;
+	struct store_notices *notices; /* the composer (store_notice.c) */
+	bool notices_owed;             /* this turn owes new notices: wake the composer after COMMIT */
 };
 
 /* A SCRAM-SHA-256 secret to store for a user who has none (store_user_add_scram). */
@@ -195,6 +198,7 @@ void store_message_free(struct store_message *msg)
 	free(msg->rcpts);
 	free(msg->sender);
 	free(msg->envid);
+	free(msg->notice_log);
 	if (msg->body)
 		evbuffer_free(msg->body);
 	if (msg->spill_fd >= 0)
@@ -239,7 +243,13 @@ static void store_prepare_all(struct store *s)
 	s->fail_rcpt = store_db_prepare(db, "UPDATE recipients SET state='bounced', attempts=attempts+1,"
 	                                    " last_error=?1, bounced_ms=?3 WHERE id=?2");
 	s->delete_message = store_db_prepare(db, "DELETE FROM messages WHERE id=?1 AND NOT EXISTS"
-	                                         " (SELECT 1 FROM recipients WHERE msg_id=?1) RETURNING qid, spooled");
+	                                         " (SELECT 1 FROM recipients WHERE msg_id=?1) AND NOT EXISTS"
+	                                         " (SELECT 1 FROM notices WHERE msg_id=?1) RETURNING qid, spooled");
+	s->insert_notice = store_db_prepare(db, "INSERT INTO notices(msg_id, kind, made_ms, retry_until_ms)"
+	                                        " VALUES(?,?,?,?)");
+	s->insert_notice_rcpt = store_db_prepare(db, "INSERT INTO notice_rcpts(notice_id, address, orcpt, error,"
+	                                             " relayed) VALUES(?,?,?,?,?)");
+	s->settle_notice = store_db_prepare(db, "DELETE FROM notices WHERE id=?");
 	s->backlog_messages = store_db_prepare(db, "SELECT DISTINCT msg_id FROM recipients WHERE state='queued'"
 	                                           " AND msg_id>? ORDER BY msg_id LIMIT ?");
 	s->message_row =
@@ -275,11 +285,12 @@ static void store_prepare_all(struct store *s)
 
 static void store_finalize_all(struct store *s)
 {
-	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,    s->delete_rcpt,      s->defer_rcpt,
-	                       s->fail_rcpt,      s->delete_message, s->backlog_messages, s->message_row,
-	                       s->queued_rcpts,   s->rcpt_row,       s->due_rcpts,        s->requeue_rcpt,
-	                       s->min_retry,      s->insert_attempt, s->data_version,     s->new_actions,
-	                       s->suppress,       s->prune_pick,     s->prune_attempts,   s->expire_suppressions};
+	sqlite3_stmt *all[] = {s->insert_message, s->insert_rcpt,        s->delete_rcpt,      s->defer_rcpt,
+	                       s->fail_rcpt,      s->delete_message,     s->backlog_messages, s->message_row,
+	                       s->queued_rcpts,   s->rcpt_row,           s->due_rcpts,        s->requeue_rcpt,
+	                       s->min_retry,      s->insert_attempt,     s->data_version,     s->new_actions,
+	                       s->suppress,       s->prune_pick,         s->prune_attempts,   s->expire_suppressions,
+	                       s->insert_notice,  s->insert_notice_rcpt, s->settle_notice};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 }
@@ -666,6 +677,30 @@ static bool store_insert_message(struct store *s, struct store_message *msg, int
 	return true;
 }
 
+/*
+ * store_insert_notice - a notice the composer made: the owed row goes, and
+ * the notice is queued in its place (routed here, like a recipient at
+ * RCPT); the message it was about goes too if nothing else keeps it.
+ * *stale: the owed row was gone already (this is a second copy, or an
+ * operator deleted the message), so nothing was queued.
+ */
+static bool store_insert_notice(struct store *s, struct store_message *msg, int64_t *msg_id, int64_t *rcpt_ids,
+                                bool *stale)
+{
+	sqlite3_bind_int64(s->settle_notice, 1, msg->notice_id);
+	if (!store_step_done(s, s->settle_notice))
+		return false;
+	*stale = sqlite3_changes(s->db) == 0;
+	if (*stale && msg->spooled)
+		store_doom(s, msg->qid);
+	if (*stale || msg->rcpt_count == 0)
+		return true;
+	for (size_t i = 0; i < msg->rcpt_count; i++)
+		store_route_address(&s->routing, s->dir, msg->rcpts[i].address, &msg->rcpts[i]);
+	bool deleted;
+	return store_insert_message(s, msg, msg_id, rcpt_ids) && store_delete_message(s, msg->notice_of, &deleted);
+}
+
 /* store_job_from_message - a delivery job for a message just committed; takes its body. */
 static struct delivery_job *store_job_from_message(struct store_message *msg, int64_t msg_id, const int64_t *ids)
 {
@@ -810,47 +845,44 @@ static bool store_apply_rcpt(struct store *s, const struct delivery_job *job, co
 }
 
 /*
- * store_queue_bounce - in the same transaction as the failures: the
- * notification to the sender, queued like any message (the backlog loader
- * hands it over), so a crash cannot lose it or send it twice.
+ * store_owe_notice - in the same transaction as the results: what the
+ * sender must be told (the notice's kind and each recipient's reason),
+ * so that a crash can neither lose it nor send it twice. The composer
+ * (store_notice.c) writes the message later, outside this transaction.
  */
-static bool store_queue_bounce(struct store *s, const struct delivery_job *job, const struct delivery_rcpt **rcpts,
-                               size_t count, int64_t now, enum dsn_action kind)
+static bool store_owe_notice(struct store *s, const struct delivery_job *job, const struct delivery_rcpt **rcpts,
+                             size_t count, int64_t now, enum dsn_action kind)
 {
-	static const char *const events[] = {
-	        [DSN_FAILED] = "bounce_queued",
-	        [DSN_DELAYED] = "delay_warning_queued",
-	        [DSN_DELIVERED] = "success_notice_queued",
+	static const char *const kinds[] = {
+	        [DSN_FAILED] = "failed",
+	        [DSN_DELAYED] = "delayed",
+	        [DSN_DELIVERED] = "delivered",
 	};
-	/* The content the delivery had in memory, or else from the queue (its row or its spool file). */
-	struct evbuffer *body = job->body, *loaded = NULL;
-	if (!body) {
-		loaded = evbuffer_new();
-		if (!loaded)
-			fatal("evbuffer_new failed");
-		body = store_reader_body(s->dir, job->msg_id, loaded) ? loaded : NULL;
-	}
-	size_t original_len = body ? evbuffer_get_length(body) : 0;
-	const char *original = body ? (const char *)evbuffer_pullup(body, -1) : NULL;
-	struct store_message *notice =
-	        kind == DSN_DELAYED
-	                ? delay_warning_message(&s->settings, job, rcpts, count, original, original_len, now)
-	        : kind == DSN_DELIVERED ? success_message(&s->settings, job, rcpts, count, original, original_len, now)
-	                                : bounce_message(&s->settings, job, rcpts, count, original, original_len, now);
-	if (loaded)
-		evbuffer_free(loaded);
-	if (!notice)
+	/* RFC 5321 6.1: nothing goes back to the null sender. */
+	if (job->sender[0] == '\0')
 		return true;
-	store_route_address(&s->routing, s->dir, notice->rcpts[0].address, &notice->rcpts[0]);
-	int64_t msg_id, rcpt_id;
-	bool ok = store_insert_message(s, notice, &msg_id, &rcpt_id);
-	if (ok) {
-		store_note(s, LOG_LEVEL_INFO, "event=%s qid=%s original=%s to=\"%s\" rcpts=%zu", events[kind],
-		           notice->qid, job->qid, job->sender, count);
-		s->backlog = true;
+	sqlite3_bind_int64(s->insert_notice, 1, job->msg_id);
+	sqlite3_bind_text(s->insert_notice, 2, kinds[kind], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s->insert_notice, 3, now);
+	sqlite3_bind_int64(s->insert_notice, 4, job->arrival_ms + (int64_t)s->settings.policy.max_queue_lifetime_ms);
+	if (!store_step_done(s, s->insert_notice))
+		return false;
+	int64_t notice_id = sqlite3_last_insert_rowid(s->db);
+	for (size_t i = 0; i < count; i++) {
+		sqlite3_stmt *st = s->insert_notice_rcpt;
+		sqlite3_bind_int64(st, 1, notice_id);
+		sqlite3_bind_text(st, 2, rcpts[i]->address, -1, SQLITE_STATIC);
+		if (rcpts[i]->orcpt)
+			sqlite3_bind_text(st, 3, rcpts[i]->orcpt, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 3);
+		sqlite3_bind_text(st, 4, rcpts[i]->error, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, kind == DSN_DELIVERED && rcpts[i]->success == SUCCESS_RELAYED);
+		if (!store_step_done(s, st))
+			return false;
 	}
-	store_message_free(notice);
-	return ok;
+	s->notices_owed = true;
+	return true;
 }
 
 static bool store_apply_job(struct store *s, const struct delivery_job *job, int64_t now)
@@ -874,11 +906,11 @@ static bool store_apply_job(struct store *s, const struct delivery_job *job, int
 			done[done_count++] = r;
 	}
 	if (ok && failed_count > 0)
-		ok = store_queue_bounce(s, job, failed, failed_count, now, DSN_FAILED);
+		ok = store_owe_notice(s, job, failed, failed_count, now, DSN_FAILED);
 	if (ok && delayed_count > 0)
-		ok = store_queue_bounce(s, job, delayed, delayed_count, now, DSN_DELAYED);
+		ok = store_owe_notice(s, job, delayed, delayed_count, now, DSN_DELAYED);
 	if (ok && done_count > 0)
-		ok = store_queue_bounce(s, job, done, done_count, now, DSN_DELIVERED);
+		ok = store_owe_notice(s, job, done, done_count, now, DSN_DELIVERED);
 	free(failed);
 	free(delayed);
 	free(done);
@@ -1317,6 +1349,29 @@ static void store_dispatch_new(struct store *s, struct store_message *msg, int64
 	store_hand_over(s, store_job_from_message(msg, msg_id, ids));
 }
 
+/* store_settle_notices - the composer's notices out of the turn's list (freed, and the composer told); the clients'
+ * messages are left. */
+static struct store_message *store_settle_notices(struct store *s, struct store_message *list, bool committed)
+{
+	struct store_message *clients = NULL, **tail = &clients;
+	size_t notices = 0;
+	while (list) {
+		struct store_message *next = list->next;
+		list->next = NULL;
+		if (list->notice_id) {
+			notices++;
+			store_message_free(list);
+		} else {
+			*tail = list;
+			tail = &list->next;
+		}
+		list = next;
+	}
+	if (notices > 0)
+		store_notices_settled(s->notices, notices, committed);
+	return clients;
+}
+
 static void store_write_turn(struct store *s, struct store_message *commits, struct delivery_job *results,
                              bool stopping)
 {
@@ -1326,13 +1381,18 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 		count++;
 	int64_t *msg_ids = xcalloc(count ? count : 1, sizeof *msg_ids);
 	int64_t **rcpt_ids = xcalloc(count ? count : 1, sizeof *rcpt_ids);
+	bool *queued = xcalloc(count ? count : 1, sizeof *queued); /* a notice that was stale or empty is not */
 
 	memset(&s->fault, 0, sizeof s->fault);
+	s->notices_owed = false;
 	bool ok = store_spool_batch(s, commits) && store_exec(s, "BEGIN IMMEDIATE");
 	size_t i = 0;
 	for (struct store_message *m = commits; ok && m; m = m->next, i++) {
 		rcpt_ids[i] = xcalloc(m->rcpt_count ? m->rcpt_count : 1, sizeof **rcpt_ids);
-		ok = store_insert_message(s, m, &msg_ids[i], rcpt_ids[i]);
+		bool stale = false;
+		ok = m->notice_id ? store_insert_notice(s, m, &msg_ids[i], rcpt_ids[i], &stale)
+		                  : store_insert_message(s, m, &msg_ids[i], rcpt_ids[i]);
+		queued[i] = !stale && m->rcpt_count > 0;
 	}
 	for (struct delivery_job *j = results; ok && j; j = j->next)
 		ok = store_apply_job(s, j, now);
@@ -1356,13 +1416,18 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 		if (!ok)
 			str_copy(m->error, sizeof m->error,
 			         no_storage ? "no room on the disk for the queue" : "queue database write failed");
-		else
+		else if (queued[i])
 			store_dispatch_new(s, m, msg_ids[i], rcpt_ids[i]);
+		if (ok && queued[i] && m->notice_log)
+			log_info("%s", m->notice_log);
 		free(rcpt_ids[i]);
 	}
 	free(rcpt_ids);
 	free(msg_ids);
-	store_post_done(s, commits);
+	free(queued);
+	store_post_done(s, store_settle_notices(s, commits, ok));
+	if (ok && s->notices_owed)
+		store_notices_wake(s->notices);
 
 	if (ok) {
 		while (results) {
@@ -1537,6 +1602,11 @@ void store_commit(struct store *s, struct store_message *msg)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void store_commit_notice(struct store *s, struct store_message *msg)
+{
+	store_commit(s, msg);
+}
+
 void store_set_routes(struct store *s, void *routes, bool changed)
 {
 	pthread_mutex_lock(&s->lock);
@@ -1678,6 +1748,11 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
 		return NULL;
 	}
 	s->thread_started = true;
+	s->notices = store_notices_start(s, s->data_dir, s->settings.hostname, err, errlen);
+	if (!s->notices) {
+		store_stop(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -1685,6 +1760,8 @@ void store_stop(struct store *s)
 {
 	if (!s)
 		return;
+	/* The composer first: it hands the writer work, which the writer's last turns settle. */
+	store_notices_stop(s->notices);
 	if (s->thread_started) {
 		pthread_mutex_lock(&s->lock);
 		s->stopping = true;
@@ -1692,6 +1769,7 @@ void store_stop(struct store *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);
 	}
+	store_notices_free(s->notices);
 	while (s->scrams) {
 		struct store_scram *next = s->scrams->next;
 		store_scram_free(s->scrams);
