@@ -25,7 +25,6 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +68,7 @@ struct mta {
 	struct config *config;
 	struct config *boot_config; /* local_delivery takes effect at a restart: it is read from here */
 	struct dns *dns;
-	SSL_CTX *tls;
+	struct tls_client *tls; /* the client contexts of config (and of boot_config's local_delivery) */
 	struct store *store;
 	struct store_reader *reader;
 	/* Jobs handed over by the store thread. */
@@ -98,9 +97,9 @@ struct event_base *mta_base(struct mta *mta)
 	return mta->base;
 }
 
-SSL_CTX *mta_tls(struct mta *mta)
+struct tls_client *mta_tls(const struct mta_delivery *d)
 {
-	return mta->tls;
+	return d->job->tls;
 }
 
 struct mta_session **mta_detached(struct mta *mta)
@@ -136,6 +135,7 @@ static void job_finish(struct mta_job *j)
 		evbuffer_free(j->body);
 	store_delivery_done(j->mta->store, j->job);
 	config_unref(j->config);
+	tls_client_unref(j->tls);
 	free(j);
 }
 
@@ -733,6 +733,7 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 	struct mta_job *j = xcalloc(1, sizeof *j);
 	j->mta = mta;
 	j->config = config_ref(mta->config);
+	j->tls = tls_client_ref(mta->tls);
 	j->local = !job->remote;
 	j->job = job;
 	j->body = job->body;
@@ -850,29 +851,70 @@ void mta_dispatch(struct delivery_job *job, void *arg)
 
 /* ---- Life ---- */
 
-static SSL_CTX *client_tls(char *err, size_t errlen)
+/* route_tls_needs - what route's verification needs: the system's CA store (*system), or its CA file loaded. */
+static bool route_tls_needs(const struct config_route *route, struct tls_client *client, bool *system, char *err,
+                            size_t errlen)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (!ctx) {
-		str_copy(err, errlen, "cannot make the client TLS context");
+	if (!route->verify)
+		return true;
+	if (!route->ca_file) {
+		*system = true;
+		return true;
+	}
+	return tls_client_add_ca(client, route->ca_file, err, errlen);
+}
+
+/*
+ * client_tls - the client contexts config's routes need (and local
+ * delivery's, which stays as it was at start): built here, at start and
+ * at reload, never per connection. Opportunistic TLS (RFC 7435) checks
+ * nothing; routes with verification get the system's CA store or their
+ * ca= file, one context per file.
+ */
+static struct tls_client *client_tls(const struct config *config, const struct config *boot, char *err, size_t errlen)
+{
+	bool system = false;
+	for (size_t i = 0; i < config->transport_count; i++)
+		system |= config->transports[i].verify && !config->transports[i].ca_file;
+	system |= config->smarthost.verify && !config->smarthost.ca_file;
+	system |= boot->local_delivery.verify && !boot->local_delivery.ca_file;
+	struct tls_client *client = tls_client_new(system, err, errlen);
+	bool ok = client != NULL;
+	for (size_t i = 0; ok && i < config->transport_count; i++)
+		ok = route_tls_needs(&config->transports[i], client, &system, err, errlen);
+	ok = ok && route_tls_needs(&config->smarthost, client, &system, err, errlen) &&
+	     route_tls_needs(&boot->local_delivery, client, &system, err, errlen);
+	if (!ok) {
+		tls_client_unref(client);
 		return NULL;
 	}
-	/* Opportunistic TLS (RFC 7435): encrypt when offered, without judging
-	 * the certificate; a policy that verifies comes with MTA-STS/DANE. */
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	return ctx;
+	return client;
+}
+
+/* warn_unverified - a route that sends its credentials to a peer whose certificate is not checked, at every load. */
+static void warn_unverified(const struct config *config)
+{
+	char q[LOG_QUOTE_MAX];
+	for (size_t i = 0; i <= config->transport_count; i++) {
+		const struct config_route *r =
+		        i < config->transport_count ? &config->transports[i] : &config->smarthost;
+		if (config_route_unverified(r))
+			log_warning("event=route_unverified param=%s route=%s reason=\"auth= with verify=no: the "
+			            "password goes to whoever answers, unchecked\"",
+			            r->domain ? "transport" : "smarthost",
+			            log_quote(q, sizeof q, r->text, strlen(r->text)));
+	}
 }
 
 struct mta *mta_create(struct event_base *base, struct config *config, char *err, size_t errlen)
 {
 	struct dns *dns = dns_new(base, config->dns_resolver, err, errlen);
-	SSL_CTX *tls = dns ? client_tls(err, errlen) : NULL;
+	struct tls_client *tls = dns ? client_tls(config, config, err, errlen) : NULL;
 	if (!tls) {
 		dns_free(dns);
 		return NULL;
 	}
+	warn_unverified(config);
 	struct mta *mta = xcalloc(1, sizeof *mta);
 	mta->dest_hasher = hash_keyed_new();
 	mta->base = base;
@@ -897,6 +939,16 @@ void mta_run(struct mta *mta, struct store *store, struct store_reader *reader)
 
 void mta_reload(struct mta *mta, struct config *config)
 {
+	char err[512];
+	struct tls_client *tls = client_tls(config, mta->boot_config, err, sizeof err);
+	if (!tls) {
+		/* The routes and their contexts go together: keep both. */
+		log_error("event=reload_failed part=outbound reason=\"%s; keeping the routes in use\"", err);
+		return;
+	}
+	warn_unverified(config);
+	tls_client_unref(mta->tls);
+	mta->tls = tls;
 	config_unref(mta->config);
 	mta->config = config_ref(config);
 }
@@ -962,6 +1014,7 @@ void mta_free(struct mta *mta)
 			evbuffer_free(j->body);
 		delivery_job_free(j->job);
 		config_unref(j->config);
+		tls_client_unref(j->tls);
 		free(j);
 	}
 	mta_session_free_detached(mta);
@@ -981,7 +1034,7 @@ void mta_free(struct mta *mta)
 	}
 	hash_keyed_free(mta->dest_hasher);
 	event_free(mta->incoming_event);
-	SSL_CTX_free(mta->tls);
+	tls_client_unref(mta->tls);
 	config_unref(mta->boot_config);
 	config_unref(mta->config);
 	pthread_mutex_destroy(&mta->lock);
