@@ -612,6 +612,22 @@ static const struct config_param params[] = {
          .offset = FIELD(remote_idle_timeout),
          .doc = "how long a connection whose message is done stays open for the next message to the same "
                 "destination (0: close it at once)"},
+        {.name = "remote_destination_ttl",
+         .type = CONFIG_DURATION,
+         .default_text = "1m",
+         .min = 1,
+         .max = DAY,
+         .offset = FIELD(remote_destination_ttl),
+         .doc = "how long what tern knows of a destination nothing is sent to any more (its rate, its "
+                "back-off once that is over) is kept before it is forgotten"},
+        {.name = "remote_max_destinations",
+         .type = CONFIG_COUNT,
+         .default_text = "100000",
+         .min = 1,
+         .max = 10000000,
+         .offset = FIELD(remote_max_destinations),
+         .doc = "most destinations (domains, relays) known at once; mail for a new one past it waits (4.3.2) "
+                "until unused ones are forgotten"},
         {.name = "remote_rate_per_destination",
          .type = CONFIG_RATE,
          .default_text = "0",

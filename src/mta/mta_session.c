@@ -914,6 +914,7 @@ static void send_goodbye(struct mta_session *s)
 		detached_link(s);
 	log_info("event=remote_close relay=%s messages=%u", s->peer, s->messages);
 	s->state = C_QUIT;
+	s->dest = NULL; /* it holds no slot now, and its destination may be forgotten before it goes */
 	bufferevent_enable(s->bev, EV_READ); /* an idle timeout turned reading off */
 	uint64_t wait = s->config->remote_command_timeout < 30 ? s->config->remote_command_timeout : 30;
 	set_timeout(s, wait);
