@@ -160,11 +160,21 @@ static void rcpt_fail(struct delivery_rcpt *r, enum delivery_status status, cons
 
 /* maildir_write_tmp - the whole file under tmp/ (made durable later, by the batch). */
 static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *job, struct evbuffer *body,
-                              struct delivery_rcpt *r)
+                              struct delivery_rcpt *r, dev_t *dev)
 {
 	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return false;
+	/* The mailbox may be on another file system than the data directory: the batch flushes each. */
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int saved = errno;
+		close(fd);
+		unlink(tmp_path);
+		errno = saved;
+		return false;
+	}
+	*dev = st.st_dev;
 	struct maildir_writer *w = xmalloc(sizeof *w);
 	w->fd = fd;
 	w->used = 0;
@@ -206,9 +216,9 @@ bool maildir_write(const char *data_dir, const char *host, const struct delivery
 		str_copy(r->error, sizeof r->error, "mailbox path too long");
 		return false;
 	}
-	if (!maildir_write_tmp(f->tmp_path, job, body, r)) {
+	if (!maildir_write_tmp(f->tmp_path, job, body, r, &f->dev)) {
 		if (errno != ENOENT || !maildir_create(data_dir, domain, root) ||
-		    !maildir_write_tmp(f->tmp_path, job, body, r)) {
+		    !maildir_write_tmp(f->tmp_path, job, body, r, &f->dev)) {
 			rcpt_fail(r, DELIVERY_TEMPFAIL, "cannot write the message in tmp/", errno);
 			return false;
 		}
