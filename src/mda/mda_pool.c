@@ -111,6 +111,8 @@ static bool mda_load_body(struct mda *m, struct store_reader **reader, struct de
 	if (!*reader)
 		*reader = store_reader_open(m->data_dir, err, sizeof err);
 	job->body = evbuffer_new();
+	if (!job->body)
+		fatal("evbuffer_new failed");
 	if (!*reader || !store_reader_body(*reader, job->msg_id, job->body)) {
 		mda_fail_all(job, "cannot read the message from the queue");
 		return false;
