@@ -12,7 +12,6 @@ opportunistic route without auth= still delivers to a self-signed peer; and
 the written opt-out (verify=no) works but is warned of.
 """
 
-import os
 import re
 import signal
 import subprocess
@@ -20,23 +19,14 @@ import subprocess
 import pytest
 
 import smtp_peers
-from outbound import inject, outbound_tern, wait_log, wait_rcpts
-
-RELAY_USER = "relay-account"
-RELAY_PASSWORD = "s3cret pass-phrase"
+from outbound import (RELAY_PASSWORD, RELAY_USER, credentials_file, inject, outbound_tern, relay_peer, wait_log,
+                      wait_rcpts)
 
 
 @pytest.fixture
 def own_ca(tmp_path):
     """A CA of this test alone, in its directory."""
     return smtp_peers.TestCA(str(tmp_path / "ca"))
-
-
-def credentials_file(tmp_path):
-    path = tmp_path / "relay.auth"
-    path.write_text("%s %s\n" % (RELAY_USER, RELAY_PASSWORD))
-    os.chmod(path, 0o600)
-    return str(path)
 
 
 def self_signed(tmp_path, name):
@@ -47,15 +37,6 @@ def self_signed(tmp_path, name):
                     "-addext", "subjectAltName=DNS:" + name], check=True, capture_output=True, timeout=60,
                    stdin=subprocess.DEVNULL)
     return cert, key
-
-
-def relay_peer(peer, **options):
-    """A submission-style relay: STARTTLS, then AUTH (required before MAIL)."""
-    options.setdefault("starttls", True)
-    options.setdefault("auth", {RELAY_USER: RELAY_PASSWORD})
-    options.setdefault("auth_after_tls", True)
-    options.setdefault("require_auth", True)
-    return peer(**options)
 
 
 def named_relay(dns, relay, name="relay.test"):

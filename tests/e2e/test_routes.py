@@ -11,21 +11,11 @@ reaches the log.
 """
 
 import base64
-import os
 import re
 
 import tern_harness as th
-from outbound import SENDER, inject, outbound_tern, wait_log, wait_rcpts
-
-RELAY_USER = "relay-account"
-RELAY_PASSWORD = "s3cret pass-phrase"
-
-
-def credentials_file(tmp_path, user=RELAY_USER, password=RELAY_PASSWORD):
-    path = tmp_path / "relay.auth"
-    path.write_text("# smarthost account\n%s %s\n" % (user, password))
-    os.chmod(path, 0o600)
-    return str(path)
+from outbound import (RELAY_PASSWORD, RELAY_USER, SENDER, credentials_file, inject, outbound_tern, relay_peer,
+                      wait_log, wait_rcpts)
 
 
 def assert_secret_not_logged(srv):
@@ -39,15 +29,6 @@ def deferred_error(srv, address):
     """Wait until address is deferred; its last error."""
     rows = wait_rcpts(srv, {address: "deferred"})
     return rows[address]["last_error"] or ""
-
-
-def relay_peer(peer, **options):
-    """A submission-style relay: STARTTLS, then AUTH (required before MAIL)."""
-    options.setdefault("starttls", True)
-    options.setdefault("auth", {RELAY_USER: RELAY_PASSWORD})
-    options.setdefault("auth_after_tls", True)
-    options.setdefault("require_auth", True)
-    return peer(**options)
 
 
 # ---- smarthost ----
