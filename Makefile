@@ -92,6 +92,7 @@ check: all unit
 
 test: test-deps
 	@scripts/check-banned.sh
+	@scripts/check-alloc.sh
 	@$(MAKE) --no-print-directory WERROR=1 check
 	@$(MAKE) --no-print-directory WERROR=1 SAN=1 check
 

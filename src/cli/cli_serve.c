@@ -334,6 +334,8 @@ int cli_serve(const char *config_path)
 	struct event *term = evsignal_new(sv.base, SIGTERM, on_terminate, &sv);
 	struct event *intr = evsignal_new(sv.base, SIGINT, on_terminate, &sv);
 	struct event *hup = evsignal_new(sv.base, SIGHUP, on_reload, &sv);
+	if (!term || !intr || !hup)
+		fatal("evsignal_new failed");
 	event_add(term, NULL);
 	event_add(intr, NULL);
 	event_add(hup, NULL);
