@@ -557,13 +557,16 @@ def check_listeners(servers, hosts=("127.0.0.1",)):
 
 
 def smtp_source(port, sessions, msgs, reuse, limit, host="127.0.0.1", length=MSG_LEN,
-                rcpt=RCPT):
-    """smtp_source - one bounded smtp-source run; (seconds, error or None)."""
+                rcpt=RCPT, sender=SENDER, numbered=False):
+    """smtp_source - one bounded smtp-source run; (seconds, error or None). numbered: -N,
+    a different recipient for each message (1rcpt, 2rcpt, ...)."""
     cmd = ["timeout", "-k", "5", str(int(limit)), SMTP_SOURCE]
     if reuse:
         cmd.append("-d")
+    if numbered:
+        cmd.append("-N")
     cmd += ["-l", str(length), "-m", str(msgs), "-s", str(sessions), "-M", HELO,
-            "-f", SENDER, "-t", rcpt, "%s:%d" % (host, port)]
+            "-f", sender, "-t", rcpt, "%s:%d" % (host, port)]
     t0 = time.monotonic()
     # its own process group, so that an interrupted run takes smtp-source down too
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
