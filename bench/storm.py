@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """storm.py - how long tern takes to answer the end of DATA while a bounce storm runs.
 
-Started by `bench/run.sh --bounce-storm TERN_BINARY`. A steady submission load (STORM_SESSIONS
+Started by `bench/run.sh --bounce-storm TERN_BINARY`. A steady submission load (SESSIONS
 connections, each sending message after message to a local mailbox with a pause between them)
 is timed per message from the moment the client has written the final "." CRLF to the moment
 the 250 reply is read. Two phases: first while nothing else happens ("quiet"), then while
@@ -9,7 +9,8 @@ STORM_N recipients fail at once ("storm"): they were queued beforehand for storm
 route then pointed at an smtp-sink that answers 450 to every RCPT, so each was deferred; for the
 storm the route is changed (configuration file and SIGHUP) to an smtp-sink that answers 550 to
 every RCPT and `tern queue flush storm.test` makes them all due. (A route where nothing listens
-would not do: tern then leaves the destination alone for minutes, flush or not.) Each 550 makes the store compose a bounce to the sender, a local mailbox.
+would not do: tern then leaves the destination alone for minutes, flush or not.) Each 550
+makes the store compose a bounce to the sender, a local mailbox.
 The figure is the ratio of the two phases' p99 latencies.
 
 A first row runs the same client against an smtp-sink (it answers at once): the latency the
@@ -414,7 +415,8 @@ def main(argv):
         rows.append(("client -> smtp-sink", run_ceiling(top)))
         defer_sink = B.Sink(top, B.free_port(DEFER_SINK), DEFER_SINK, "sink-defer")
         reject_sink = B.Sink(top, B.free_port(REJECT_SINK), REJECT_SINK, "sink-reject")
-        for sink, options in ((defer_sink, ["-r", "RCPT"]), (reject_sink, ["-f", "RCPT", "-B", REJECT])):
+        for sink, options in ((defer_sink, ["-r", "RCPT"]),
+                              (reject_sink, ["-f", "RCPT", "-B", REJECT])):
             servers.append(sink)
             sink.start(options=options)
         tern = StormTern(top, binary, B.free_port(TERN_HOST), defer_sink)
