@@ -8,6 +8,8 @@
 #   make bench      tern against Postfix, same machine, same run
 #   make bench-submission  the same on the submission path: STARTTLS, AUTH PLAIN, TLS handshakes
 #   make bench-relay  tern against Postfix as relays, end to end: smtp-source -> server -> smtp-sink
+#   make bench-relay-big  the same with 1 MiB and 10 MiB messages: peak memory and throughput
+#   make bench-bounce-storm  DATA-to-250 latency of tern while 5,000 bounces are composed
 #   make SAN=1      build with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/
 #   make install    tern into $(PREFIX)/sbin, its man page, and links named sendmail, mailq and
 #                   newaliases where no other mail system has them (DESTDIR= for staging)
@@ -51,7 +53,7 @@ MAIN_OBJ := $(BUILD)/src/main.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test check unit dialog e2e crash fuzz bench bench-submission bench-relay clean deps test-deps lint docs \
+.PHONY: all run test check unit dialog e2e crash fuzz bench bench-submission bench-relay bench-relay-big bench-bounce-storm clean deps test-deps lint docs \
 	install
 
 all: $(BUILD)/tern
@@ -92,6 +94,7 @@ check: all unit
 
 test: test-deps
 	@scripts/check-banned.sh
+	@scripts/check-alloc.sh
 	@$(MAKE) --no-print-directory WERROR=1 check
 	@$(MAKE) --no-print-directory WERROR=1 SAN=1 check
 
@@ -112,6 +115,16 @@ bench-relay:
 	@scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh --relay $(CURDIR)/$(BUILD)/tern
+
+bench-relay-big:
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh --relay-big $(CURDIR)/$(BUILD)/tern
+
+bench-bounce-storm:
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh --bounce-storm $(CURDIR)/$(BUILD)/tern
 
 # INSTALL_BIN: the binary to install (the build by default).
 INSTALL_BIN ?= $(BUILD)/tern

@@ -54,6 +54,7 @@ CAL_TIMEOUT = 60  # timeout(1) bound on one calibration run
 DRAIN_TIMEOUT = 120  # longest wait for a server to deliver what it accepted
 SAMPLE_INTERVAL = 0.2
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+LOOP_STATS = re.compile(rb"event=loop_stats max_stall_ms=(\d+) stalls=(\d+)")
 
 
 def log(msg):
@@ -278,6 +279,7 @@ class Tern(Server):
         self.maildir = os.path.join(self.data, "mail", "bench.test", "sink")
         self.proc = None
         self.user_added = False
+        self.looplag = None  # has_looplag(), once known
         os.makedirs(self.data)
         maxconn = max(IDLE_N, 1000) + 500
         with open(self.conf, "w") as f:
@@ -327,6 +329,33 @@ class Tern(Server):
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def has_looplag(self):
+        """has_looplag - the binary answers SIGUSR1 with event=loop_stats (an older one would
+        die of the signal)."""
+        if self.looplag is None:
+            with open(self.binary, "rb") as f:
+                self.looplag = b"event=loop_stats" in f.read()
+        return self.looplag
+
+    def loop_stats(self, timeout=10):
+        """loop_stats - (longest loop stall in ms, stalls of 100 ms or more) since the
+        previous call (or the start), from the event=loop_stats line tern logs on SIGUSR1
+        whatever its log_level; None when the binary has no loop-lag monitor or no line came
+        within timeout seconds."""
+        if not self.alive() or not self.has_looplag():
+            return None
+        start = os.path.getsize(self.logfile)
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.logfile, "rb") as f:
+                f.seek(start)
+                m = LOOP_STATS.search(f.read())
+            if m:
+                return int(m.group(1)), int(m.group(2))
+            time.sleep(0.05)
+        return None
 
     def reset_peak(self):
         try:
@@ -528,13 +557,16 @@ def check_listeners(servers, hosts=("127.0.0.1",)):
 
 
 def smtp_source(port, sessions, msgs, reuse, limit, host="127.0.0.1", length=MSG_LEN,
-                rcpt=RCPT):
-    """smtp_source - one bounded smtp-source run; (seconds, error or None)."""
+                rcpt=RCPT, sender=SENDER, numbered=False):
+    """smtp_source - one bounded smtp-source run; (seconds, error or None). numbered: -N,
+    a different recipient for each message (1rcpt, 2rcpt, ...)."""
     cmd = ["timeout", "-k", "5", str(int(limit)), SMTP_SOURCE]
     if reuse:
         cmd.append("-d")
+    if numbered:
+        cmd.append("-N")
     cmd += ["-l", str(length), "-m", str(msgs), "-s", str(sessions), "-M", HELO,
-            "-f", SENDER, "-t", rcpt, "%s:%d" % (host, port)]
+            "-f", sender, "-t", rcpt, "%s:%d" % (host, port)]
     t0 = time.monotonic()
     # its own process group, so that an interrupted run takes smtp-source down too
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -728,6 +760,14 @@ def fmt_rate(r):
     if r is None:
         return "-"
     return "%.0f" % r
+
+
+def fmt_stall(x):
+    """The longest loop stall of a run (and the stalls of 100 ms or more, when any)."""
+    if not x or x.get("stall") is None:
+        return "-"
+    ms, n = x["stall"]
+    return "%d" % ms if not n else "%d (%d)" % (ms, n)
 
 
 def fmt_mib(kib):

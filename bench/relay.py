@@ -41,8 +41,14 @@ MIN_SECONDS = float(os.environ.get("BENCH_RELAY_MIN_SECONDS", "8"))
 CONCURRENCY = [int(x) for x in os.environ.get("BENCH_RELAY_CONCURRENCY", "10 50").split()]
 SIZES = [int(x) for x in os.environ.get("BENCH_RELAY_SIZES", "5120 102400").split()]
 REUSE = os.environ.get("BENCH_RELAY_REUSE", "") == "1"  # smtp-source -d
+# --big: fixed counts of big messages, no calibration (bench/README.md, "Big messages")
+BIG_SIZES = [int(x) for x in os.environ.get("BENCH_BIG_SIZES", "1048576 10485760").split()]
+BIG_COUNTS = [int(x) for x in os.environ.get("BENCH_BIG_COUNTS", "200 100").split()]
+BIG_SESSIONS = int(os.environ.get("BENCH_BIG_SESSIONS", "50"))
+BIG_TIMEOUT = float(os.environ.get("BENCH_BIG_TIMEOUT", "300"))  # one run, start to sink
 SERVERS = os.environ.get("BENCH_SERVERS", "sink postfix tern").split()
 DEST_CONCURRENCY = 100  # Postfix default_destination_concurrency_limit (its default: 20)
+BIG_RSS_TARGET_MIB = 256  # tern's peak RSS target once bodies are streamed
 MAX_MSGS = 200000  # upper bound on one run's message count
 CAL_MIN = 3.0  # a calibration run shorter than this is done again with more messages
 CAL_TIMEOUT = 60  # timeout(1) bound on one calibration smtp-source
@@ -221,6 +227,9 @@ class RelayPostfix(B.Postfix):
 
 def label(sc):
     size, sessions = sc
+    if size >= 1 << 20:
+        mb = size / 1048576.0
+        return "%s MiB s=%d" % (("%d" % mb) if mb == int(mb) else ("%.1f" % mb), sessions)
     kb = size / 1024.0
     return "%s KB s=%d" % (("%d" % kb) if kb == int(kb) else ("%.1f" % kb), sessions)
 
@@ -241,12 +250,17 @@ def settle(server, sink):
     return queued, conns
 
 
-def run_once(server, sessions, size, msgs, calibrating=False):
+def run_once(server, sessions, size, msgs, calibrating=False, limit=None):
     """run_once - msgs messages through server to its sink; the rate is msgs / seconds from the
-    start of smtp-source until the sink's message counter reached msgs more than before."""
+    start of smtp-source until the sink's message counter reached msgs more than before.
+    limit bounds smtp-source and the wait for the sink together (seconds), instead of the
+    defaults. For tern the run's longest loop stall is asked for at both ends (SIGUSR1)."""
     sink = server.sink
     res = {"msgs": msgs, "err": None, "rate": None}
     settle(server, sink)
+    looplag = isinstance(server, B.Tern) and not calibrating
+    if looplag:
+        server.loop_stats()  # the window starts here
     sess0, mesg0 = sink.counts()
     sink.watch(mesg0 + msgs)
     roots = server.roots()
@@ -257,12 +271,14 @@ def run_once(server, sessions, size, msgs, calibrating=False):
     busy0, own0 = B.sys_busy(), B.own_cpu()
     sampler.start()
     t0 = time.monotonic()
-    dt, err = B.smtp_source(server.port, sessions, msgs, REUSE,
-                            CAL_TIMEOUT if calibrating else SOURCE_TIMEOUT,
+    source_limit = limit or (CAL_TIMEOUT if calibrating else SOURCE_TIMEOUT)
+    dt, err = B.smtp_source(server.port, sessions, msgs, REUSE, source_limit,
                             host=server.host, length=size, rcpt=RCPT)
     # after a failed smtp-source the sink cannot get them all; do not wait long for it
-    reached = sink.wait_reached(time.monotonic() + 10 if err else t0 + DELIVER_TIMEOUT)
+    reached = sink.wait_reached(time.monotonic() + 10 if err else t0 + (limit or DELIVER_TIMEOUT))
     end = reached if reached is not None else time.monotonic()
+    if looplag:
+        res["stall"] = server.loop_stats()
     cpu1 = [B.cpu_snapshot(r) for r in roots]
     sink1 = B.cpu_snapshot(sink.proc.pid) if sink0 else None
     busy, own = B.sys_busy() - busy0, B.own_cpu() - own0
@@ -282,7 +298,7 @@ def run_once(server, sessions, size, msgs, calibrating=False):
         res["err"] = "smtp-source: " + err
     elif reached is None:
         res["err"] = "the sink had %d of %d messages %ds after the start" % (
-            sink.counts()[1] - mesg0, msgs, int(DELIVER_TIMEOUT))
+            sink.counts()[1] - mesg0, msgs, int(limit or DELIVER_TIMEOUT))
     else:
         res["rate"] = msgs / res["secs"]
     if not server.alive():
@@ -327,10 +343,58 @@ def failed(err):
 # ---------------------------------------------------------------- report
 
 
-def report(meta, results, scenarios, counts):
-    fmt_mib, table = B.fmt_mib, B.table
-    lines = [
-        "tern relay bench, %s" % meta["date"],
+def run_lines(results, scenarios):
+    """The per-run table: times, what the sink got, connections, tern's longest loop stall."""
+    lines = ["Per run: seconds until smtp-source had all N accepted, seconds until the "
+             "sink had all N, messages the sink received, connections opened to the "
+             "sink, other CPU % (not server, sink, load tool or driver); tern's longest "
+             "event-loop stall in ms during the run (in brackets: stalls of 100 ms or more)"]
+    rows = []
+    for sc in scenarios:
+        row = [label(sc)]
+        for name in ("tern", "postfix", "sink"):
+            x = results.get((name, sc))
+            width = {"tern": 6, "postfix": 5, "sink": 2}[name]
+            if not x or "accept" not in x:
+                row += ["-"] * width
+                continue
+            if name == "sink":
+                row += ["%.1f" % x["secs"], "%.0f" % x["other"]]
+                continue
+            row += ["%.1f" % x["accept"], "%.1f" % x["secs"], "%d/%d" % (x["got"], x["msgs"]),
+                    str(x["conns"]), "%.0f" % x["other"]]
+            if name == "tern":
+                row.append(B.fmt_stall(x))
+        rows.append(row)
+    lines.append(B.table(rows, ["scenario", "tern acc s", "e2e s", "sink got", "conns", "other%",
+                                "stall ms", "postfix acc s", "e2e s", "sink got", "conns",
+                                "other%", "sink e2e s", "other%"]))
+    return lines
+
+
+def problem_lines(results, scenarios):
+    """FAIL lines, and notes on lost, duplicated or still queued messages."""
+    lines = []
+    order = ("sink", "postfix", "tern")
+    for (name, sc), x in sorted(results.items(),
+                                key=lambda i: (scenarios.index(i[0][1]), order.index(i[0][0]))):
+        if x.get("err"):
+            lines.append("FAIL %s %s: %s" % (name, label(sc), x["err"]))
+        if "got" in x and x["got"] != x["msgs"]:
+            lines.append("note: %s %s: the sink received %d messages for %d sent (%s)" % (
+                name, label(sc), x["got"], x["msgs"],
+                "lost" if x["got"] < x["msgs"] else "duplicates or bounces"))
+        if x.get("queued"):
+            lines.append("note: %s %s: %s messages still queued %ds after the run" % (
+                name, label(sc), "unknown number of" if x["queued"] < 0 else x["queued"],
+                SETTLE_TIMEOUT))
+    return lines
+
+
+def header_lines(meta, kind):
+    """The report's first lines: the machine and how each server is set up."""
+    return [
+        "tern %s, %s" % (kind, meta["date"]),
         "machine: %s CPUs, %s MiB RAM, kernel %s; storage: %s" %
         (meta["cpus"], meta["mem"], meta["kernel"], meta["fs"]),
         "tern %s: listen %s, relay_networks 127.0.0.0/8, smarthost %s (opportunistic "
@@ -342,6 +406,12 @@ def report(meta, results, scenarios, counts):
          meta.get("pf_conc", "-"), meta.get("pf_cache", "-")),
         "sink: smtp-source straight into smtp-sink %s (the load tool's ceiling)" %
         meta.get("direct", "-"),
+    ]
+
+
+def report(meta, results, scenarios, counts):
+    fmt_mib, table = B.fmt_mib, B.table
+    lines = header_lines(meta, "relay bench") + [
         "load: smtp-source, %s, HELO, 1 recipient, no pipelining; N messages per scenario "
         "from calibration runs: %gs of the slower server, or %gs of the faster one if more "
         "(at most %gs of the slower), the same N for each row; load average at start %s, "
@@ -377,39 +447,8 @@ def report(meta, results, scenarios, counts):
                               "tern cpu ms", "postfix cpu ms", "tern RSS MiB",
                               "postfix RSS MiB", "PSS"]))
     lines.append("")
-    lines.append("Per run: seconds until smtp-source had all N accepted, seconds until the "
-                 "sink had all N, messages the sink received, connections opened to the "
-                 "sink, other CPU % (not server, sink, load tool or driver)")
-    rows = []
-    for sc in scenarios:
-        row = [label(sc)]
-        for name in ("tern", "postfix", "sink"):
-            x = results.get((name, sc))
-            if not x or "accept" not in x:
-                row += ["-"] * (5 if name != "sink" else 2)
-                continue
-            if name == "sink":
-                row += ["%.1f" % x["secs"], "%.0f" % x["other"]]
-                continue
-            row += ["%.1f" % x["accept"], "%.1f" % x["secs"], "%d/%d" % (x["got"], x["msgs"]),
-                    str(x["conns"]), "%.0f" % x["other"]]
-        rows.append(row)
-    lines.append(table(rows, ["scenario", "tern acc s", "e2e s", "sink got", "conns", "other%",
-                              "postfix acc s", "e2e s", "sink got", "conns", "other%",
-                              "sink e2e s", "other%"]))
-    order = ("sink", "postfix", "tern")
-    for (name, sc), x in sorted(results.items(),
-                                key=lambda i: (scenarios.index(i[0][1]), order.index(i[0][0]))):
-        if x.get("err"):
-            lines.append("FAIL %s %s: %s" % (name, label(sc), x["err"]))
-        if "got" in x and x["got"] != x["msgs"]:
-            lines.append("note: %s %s: the sink received %d messages for %d sent (%s)" % (
-                name, label(sc), x["got"], x["msgs"],
-                "lost" if x["got"] < x["msgs"] else "duplicates or bounces"))
-        if x.get("queued"):
-            lines.append("note: %s %s: %s messages still queued %ds after the run" % (
-                name, label(sc), "unknown number of" if x["queued"] < 0 else x["queued"],
-                SETTLE_TIMEOUT))
+    lines += run_lines(results, scenarios)
+    lines += problem_lines(results, scenarios)
     for sc in scenarios:
         ran = [x["secs"] for x in (get("tern", sc), get("postfix", sc)) if x]
         if ran and max(ran) < SHORT:
@@ -421,11 +460,88 @@ def report(meta, results, scenarios, counts):
     return "\n".join(lines) + "\n"
 
 
+def report_big(meta, results, scenarios, counts):
+    """report_big - the --big report: rate, throughput and peak memory per message size."""
+    fmt_mib, table = B.fmt_mib, B.table
+    lines = header_lines(meta, "relay bench, big messages") + [
+        "load: smtp-source -l SIZE (lines of 80 bytes), -s %d, %s, HELO, 1 recipient, no "
+        "pipelining; fixed counts, no calibration, each run bounded by %gs; load average at "
+        "start %s, after the runs %s" %
+        (BIG_SESSIONS, "one connection per session (-d)" if REUSE else
+         "a new connection per message", BIG_TIMEOUT, meta["load"], meta.get("load_end", "?")),
+        "",
+        "Messages per second end to end (as in --relay), MiB of bodies per second, peak memory "
+        "of the server's processes (tern: one process; its target after the core rebuild is "
+        "under %d MiB at any message size)" % BIG_RSS_TARGET_MIB,
+    ]
+
+    def get(name, sc):
+        x = results.get((name, sc))
+        return x if x and not x.get("err") else None
+
+    def rate(name, sc):
+        x = get(name, sc)
+        if x:
+            return "%.1f" % x["rate"]
+        return "FAIL" if (name, sc) in results else "-"
+
+    def mibps(x, sc):
+        return "%.1f" % (x["rate"] * sc[0] / 1048576.0) if x else "-"
+
+    rows = []
+    for sc in scenarios:
+        t, p = get("tern", sc), get("postfix", sc)
+        ratio = "%.2f" % (t["rate"] / p["rate"]) if t and p else "-"
+        over = "-" if not t else ("yes" if t["rss"] / 1024.0 > BIG_RSS_TARGET_MIB else "no")
+        rows.append([label(sc), str(counts.get(sc, "-")), rate("sink", sc), rate("tern", sc),
+                     rate("postfix", sc), ratio, mibps(t, sc), mibps(p, sc),
+                     fmt_mib(t and t["rss"]), over, fmt_mib(p and p["rss"]),
+                     fmt_mib(p and p["pss"]),
+                     "%.1f" % t["cpu_ms"] if t else "-", "%.1f" % p["cpu_ms"] if p else "-"])
+    lines.append(table(rows, ["scenario", "N", "sink/s", "tern/s", "postfix/s", "tern/postfix",
+                              "tern MiB/s", "postfix MiB/s", "tern RSS MiB",
+                              "over %d" % BIG_RSS_TARGET_MIB, "postfix RSS MiB", "PSS",
+                              "tern cpu ms", "postfix cpu ms"]))
+    lines.append("")
+    lines += run_lines(results, scenarios)
+    lines += problem_lines(results, scenarios)
+    return "\n".join(lines) + "\n"
+
+
+def run_big(byname, results, counts):
+    """run_big - each size once through every server, with its fixed count."""
+    scenarios = [(size, BIG_SESSIONS) for size in BIG_SIZES]
+    for sc, n in zip(scenarios, BIG_COUNTS):
+        counts[sc] = n
+        for name in ("sink", "postfix", "tern"):
+            srv = byname.get(name)
+            if not srv:
+                continue
+            log("%s: %s: %d messages" % (name, label(sc), n))
+            if not srv.alive():
+                results[(name, sc)] = failed("server not running")
+                continue
+            try:
+                results[(name, sc)] = x = run_once(srv, BIG_SESSIONS, sc[0], n, limit=BIG_TIMEOUT)
+            except B.BenchError as e:
+                results[(name, sc)] = x = failed(str(e))
+            log("  %.1fs: %s msg/s%s" % (x["secs"], "%.1f" % x["rate"] if x["rate"] else "-",
+                                         " ERROR " + x["err"] if x["err"] else ""))
+    return scenarios
+
+
 # ---------------------------------------------------------------- main
 
 
 def main(argv):
-    binary = B.start_checks(argv, "--relay", SERVERS, (B.SMTP_SOURCE, B.SMTP_SINK, B.POSTFIX, B.POSTCONF))
+    big = len(argv) > 1 and argv[1] == "--big"
+    if big:
+        argv = argv[:1] + argv[2:]
+        if len(BIG_SIZES) != len(BIG_COUNTS):
+            print("bench: BENCH_BIG_SIZES and BENCH_BIG_COUNTS differ in length", file=sys.stderr)
+            return 2
+    binary = B.start_checks(argv, "--relay-big" if big else "--relay", SERVERS,
+                            (B.SMTP_SOURCE, B.SMTP_SINK, B.POSTFIX, B.POSTCONF))
     if binary is None:
         return 2
 
@@ -469,8 +585,10 @@ def main(argv):
             meta["tern"] = "(binary sha256 %s)" % B.sha256_short(binary)
         B.check_listeners(servers, HOSTS)
 
-        scenarios = [(size, s) for size in SIZES for s in CONCURRENCY]
-        for sc in scenarios:
+        scenarios = [] if big else [(size, s) for size in SIZES for s in CONCURRENCY]
+        if big:
+            scenarios = run_big(byname, results, counts)
+        for sc in scenarios if not big else ():
             size, sessions = sc
             rates = {}
             for name in ("postfix", "tern"):
@@ -506,8 +624,10 @@ def main(argv):
                                              " ERROR " + x["err"] if x["err"] else ""))
         meta["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
 
-        text = report(meta, results, scenarios, counts)
-        B.write_report(text, "bench-relay")
+        if big:
+            B.write_report(report_big(meta, results, scenarios, counts), "bench-relay-big")
+        else:
+            B.write_report(report(meta, results, scenarios, counts), "bench-relay")
         if any(x.get("err") for x in results.values()) or \
                 any(x.get("got", x["msgs"]) < x["msgs"] for x in results.values()):
             rc = 1

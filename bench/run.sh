@@ -6,6 +6,10 @@
 #                                                 Dovecot's auth (make bench-submission)
 #        bench/run.sh --relay TERN_BINARY         relaying to smtp-sink, end to end, against
 #                                                 Postfix as a relay (make bench-relay)
+#        bench/run.sh --relay-big TERN_BINARY     the same with 1 MiB and 10 MiB messages: peak
+#                                                 memory and throughput (make bench-relay-big)
+#        bench/run.sh --bounce-storm TERN_BINARY  DATA-to-250 latency without and during a
+#                                                 storm of 5,000 bounces (make bench-bounce-storm)
 #
 # Environment (all optional):
 #   BENCH_OUT=FILE            also write the report here (default: a file in $TMPDIR or /tmp)
@@ -23,6 +27,11 @@
 #   BENCH_RELAY_CONCURRENCY="10 50"  --relay: smtp-source session counts
 #   BENCH_RELAY_SIZES="5120 102400"  --relay: message body sizes (smtp-source -l)
 #   BENCH_RELAY_REUSE=1       --relay: smtp-source -d (many messages per connection)
+#   BENCH_BIG_SIZES="1048576 10485760"  --relay-big: body sizes (smtp-source -l)
+#   BENCH_BIG_COUNTS="200 100"  --relay-big: messages of each size
+#   BENCH_BIG_SESSIONS=50     --relay-big: smtp-source sessions (-s)
+#   BENCH_BIG_TIMEOUT=300     --relay-big: seconds one run may take, start to sink
+#   BENCH_STORM_*             --bounce-storm: see bench/README.md
 #
 # Needs root (Postfix's master runs as root) and Postfix's smtp-source and smtp-sink, and for
 # --submission Dovecot, OpenSSL and a C compiler (scripts/install-deps.sh bench).
@@ -30,15 +39,23 @@
 set -eu
 
 driver=bench.py
+mode=
 if [ $# -ge 1 ] && [ "$1" = "--submission" ]; then
 	driver=submission.py
 	shift
 elif [ $# -ge 1 ] && [ "$1" = "--relay" ]; then
 	driver=relay.py
 	shift
+elif [ $# -ge 1 ] && [ "$1" = "--relay-big" ]; then
+	driver=relay.py
+	mode=--big
+	shift
+elif [ $# -ge 1 ] && [ "$1" = "--bounce-storm" ]; then
+	driver=storm.py
+	shift
 fi
 if [ $# -ne 1 ] || [ "${1#-}" != "$1" ]; then
-	echo "usage: $0 [--submission|--relay] TERN_BINARY" >&2
+	echo "usage: $0 [--submission|--relay|--relay-big|--bounce-storm] TERN_BINARY" >&2
 	exit 2
 fi
 
@@ -46,4 +63,4 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 here=$(dirname "$0")
-exec /usr/bin/python3 "$here/$driver" "$1"
+exec /usr/bin/python3 "$here/$driver" $mode "$1"

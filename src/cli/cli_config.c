@@ -9,7 +9,10 @@
  *
  * check also warns of settings that load but hurt: CRAM-MD5 offered, with
  * the users who lack its secret (clients that prefer CRAM-MD5 do not fall
- * back to another mechanism, so those users cannot send from them).
+ * back to another mechanism, so those users cannot send from them); a
+ * route that sends credentials over TLS whose certificate is not checked
+ * (auth= with verify=no). It loads each route's ca= file as the server
+ * would, so a file that is not PEM fails the check.
  */
 #include "cli/cli.h"
 
@@ -18,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli/cli_util.h"
+#include "net/tls.h"
 #include "store/store_admin.h"
 #include "util/util_str.h"
 
@@ -52,12 +56,55 @@ static void config_warn_cram(const struct config *config)
 	store_admin_close(admin);
 }
 
+/* config_route_at - the smarthost (i == transport_count) or transport i. */
+static const struct config_route *config_route_at(const struct config *config, size_t i)
+{
+	return i < config->transport_count ? &config->transports[i] : &config->smarthost;
+}
+
+/* config_warn_unverified - loudly: the relay's password goes to whoever answers that address. */
+static void config_warn_unverified(const struct config *config)
+{
+	for (size_t i = 0; i <= config->transport_count; i++) {
+		const struct config_route *r = config_route_at(config, i);
+		if (config_route_unverified(r))
+			fprintf(stderr,
+			        "tern: WARNING: %s %s%s%s: auth= with verify=no sends the password over TLS whose "
+			        "certificate is not checked: anyone in the path can take it (drop verify=no; ca=FILE "
+			        "names the CA if the relay's is a private one)\n",
+			        r->domain ? "transport" : "smarthost", r->domain ? r->domain : "", r->domain ? " " : "",
+			        r->text);
+	}
+}
+
+/* config_check_ca - each ca= file loads as the CAs of a TLS context. */
+static bool config_check_ca(const struct config *config)
+{
+	char err[512];
+	struct tls_client *client = tls_client_new(false, err, sizeof err);
+	bool ok = client != NULL;
+	for (size_t i = 0; ok && i <= config->transport_count + 1; i++) {
+		const struct config_route *r =
+		        i <= config->transport_count ? config_route_at(config, i) : &config->local_delivery;
+		ok = !r->ca_file || tls_client_add_ca(client, r->ca_file, err, sizeof err);
+	}
+	if (!ok)
+		fprintf(stderr, "tern: %s\n", err);
+	tls_client_unref(client);
+	return ok;
+}
+
 static int config_check(const char *config_path)
 {
 	struct config *config = config_load(config_path, stderr);
 	if (!config)
 		return CLI_FAIL;
+	if (!config_check_ca(config)) {
+		config_unref(config);
+		return CLI_FAIL;
+	}
 	config_warn_cram(config);
+	config_warn_unverified(config);
 	printf("%s: ok\n", config_path ? config_path : "(defaults)");
 	config_unref(config);
 	return cli_flush(CLI_OK);

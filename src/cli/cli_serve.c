@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "mda/mda.h"
 #include "mta/mta.h"
+#include "net/net_looplag.h"
 #include "net/tls.h"
 #include "smtpd/smtpd.h"
 #include "smtpd/smtpd_route.h"
@@ -44,6 +45,7 @@ struct serve {
 	struct mda *mda;
 	struct mta *mta;
 	struct store *store;
+	struct net_looplag *looplag;
 	bool local_lmtp;   /* local_delivery (a restart parameter) is LMTP: local jobs go to the mta too */
 	unsigned stopping; /* SIGTERM: the parts (server, remote delivery) still finishing their work */
 };
@@ -285,6 +287,14 @@ static struct store_policy store_policy_of(const struct config *config)
 	};
 }
 
+/* on_stats - SIGUSR1: the loop's longest stall since the last report (net_looplag.c). */
+static void on_stats(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve *sv = arg;
+	if (sv->looplag)
+		net_looplag_report(sv->looplag);
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct serve *sv = arg;
@@ -338,9 +348,13 @@ int cli_serve(const char *config_path)
 	struct event *term = evsignal_new(sv.base, SIGTERM, on_terminate, &sv);
 	struct event *intr = evsignal_new(sv.base, SIGINT, on_terminate, &sv);
 	struct event *hup = evsignal_new(sv.base, SIGHUP, on_reload, &sv);
+	struct event *usr1 = evsignal_new(sv.base, SIGUSR1, on_stats, &sv);
+	if (!term || !intr || !hup || !usr1)
+		fatal("evsignal_new failed");
 	event_add(term, NULL);
 	event_add(intr, NULL);
 	event_add(hup, NULL);
+	event_add(usr1, NULL);
 	sv.smtpd = open_data_dir(sv.config) ? smtpd_create(sv.base, sv.config) : NULL;
 	if (!sv.smtpd)
 		return 1;
@@ -389,7 +403,10 @@ int cli_serve(const char *config_path)
 
 	log_info("event=ready pid=%d hostname=%s data_dir=%s", (int)getpid(), sv.config->hostname, sv.config->data_dir);
 
+	sv.looplag = net_looplag_new(sv.base);
 	event_base_dispatch(sv.base);
+	net_looplag_report(sv.looplag);
+	net_looplag_free(sv.looplag);
 
 	mda_stop(sv.mda);
 	store_stop(store);
@@ -401,6 +418,7 @@ int cli_serve(const char *config_path)
 	event_free(term);
 	event_free(intr);
 	event_free(hup);
+	event_free(usr1);
 	event_base_free(sv.base);
 	config_unref(sv.config);
 	log_info("event=stopped");

@@ -205,14 +205,16 @@ static const struct config_type_info types[] = {
                              NULL, NULL, parse_networks, equal_networks, release_networks},
         [CONFIG_RELAY] = {"relay",
                           "`[HOST]:PORT` (HOST's addresses) or `HOST:PORT` (HOST's MX hosts), then optionally "
-                          "`tls=may|required|implicit|none`, `auth=FILE` (a file holding `USER PASSWORD`) and "
-                          "`rate=N/s|m|h|d` (messages to it); empty: none",
+                          "`tls=may|required|verify|implicit|none`, `verify=yes|no` (check the certificate's "
+                          "chain and name; on by default with auth= or ca=), `ca=FILE` (the CAs to trust instead "
+                          "of the system's), `auth=FILE` (a file holding `USER PASSWORD`) and `rate=N/s|m|h|d` "
+                          "(messages to it); empty: none",
                           NULL, NULL, parse_relay, equal_route, release_route},
         [CONFIG_TRANSPORT] = {"transport",
-                              "`DOMAIN ROUTE [tls=POLICY] [auth=FILE] [rate=RATE]`: DOMAIN, or `.DOMAIN` for its "
-                              "subdomains; ROUTE `mx`, `smtp:[HOST]:PORT`, `smtp:HOST:PORT`, `lmtp:[HOST]:PORT` or "
-                              "`lmtp:unix:PATH`; tls=, auth= and rate= as for a relay (rate= per destination "
-                              "domain for mx)",
+                              "`DOMAIN ROUTE [OPTION...]`: DOMAIN, or `.DOMAIN` for its subdomains; ROUTE `mx`, "
+                              "`smtp:[HOST]:PORT`, `smtp:HOST:PORT`, `lmtp:[HOST]:PORT` or `lmtp:unix:PATH`; the "
+                              "options tls=, verify=, ca=, auth= and rate= as for a relay (rate= per destination "
+                              "domain for mx; verification checks each MX host's name)",
                               NULL, NULL, parse_transport, equal_transports, release_transports},
         [CONFIG_LOCAL] = {"local route", "`maildir`, `lmtp:[HOST]:PORT` or `lmtp:unix:PATH`", NULL, NULL, parse_local,
                           equal_route, release_route},
@@ -619,6 +621,22 @@ static const struct config_param params[] = {
          .offset = FIELD(remote_idle_timeout),
          .doc = "how long a connection whose message is done stays open for the next message to the same "
                 "destination (0: close it at once)"},
+        {.name = "remote_destination_ttl",
+         .type = CONFIG_DURATION,
+         .default_text = "1m",
+         .min = 1,
+         .max = DAY,
+         .offset = FIELD(remote_destination_ttl),
+         .doc = "how long what tern knows of a destination nothing is sent to any more (its rate, its "
+                "back-off once that is over) is kept before it is forgotten"},
+        {.name = "remote_max_destinations",
+         .type = CONFIG_COUNT,
+         .default_text = "100000",
+         .min = 1,
+         .max = 10000000,
+         .offset = FIELD(remote_max_destinations),
+         .doc = "most destinations (domains, relays) known at once; mail for a new one past it waits (4.3.2) "
+                "until unused ones are forgotten"},
         {.name = "remote_rate_per_destination",
          .type = CONFIG_RATE,
          .default_text = "0",
@@ -637,7 +655,7 @@ static const struct config_param params[] = {
          .default_text = "",
          .offset = FIELD(smarthost),
          .doc = "send mail for every other domain through this relay instead of its MX hosts (transport lines "
-                "come first); with auth=, TLS is required"},
+                "come first); with auth=, TLS is required and the certificate checked (verify=no opts out)"},
         {.name = "transport",
          .type = CONFIG_TRANSPORT,
          .default_text = "",

@@ -135,6 +135,8 @@ struct config {
 	uint64_t remote_command_timeout;
 	uint64_t remote_data_timeout;
 	uint64_t remote_idle_timeout;
+	uint64_t remote_destination_ttl;  /* an unused destination is forgotten after this */
+	uint64_t remote_max_destinations; /* destinations known at once */
 	uint64_t remote_messages_per_connection;
 	uint64_t remote_rate_interval_us; /* remote_rate_per_destination: least time between two messages; 0: none */
 	struct config_route smarthost;    /* text NULL: none */

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "smtp/smtp_address.h"
 #include "util/util_log.h"
@@ -187,58 +188,128 @@ bool config_rate_parse(const char *s, size_t len, uint64_t *interval_us)
 	return false;
 }
 
-/* option_parse - "tls=POLICY", "auth=FILE" or "rate=RATE". */
-static bool option_parse(const char *s, size_t len, struct config_route *out, bool *tls_given, char *err, size_t errlen)
+/* What the options said, before the defaults. */
+struct route_words {
+	bool tls_given;
+	bool tls_verify; /* tls=verify */
+	int verify;      /* verify=: -1 not given, 0 no, 1 yes */
+};
+
+/* tls_option - "tls=POLICY": verify is required with the certificate checked. */
+static bool tls_option(const char *s, size_t len, struct config_route *out, struct route_words *words, char *err,
+                       size_t errlen)
 {
-	if (starts_with(s, len, "tls=")) {
-		for (size_t i = 0; i < sizeof tls_words / sizeof tls_words[0]; i++) {
-			if (len - 4 == strlen(tls_words[i]) && memcmp(s + 4, tls_words[i], len - 4) == 0) {
-				out->tls = (enum config_tls_policy)i;
-				*tls_given = true;
-				return true;
-			}
-		}
-		return str_fail(err, errlen, "\"%.*s\": tls= takes may, required, implicit or none", (int)len, s);
-	}
-	if (starts_with(s, len, "auth=") && len > 5) {
-		if (out->auth_file)
-			return str_fail(err, errlen, "auth= given twice");
-		out->auth_file = str_dup_n(s + 5, len - 5);
+	words->tls_given = true;
+	if (len == 6 && memcmp(s, "verify", 6) == 0) {
+		out->tls = CONFIG_TLS_REQUIRED;
+		words->tls_verify = true;
 		return true;
 	}
+	for (size_t i = 0; i < sizeof tls_words / sizeof tls_words[0]; i++) {
+		if (len == strlen(tls_words[i]) && memcmp(s, tls_words[i], len) == 0) {
+			out->tls = (enum config_tls_policy)i;
+			return true;
+		}
+	}
+	return str_fail(err, errlen, "\"tls=%.*s\": tls= takes may, required, verify, implicit or none", (int)len, s);
+}
+
+/* file_option - "NAME=FILE" into *file, once. */
+static bool file_option(const char *name, const char *s, size_t len, char **file, char *err, size_t errlen)
+{
+	if (*file)
+		return str_fail(err, errlen, "%s= given twice", name);
+	if (len == 0)
+		return str_fail(err, errlen, "%s= needs a file", name);
+	*file = str_dup_n(s, len);
+	return true;
+}
+
+/* option_parse - "tls=POLICY", "verify=yes|no", "ca=FILE", "auth=FILE" or "rate=RATE". */
+static bool option_parse(const char *s, size_t len, struct config_route *out, struct route_words *words, char *err,
+                         size_t errlen)
+{
+	if (starts_with(s, len, "tls="))
+		return tls_option(s + 4, len - 4, out, words, err, errlen);
+	if (starts_with(s, len, "verify=")) {
+		if (len == 10 && memcmp(s + 7, "yes", 3) == 0)
+			words->verify = 1;
+		else if (len == 9 && memcmp(s + 7, "no", 2) == 0)
+			words->verify = 0;
+		else
+			return str_fail(err, errlen, "\"%.*s\": verify= takes yes or no", (int)len, s);
+		return true;
+	}
+	if (starts_with(s, len, "ca="))
+		return file_option("ca", s + 3, len - 3, &out->ca_file, err, errlen);
+	if (starts_with(s, len, "auth="))
+		return file_option("auth", s + 5, len - 5, &out->auth_file, err, errlen);
 	if (starts_with(s, len, "rate=")) {
 		if (!config_rate_parse(s + 5, len - 5, &out->rate_interval_us))
 			return str_fail(err, errlen, "\"%.*s\": rate= takes N/s, N/m, N/h or N/d", (int)len, s);
 		return true;
 	}
-	return str_fail(err, errlen, "\"%.*s\" is not an option (tls=POLICY, auth=FILE or rate=RATE)", (int)len, s);
+	return str_fail(err, errlen,
+	                "\"%.*s\" is not an option (tls=POLICY, verify=yes|no, ca=FILE, auth=FILE or rate=RATE)",
+	                (int)len, s);
+}
+
+/*
+ * verify_check - whether the certificate is checked: as written, else
+ * whenever credentials go out or a CA is named. Checking makes TLS
+ * required (an opportunistic route would just skip it).
+ */
+static bool verify_check(struct config_route *out, const struct route_words *words, char *err, size_t errlen)
+{
+	if (words->tls_verify && words->verify == 0)
+		return str_fail(err, errlen, "tls=verify with verify=no: write tls=required verify=no");
+	if (out->ca_file && words->verify == 0)
+		return str_fail(err, errlen, "ca= with verify=no: no certificate would be checked against it");
+	out->verify = words->verify == 1 || words->tls_verify ||
+	              (words->verify == -1 && (out->auth_file != NULL || out->ca_file != NULL));
+	if (!out->verify)
+		return true;
+	if (out->tls == CONFIG_TLS_NONE)
+		return str_fail(err, errlen, "a certificate cannot be checked with tls=none");
+	if (out->tls == CONFIG_TLS_MAY)
+		out->tls = CONFIG_TLS_REQUIRED;
+	return true;
 }
 
 /* route_check - the options make sense for the kind; the defaults filled in. */
-static bool route_check(struct config_route *out, bool tls_given, bool read_files, char *err, size_t errlen)
+static bool route_check(struct config_route *out, const struct route_words *words, bool read_files, char *err,
+                        size_t errlen)
 {
 	bool plain_only = out->kind == CONFIG_ROUTE_MAILDIR || out->socket_path;
-	if (plain_only && (tls_given || out->auth_file))
-		return str_fail(err, errlen, "tls= and auth= are for routes over TCP");
+	if (plain_only && (words->tls_given || words->verify != -1 || out->ca_file || out->auth_file))
+		return str_fail(err, errlen, "tls=, verify=, ca= and auth= are for routes over TCP");
 	if (out->kind == CONFIG_ROUTE_MAILDIR && out->rate_interval_us)
 		return str_fail(err, errlen, "rate= is for routes to other servers");
 	if (out->kind == CONFIG_ROUTE_MX && out->auth_file)
 		return str_fail(err, errlen, "auth= is for a relay (smtp:[HOST]:PORT), not for MX hosts");
-	if (out->auth_file) {
-		/* Credentials never travel in the clear. */
-		if (out->tls == CONFIG_TLS_NONE)
-			return str_fail(err, errlen, "auth= needs TLS: tls=none would send the password in the clear");
-		if (out->tls == CONFIG_TLS_MAY)
-			out->tls = CONFIG_TLS_REQUIRED;
-		if (read_files &&
-		    !config_credentials_read(out->auth_file, &out->auth_user, &out->auth_password, err, errlen))
-			return false;
-	}
+	/* Credentials never travel in the clear. */
+	if (out->auth_file && out->tls == CONFIG_TLS_NONE)
+		return str_fail(err, errlen, "auth= needs TLS: tls=none would send the password in the clear");
+	if (out->auth_file && out->tls == CONFIG_TLS_MAY)
+		out->tls = CONFIG_TLS_REQUIRED;
+	if (!verify_check(out, words, err, errlen))
+		return false;
+	/* The file itself is loaded with the TLS contexts; a missing one is caught here. */
+	if (out->ca_file && read_files && access(out->ca_file, R_OK) != 0)
+		return str_fail(err, errlen, "%s: cannot read: %s", out->ca_file, strerror(errno));
+	if (out->auth_file && read_files &&
+	    !config_credentials_read(out->auth_file, &out->auth_user, &out->auth_password, err, errlen))
+		return false;
 	if (out->port == 0 && out->kind == CONFIG_ROUTE_SMTP)
 		out->port = out->tls == CONFIG_TLS_IMPLICIT ? SMTPS_PORT_DEFAULT : SMTP_PORT_DEFAULT;
 	if (out->port == 0 && out->kind == CONFIG_ROUTE_LMTP && !out->socket_path)
 		out->port = LMTP_PORT_DEFAULT;
 	return true;
+}
+
+bool config_route_unverified(const struct config_route *route)
+{
+	return route->auth_file && !route->verify;
 }
 
 bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir, bool read_files,
@@ -247,7 +318,7 @@ bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir,
 	memset(out, 0, sizeof *out);
 	const char *word;
 	size_t word_len;
-	bool tls_given = false;
+	struct route_words words = {.verify = -1};
 	bool ok = len < CONFIG_ROUTE_TEXT_MAX;
 	if (!ok)
 		str_fail(err, errlen, "longer than %d bytes", CONFIG_ROUTE_TEXT_MAX - 1);
@@ -257,8 +328,8 @@ bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir,
 		ok = str_fail(err, errlen, "no route");
 	ok = ok && kind_parse(word, word_len, bare_smtp, maildir, out, err, errlen);
 	while (ok && str_next_token(&s, &len, " \t", &word, &word_len))
-		ok = option_parse(word, word_len, out, &tls_given, err, errlen);
-	ok = ok && route_check(out, tls_given, read_files, err, errlen);
+		ok = option_parse(word, word_len, out, &words, err, errlen);
+	ok = ok && route_check(out, &words, read_files, err, errlen);
 	if (!ok)
 		config_route_release(out);
 	return ok;
@@ -270,6 +341,7 @@ void config_route_release(struct config_route *route)
 	free(route->host);
 	free(route->socket_path);
 	free(route->auth_file);
+	free(route->ca_file);
 	free(route->auth_user);
 	if (route->auth_password) {
 		explicit_bzero(route->auth_password, strlen(route->auth_password));

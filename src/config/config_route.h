@@ -5,18 +5,27 @@
  *
  * The same words serve three parameters:
  *
- *   smarthost      = [HOST]:PORT [tls=POLICY] [auth=FILE] [rate=RATE]
- *   transport      = DOMAIN ROUTE [tls=POLICY] [auth=FILE] [rate=RATE]
+ *   smarthost      = [HOST]:PORT [OPTION...]
+ *   transport      = DOMAIN ROUTE [OPTION...]
  *   local_delivery = maildir | lmtp:[HOST]:PORT | lmtp:unix:PATH
  *
  * ROUTE is "mx" (the domain's own MX hosts), "smtp:DEST" or "lmtp:DEST".
  * DEST is "[HOST]:PORT" (HOST's addresses only) or "HOST:PORT" (HOST's MX
- * hosts, SMTP only); the port may be left out. POLICY is may (STARTTLS
- * when offered), required (STARTTLS or defer), implicit (TLS from the
- * first byte, RFC 8314) or none. A route with auth= never sends the
- * credentials without TLS. RATE (N/s, N/m, N/h or N/d) is the most
- * messages per second, minute, hour or day to one destination of the
- * route, spread evenly.
+ * hosts, SMTP only); the port may be left out. The options:
+ *
+ *   tls=POLICY   may (STARTTLS when offered), required (STARTTLS or
+ *                defer), verify (required, and the certificate checked),
+ *                implicit (TLS from the first byte, RFC 8314) or none
+ *   verify=yes|no  check the peer's certificate: its chain up to a trusted
+ *                CA and the name the route names (the relay's HOST, or
+ *                each MX host's name; an address literal's address). On by
+ *                default with auth= or ca=, off otherwise. Verification
+ *                makes TLS required.
+ *   ca=FILE      trust the CAs in FILE (PEM) instead of the system's store
+ *   auth=FILE    a relay's credentials (never sent without TLS, nor over
+ *                TLS whose certificate was not checked unless verify=no)
+ *   rate=RATE    (N/s, N/m, N/h or N/d) the most messages per second,
+ *                minute, hour or day to one destination, spread evenly
  */
 #ifndef TERN_CONFIG_ROUTE_H
 #define TERN_CONFIG_ROUTE_H
@@ -44,12 +53,14 @@ enum config_tls_policy {
 struct config_route {
 	char *domain; /* transport: "example.com", or ".example.com" for its subdomains; else NULL */
 	enum config_route_kind kind;
-	char *host;        /* SMTP, LMTP over TCP: a name or an address, without brackets */
-	bool host_mx;      /* SMTP: HOST was written without brackets: deliver to its MX hosts */
-	char *socket_path; /* LMTP over a unix socket */
-	unsigned port;     /* 0: remote_port (MX), else the route's */
-	enum config_tls_policy tls;
-	char *auth_file; /* as written */
+	char *host;                 /* SMTP, LMTP over TCP: a name or an address, without brackets */
+	bool host_mx;               /* SMTP: HOST was written without brackets: deliver to its MX hosts */
+	char *socket_path;          /* LMTP over a unix socket */
+	unsigned port;              /* 0: remote_port (MX), else the route's */
+	enum config_tls_policy tls; /* tls=verify is stored as REQUIRED with verify */
+	bool verify;                /* the peer's certificate is checked */
+	char *ca_file;              /* ca=: the CAs to trust; NULL: the system's */
+	char *auth_file;            /* as written */
 	char *auth_user, *auth_password;
 	uint64_t rate_interval_us; /* rate=: the least time between two messages to a destination; 0: no limit */
 	char *text;                /* the whole value as written, for logs and comparisons */
@@ -57,7 +68,7 @@ struct config_route {
 };
 
 /*
- * config_route_parse - ROUTE [tls=POLICY] [auth=FILE] (s[0..len)) into
+ * config_route_parse - ROUTE [OPTION...] (s[0..len)) into
  * out. bare_smtp: a DEST without "smtp:" means SMTP (smarthost); maildir:
  * "maildir" is allowed (local_delivery); read_files: the credentials file
  * is read into auth_user and auth_password, else it is not opened at all
@@ -72,6 +83,13 @@ bool config_route_parse(const char *s, size_t len, bool bare_smtp, bool maildir,
  * time between two messages, in microseconds; "0" means no limit (0).
  */
 bool config_rate_parse(const char *s, size_t len, uint64_t *interval_us);
+
+/*
+ * config_route_unverified - a route that sends credentials over TLS whose
+ * certificate is not checked (auth= with verify=no): allowed, since the
+ * operator wrote it, but worth a loud warning.
+ */
+bool config_route_unverified(const struct config_route *route);
 
 /* config_route_release - what config_route_parse allocated; out is zeroed. */
 void config_route_release(struct config_route *route);

@@ -10,6 +10,7 @@
 #define TERN_MDA_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "store/store.h"
 
@@ -37,7 +38,8 @@ void mda_free(struct mda *mda);
  * fsyncs (mda_pool.c):
  *   maildir_write    the file for recipient r under tmp/: Return-Path and
  *                    Delivered-To lines, then the content with CRLF as LF;
- *   (the caller makes every tmp file of the batch durable: syncfs)
+ *   (the caller makes every tmp file of the batch durable: one syncfs(2)
+ *   per file system the batch wrote to, told apart by the files' st_dev)
  *   maildir_publish  link it into new/ under a name made of the queue id and
  *                    recipient id, so a delivery repeated after a crash finds
  *                    the name taken and does not duplicate the message;
@@ -50,6 +52,7 @@ struct maildir_file {
 	char tmp_path[MAILDIR_PATH_MAX];
 	char new_path[MAILDIR_PATH_MAX];
 	char new_dir[MAILDIR_PATH_MAX];
+	dev_t dev; /* the file system the file is on */
 };
 
 bool maildir_write(const char *data_dir, const char *host, const struct delivery_job *job, struct evbuffer *body,

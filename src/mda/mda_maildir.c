@@ -199,11 +199,21 @@ static void rcpt_fail(const struct delivery_job *job, struct delivery_rcpt *r, c
 
 /* maildir_write_tmp - the whole file under tmp/ (made durable later, by the batch). */
 static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *job, struct evbuffer *body,
-                              struct delivery_rcpt *r, uint64_t *dev)
+                              struct delivery_rcpt *r, dev_t *dev)
 {
 	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return false;
+	/* The mailbox may be on another file system than the data directory: the batch flushes each. */
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int saved = errno;
+		close(fd);
+		unlink(tmp_path);
+		errno = saved;
+		return false;
+	}
+	*dev = st.st_dev;
 	struct maildir_writer *w = xmalloc(sizeof *w);
 	w->fd = fd;
 	w->used = 0;
@@ -216,8 +226,6 @@ static bool maildir_write_tmp(const char *tmp_path, const struct delivery_job *j
 	bool ok = !w->failed;
 	int saved = w->saved_errno;
 	free(w);
-	struct stat st;
-	*dev = fstat(fd, &st) == 0 ? (uint64_t)st.st_dev : 0;
 	/* Some file systems (NFS, and quotas on some) report a full disk only at close. */
 	if (close(fd) != 0 && ok) {
 		ok = false;
@@ -251,17 +259,17 @@ bool maildir_write(const char *data_dir, const char *host, const struct delivery
 		str_copy(r->error, sizeof r->error, "mailbox path too long");
 		return false;
 	}
-	uint64_t dev = 0;
-	if (!maildir_write_tmp(f->tmp_path, job, body, r, &dev)) {
+	f->dev = 0;
+	if (!maildir_write_tmp(f->tmp_path, job, body, r, &f->dev)) {
 		if (errno != ENOENT || !maildir_create(data_dir, domain, root) ||
-		    !maildir_write_tmp(f->tmp_path, job, body, r, &dev)) {
+		    !maildir_write_tmp(f->tmp_path, job, body, r, &f->dev)) {
 			int err = errno;
 			rcpt_fail(job, r, "cannot write the message in tmp/", f->tmp_path,
-			          dev ? dev : maildir_dev(root), err);
+			          f->dev ? (uint64_t)f->dev : maildir_dev(root), err);
 			return false;
 		}
 	}
-	log_episode_ok(&maildir_episode, dev);
+	log_episode_ok(&maildir_episode, (uint64_t)f->dev);
 	return true;
 }
 

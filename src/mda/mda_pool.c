@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mda/mda.h"
@@ -25,6 +26,7 @@
 struct mda {
 	char *data_dir;
 	int data_fd;    /* for syncfs(2) */
+	dev_t data_dev; /* its file system, where mailboxes usually are */
 	char host[128]; /* the host name part of Maildir file names */
 	size_t worker_count;
 	pthread_t *workers;
@@ -109,6 +111,8 @@ static bool mda_load_body(struct mda *m, struct store_reader **reader, struct de
 	if (!*reader)
 		*reader = store_reader_open(m->data_dir, err, sizeof err);
 	job->body = evbuffer_new();
+	if (!job->body)
+		fatal("evbuffer_new failed");
 	if (!*reader || !store_reader_body(*reader, job->msg_id, job->body)) {
 		mda_fail_all(job, "cannot read the message from the queue");
 		return false;
@@ -146,9 +150,46 @@ static void mda_sync_dirs(struct delivery_job *batch, struct maildir_file **file
 	free(results);
 }
 
+/* A file system a batch wrote to, and whether flushing it worked. */
+struct mda_fs {
+	dev_t dev;
+	bool synced;
+};
+
+/* mda_fs_sync - syncfs(2) the file system of file: the data directory's through its descriptor, another through file's
+ * tmp/. */
+static bool mda_fs_sync(const struct mda *m, const struct maildir_file *file)
+{
+	if (file->dev == m->data_dev)
+		return syncfs(m->data_fd) == 0;
+	char dir[MAILDIR_PATH_MAX];
+	str_copy(dir, sizeof dir, file->tmp_path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = syncfs(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+/* mda_fs_synced - file's file system is flushed: once per batch (fs[0..*count) are those done so far). */
+static bool mda_fs_synced(const struct mda *m, struct mda_fs *fs, size_t *count, const struct maildir_file *file)
+{
+	for (size_t i = 0; i < *count; i++)
+		if (fs[i].dev == file->dev)
+			return fs[i].synced;
+	fs[*count].dev = file->dev;
+	fs[*count].synced = mda_fs_sync(m, file);
+	return fs[(*count)++].synced;
+}
+
 /*
  * mda_run_batch - deliver a batch: write every file under tmp/, make them
- * all durable with one syncfs(2), link each into new/, fsync each new/
+ * all durable with one syncfs(2) per file system written to (one, unless
+ * mailboxes live on other mounts), link each into new/, fsync each new/
  * directory once. One flush for the batch instead of two per message.
  */
 static void mda_run_batch(struct mda *m, struct store_reader **reader, struct delivery_job *batch, size_t count)
@@ -164,14 +205,16 @@ static void mda_run_batch(struct mda *m, struct store_reader **reader, struct de
 		for (size_t i = 0; i < job->rcpt_count; i++)
 			any |= maildir_write(m->data_dir, m->host, job, job->body, &job->rcpts[i], &files[j][i]);
 	}
-	bool synced = any && syncfs(m->data_fd) == 0;
+	struct mda_fs *fs = xcalloc(files_total ? files_total : 1, sizeof *fs);
+	size_t fs_count = 0, written = 0;
 	j = 0;
-	for (struct delivery_job *job = batch; job; job = job->next, j++) {
+	for (struct delivery_job *job = batch; any && job; job = job->next, j++) {
 		for (size_t i = 0; files[j] && i < job->rcpt_count; i++) {
 			struct delivery_rcpt *r = &job->rcpts[i];
 			if (r->status != DELIVERY_OK)
 				continue;
-			if (!synced) {
+			written++;
+			if (!mda_fs_synced(m, fs, &fs_count, &files[j][i])) {
 				unlink(files[j][i].tmp_path);
 				r->status = DELIVERY_TEMPFAIL;
 				str_copy(r->error, sizeof r->error, "cannot flush the mailbox files to disk");
@@ -180,6 +223,9 @@ static void mda_run_batch(struct mda *m, struct store_reader **reader, struct de
 			}
 		}
 	}
+	if (written > 0)
+		log_debug("event=maildir_synced files=%zu filesystems=%zu", written, fs_count);
+	free(fs);
 	mda_sync_dirs(batch, files, files_total);
 	for (j = 0; j < count; j++)
 		free(files[j]);
@@ -229,8 +275,10 @@ bool mda_run(struct mda *m, struct store *store)
 {
 	m->store = store;
 	m->data_fd = open(m->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (m->data_fd < 0)
+	struct stat st;
+	if (m->data_fd < 0 || fstat(m->data_fd, &st) != 0)
 		return false;
+	m->data_dev = st.st_dev;
 	for (; m->started < m->worker_count; m->started++)
 		if (pthread_create(&m->workers[m->started], NULL, mda_worker, m) != 0)
 			return false;

@@ -759,7 +759,7 @@ bool msg_to_7bit(struct evbuffer *in, struct evbuffer *out, char *why, size_t wh
 		why[0] = '\0';
 	if (len == 0)
 		return true;
-	c = calloc(1, sizeof *c);
+	c = calloc(1, sizeof *c); /* check-alloc: handled (the message waits, 4.3.0) */
 	if (c == NULL || (c->m = (const char *)evbuffer_pullup(in, -1)) == NULL || (c->out = evbuffer_new()) == NULL) {
 		free(c);
 		if (why_size > 0)

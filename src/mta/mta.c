@@ -19,13 +19,18 @@
  * waits idle for one (remote_idle_timeout) when nobody else needs a slot.
  * A destination with a rate (remote_rate_per_destination, or its route's
  * rate=) starts its messages at most that often, evenly spaced.
+ *
+ * Destinations are named by senders (one per recipient domain), so they
+ * do not live for ever: one with no delivery, no connection, no back-off
+ * and no rate interval still running is forgotten once it has been unused
+ * for remote_destination_ttl, by a timer that looks at a bounded number
+ * of them per tick; at most remote_max_destinations exist at once.
  */
 #include "mta/mta.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +51,7 @@
  * once instead of each waiting for the same timeouts.
  */
 #define MTA_DEST_BUCKETS 1024
+#define MTA_DEST_SWEEP   512 /* destinations looked at per tick */
 struct mta_dest {
 	struct mta_dest *next; /* in its bucket */
 	struct mta *mta;
@@ -62,6 +68,7 @@ struct mta_dest {
 	unsigned failures;        /* in a row */
 	int64_t down_until_ms;    /* 0: up */
 	char why[160];
+	uint64_t used_ms; /* monotonic: last given a delivery or a slot back */
 };
 
 struct mta {
@@ -69,7 +76,7 @@ struct mta {
 	struct config *config;
 	struct config *boot_config; /* local_delivery takes effect at a restart: it is read from here */
 	struct dns *dns;
-	SSL_CTX *tls;
+	struct tls_client *tls; /* the client contexts of config (and of boot_config's local_delivery) */
 	struct store *store;
 	struct store_reader *reader;
 	/* Jobs handed over by the store thread. */
@@ -90,6 +97,10 @@ struct mta {
 	struct event *stop_timer;
 	struct mta_dest *dests[MTA_DEST_BUCKETS];
 	struct hash_keyed *dest_hasher; /* destination names come from senders: keyed, so none can crowd a bucket */
+	size_t dest_count;
+	size_t sweep_bucket;       /* where the next sweep tick starts */
+	struct event *sweep_timer; /* forgets unused destinations */
+	bool dest_full_logged;     /* remote_max_destinations reached: said once until there is room again */
 	uint64_t rng;
 };
 
@@ -98,9 +109,9 @@ struct event_base *mta_base(struct mta *mta)
 	return mta->base;
 }
 
-SSL_CTX *mta_tls(struct mta *mta)
+struct tls_client *mta_tls(const struct mta_delivery *d)
 {
-	return mta->tls;
+	return d->job->tls;
 }
 
 struct mta_session **mta_detached(struct mta *mta)
@@ -136,6 +147,7 @@ static void job_finish(struct mta_job *j)
 		evbuffer_free(j->body);
 	store_delivery_done(j->mta->store, j->job);
 	config_unref(j->config);
+	tls_client_unref(j->tls);
 	free(j);
 }
 
@@ -176,20 +188,92 @@ static void delivery_end_all(struct mta_delivery *d, enum delivery_status status
 
 /* ---- Destinations ---- */
 
+/* dest_get - the destination called name, made if new; NULL past remote_max_destinations. */
 static struct mta_dest *dest_get(struct mta *mta, const char *name)
 {
 	uint64_t h = hash_keyed(mta->dest_hasher, name, strlen(name));
 	struct mta_dest **bucket = &mta->dests[h % MTA_DEST_BUCKETS];
-	for (struct mta_dest *dest = *bucket; dest; dest = dest->next)
-		if (strcmp(dest->name, name) == 0)
+	for (struct mta_dest *dest = *bucket; dest; dest = dest->next) {
+		if (strcmp(dest->name, name) == 0) {
+			dest->used_ms = time_mono_ms();
 			return dest;
+		}
+	}
+	if (mta->dest_count >= mta->config->remote_max_destinations) {
+		if (!mta->dest_full_logged)
+			log_warning("event=dest_table_full destinations=%zu limit=%llu", mta->dest_count,
+			            (unsigned long long)mta->config->remote_max_destinations);
+		mta->dest_full_logged = true;
+		return NULL;
+	}
 	struct mta_dest *dest = xcalloc(1, sizeof *dest);
 	str_copy(dest->name, sizeof dest->name, name);
 	dest->mta = mta;
 	dest->waiting_tail = &dest->waiting;
+	dest->used_ms = time_mono_ms();
 	dest->next = *bucket;
 	*bucket = dest;
+	mta->dest_count++;
 	return dest;
+}
+
+static void dest_free(struct mta_dest *dest)
+{
+	if (dest->rate_timer)
+		event_free(dest->rate_timer);
+	free(dest);
+}
+
+/*
+ * dest_unused - nothing refers to dest and nothing of it is still running:
+ * no delivery waits or holds a slot, no connection is open or idle (both
+ * hold slots), its back-off is over and its rate interval has passed.
+ */
+static bool dest_unused(const struct mta_dest *dest, uint64_t now_ms)
+{
+	return !dest->waiting && !dest->in_ring && dest->connections == 0 && dest->down_until_ms <= time_wall_ms() &&
+	       dest->next_start_us <= time_mono_us() &&
+	       !(dest->rate_timer && evtimer_pending(dest->rate_timer, NULL)) &&
+	       now_ms - dest->used_ms >= dest->mta->config->remote_destination_ttl * 1000;
+}
+
+/* dest_sweep_interval - half the time a destination is kept, within 1 to 10 seconds. */
+static struct timeval dest_sweep_interval(const struct mta *mta)
+{
+	uint64_t ms = mta->config->remote_destination_ttl * 1000 / 2;
+	ms = ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
+	return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
+
+/* dest_sweep - forget unused destinations, looking at MTA_DEST_SWEEP of them at most, from where the last tick stopped.
+ */
+static void dest_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct mta *mta = arg;
+	uint64_t now = time_mono_ms();
+	size_t looked = 0, expired = 0, buckets = 0;
+	while (looked < MTA_DEST_SWEEP && buckets++ < MTA_DEST_BUCKETS) {
+		struct mta_dest **p = &mta->dests[mta->sweep_bucket];
+		mta->sweep_bucket = (mta->sweep_bucket + 1) % MTA_DEST_BUCKETS;
+		while (*p) {
+			struct mta_dest *dest = *p;
+			looked++;
+			if (!dest_unused(dest, now)) {
+				p = &dest->next;
+				continue;
+			}
+			*p = dest->next;
+			log_debug("event=dest_expired dest=%s idle_ms=%llu", dest->name,
+			          (unsigned long long)(now - dest->used_ms));
+			dest_free(dest);
+			mta->dest_count--;
+			expired++;
+		}
+	}
+	if (expired > 0 && mta->dest_count < mta->config->remote_max_destinations)
+		mta->dest_full_logged = false;
+	struct timeval tv = dest_sweep_interval(mta);
+	evtimer_add(mta->sweep_timer, &tv);
 }
 
 static bool dest_down(const struct mta_dest *dest)
@@ -611,6 +695,10 @@ static void grant_waiting(struct mta *mta)
  */
 static void slot_take(struct mta *mta, struct mta_delivery *d)
 {
+	if (!d->dest_state) {
+		delivery_end_all(d, DELIVERY_TEMPFAIL, "4.3.2 too many destinations at once (remote_max_destinations)");
+		return;
+	}
 	if (dest_down(d->dest_state)) {
 		delivery_end_all(d, DELIVERY_TEMPFAIL, d->dest_state->why);
 		return;
@@ -642,6 +730,7 @@ static void slot_release(struct mta *mta, struct mta_dest *dest)
 {
 	mta->connections--;
 	dest->connections--;
+	dest->used_ms = time_mono_ms();
 	grant_waiting(mta);
 	if (mta->stopping && mta->connections == 0 && !mta->detached)
 		stop_done(mta);
@@ -756,6 +845,7 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 	struct mta_job *j = xcalloc(1, sizeof *j);
 	j->mta = mta;
 	j->config = config_ref(mta->config);
+	j->tls = tls_client_ref(mta->tls);
 	j->job = job;
 	j->body = job->body;
 	j->next = mta->jobs;
@@ -803,7 +893,8 @@ static void job_start(struct mta *mta, struct delivery_job *job)
 		uint64_t rate = d->route->rate_interval_us;
 		if (!rate && job->rcpts[i].route != STORE_ROUTE_LMTP)
 			rate = j->config->remote_rate_interval_us;
-		d->dest_state->interval_us = rate;
+		if (d->dest_state)
+			d->dest_state->interval_us = rate;
 		d->rcpt_index = xcalloc(job->rcpt_count, sizeof *d->rcpt_index);
 		for (size_t k = i; k < job->rcpt_count; k++) {
 			bool same =
@@ -868,29 +959,70 @@ void mta_dispatch(struct delivery_job *job, void *arg)
 
 /* ---- Life ---- */
 
-static SSL_CTX *client_tls(char *err, size_t errlen)
+/* route_tls_needs - what route's verification needs: the system's CA store (*system), or its CA file loaded. */
+static bool route_tls_needs(const struct config_route *route, struct tls_client *client, bool *system, char *err,
+                            size_t errlen)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (!ctx) {
-		str_copy(err, errlen, "cannot make the client TLS context");
+	if (!route->verify)
+		return true;
+	if (!route->ca_file) {
+		*system = true;
+		return true;
+	}
+	return tls_client_add_ca(client, route->ca_file, err, errlen);
+}
+
+/*
+ * client_tls - the client contexts config's routes need (and local
+ * delivery's, which stays as it was at start): built here, at start and
+ * at reload, never per connection. Opportunistic TLS (RFC 7435) checks
+ * nothing; routes with verification get the system's CA store or their
+ * ca= file, one context per file.
+ */
+static struct tls_client *client_tls(const struct config *config, const struct config *boot, char *err, size_t errlen)
+{
+	bool system = false;
+	for (size_t i = 0; i < config->transport_count; i++)
+		system |= config->transports[i].verify && !config->transports[i].ca_file;
+	system |= config->smarthost.verify && !config->smarthost.ca_file;
+	system |= boot->local_delivery.verify && !boot->local_delivery.ca_file;
+	struct tls_client *client = tls_client_new(system, err, errlen);
+	bool ok = client != NULL;
+	for (size_t i = 0; ok && i < config->transport_count; i++)
+		ok = route_tls_needs(&config->transports[i], client, &system, err, errlen);
+	ok = ok && route_tls_needs(&config->smarthost, client, &system, err, errlen) &&
+	     route_tls_needs(&boot->local_delivery, client, &system, err, errlen);
+	if (!ok) {
+		tls_client_unref(client);
 		return NULL;
 	}
-	/* Opportunistic TLS (RFC 7435): encrypt when offered, without judging
-	 * the certificate; a policy that verifies comes with MTA-STS/DANE. */
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	return ctx;
+	return client;
+}
+
+/* warn_unverified - a route that sends its credentials to a peer whose certificate is not checked, at every load. */
+static void warn_unverified(const struct config *config)
+{
+	char q[LOG_QUOTE_MAX];
+	for (size_t i = 0; i <= config->transport_count; i++) {
+		const struct config_route *r =
+		        i < config->transport_count ? &config->transports[i] : &config->smarthost;
+		if (config_route_unverified(r))
+			log_warning("event=route_unverified param=%s route=%s reason=\"auth= with verify=no: the "
+			            "password goes to whoever answers, unchecked\"",
+			            r->domain ? "transport" : "smarthost",
+			            log_quote(q, sizeof q, r->text, strlen(r->text)));
+	}
 }
 
 struct mta *mta_create(struct event_base *base, struct config *config, char *err, size_t errlen)
 {
 	struct dns *dns = dns_new(base, config->dns_resolver, err, errlen);
-	SSL_CTX *tls = dns ? client_tls(err, errlen) : NULL;
+	struct tls_client *tls = dns ? client_tls(config, config, err, errlen) : NULL;
 	if (!tls) {
 		dns_free(dns);
 		return NULL;
 	}
+	warn_unverified(config);
 	struct mta *mta = xcalloc(1, sizeof *mta);
 	mta->dest_hasher = hash_keyed_new();
 	mta->base = base;
@@ -902,8 +1034,11 @@ struct mta *mta_create(struct event_base *base, struct config *config, char *err
 	mta->rng = (uint64_t)time_wall_ms() | 1;
 	pthread_mutex_init(&mta->lock, NULL);
 	mta->incoming_event = event_new(base, -1, 0, take_incoming, mta);
-	if (!mta->incoming_event)
+	mta->sweep_timer = evtimer_new(base, dest_sweep, mta);
+	if (!mta->incoming_event || !mta->sweep_timer)
 		fatal("event_new failed");
+	struct timeval tv = dest_sweep_interval(mta);
+	evtimer_add(mta->sweep_timer, &tv);
 	return mta;
 }
 
@@ -915,6 +1050,16 @@ void mta_run(struct mta *mta, struct store *store, struct store_reader *reader)
 
 void mta_reload(struct mta *mta, struct config *config)
 {
+	char err[512];
+	struct tls_client *tls = client_tls(config, mta->boot_config, err, sizeof err);
+	if (!tls) {
+		/* The routes and their contexts go together: keep both. */
+		log_error("event=reload_failed part=outbound reason=\"%s; keeping the routes in use\"", err);
+		return;
+	}
+	warn_unverified(config);
+	tls_client_unref(mta->tls);
+	mta->tls = tls;
 	config_unref(mta->config);
 	mta->config = config_ref(config);
 }
@@ -980,6 +1125,7 @@ void mta_free(struct mta *mta)
 			evbuffer_free(j->body);
 		delivery_job_free(j->job);
 		config_unref(j->config);
+		tls_client_unref(j->tls);
 		free(j);
 	}
 	mta_session_free_detached(mta);
@@ -991,15 +1137,14 @@ void mta_free(struct mta *mta)
 	for (size_t i = 0; i < MTA_DEST_BUCKETS; i++) {
 		while (mta->dests[i]) {
 			struct mta_dest *next = mta->dests[i]->next;
-			if (mta->dests[i]->rate_timer)
-				event_free(mta->dests[i]->rate_timer);
-			free(mta->dests[i]);
+			dest_free(mta->dests[i]);
 			mta->dests[i] = next;
 		}
 	}
+	event_free(mta->sweep_timer);
 	hash_keyed_free(mta->dest_hasher);
 	event_free(mta->incoming_event);
-	SSL_CTX_free(mta->tls);
+	tls_client_unref(mta->tls);
 	config_unref(mta->boot_config);
 	config_unref(mta->config);
 	pthread_mutex_destroy(&mta->lock);

@@ -26,7 +26,7 @@
 
 struct evbuffer;
 struct mta_session;
-struct ssl_ctx_st;
+struct tls_client;
 
 #define MTA_HOSTS_MAX 32
 #define MTA_ADDRS_MAX 16
@@ -66,7 +66,8 @@ struct mta_delivery {
 
 struct mta_job {
 	struct mta *mta;
-	struct config *config; /* as the job started: its routes stay put */
+	struct config *config;  /* as the job started: its routes stay put */
+	struct tls_client *tls; /* the client TLS contexts made for that configuration */
 	struct delivery_job *job;
 	struct evbuffer *body; /* the content, canonical CRLF */
 	bool eight_bit;        /* the content holds bytes >= 0x80 */
@@ -81,8 +82,8 @@ struct mta_job {
 
 /* mta.c: what a session needs from the mta. */
 struct event_base *mta_base(struct mta *mta);
-struct ssl_ctx_st *mta_tls(struct mta *mta);
-struct mta_session **mta_detached(struct mta *mta); /* idle and closing sessions */
+struct tls_client *mta_tls(const struct mta_delivery *d); /* its job's client contexts */
+struct mta_session **mta_detached(struct mta *mta);       /* idle and closing sessions */
 
 /*
  * mta.c: the session is done with d; outcome SESSION_NEXT or SESSION_FINAL

@@ -518,14 +518,11 @@ static void start_tls(struct mta_session *s)
 	/* Whatever the peer sent after its 220 came before the handshake:
 	 * it cannot be trusted to mean anything, so it goes. */
 	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
-	bufferevent_free(s->bev);
-	SSL *ssl = SSL_new(mta_tls(s->mta));
+	char why[200];
+	SSL *ssl = tls_client_ssl(mta_tls(s->d), s->route->verify, s->route->ca_file, s->host, why, sizeof why);
 	if (!ssl)
-		fatal("SSL_new failed");
-	/* SNI names a host, never an address (RFC 6066 3). */
-	unsigned char literal[16];
-	if (inet_pton(AF_INET, s->host, literal) != 1 && inet_pton(AF_INET6, s->host, literal) != 1)
-		SSL_set_tlsext_host_name(ssl, s->host);
+		return session_end_code(s, "4.7.5", why);
+	bufferevent_free(s->bev);
 	s->bev = bufferevent_openssl_socket_new(mta_base(s->mta), s->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                        BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev)
@@ -695,6 +692,24 @@ static void session_read(struct bufferevent *bev, void *arg)
 	session_finish(s);
 }
 
+/*
+ * tls_refused - on a route that checks certificates, the handshake (done
+ * or failed) is judged before a byte more is sent: a certificate that did
+ * not verify ends the session with 4.7.5 and OpenSSL's reason, so nothing,
+ * credentials least of all, goes to that peer.
+ */
+static bool tls_refused(struct mta_session *s)
+{
+	char why[160], reason[200], q[LOG_QUOTE_MAX];
+	if (!s->route->verify || !tls_client_refused(bufferevent_openssl_get_ssl(s->bev), why, sizeof why))
+		return false;
+	log_warning("event=remote_tls_refused relay=%s host=%s reason=%s", s->peer, s->host,
+	            log_quote(q, sizeof q, why, strlen(why)));
+	str_format(reason, sizeof reason, "certificate not verified: %s", why);
+	session_end_code(s, "4.7.5", reason);
+	return true;
+}
+
 /* session_event_why - what a bufferevent event means for the session, or NULL. */
 static const char *session_event_why(struct mta_session *s, short what)
 {
@@ -705,6 +720,8 @@ static const char *session_event_why(struct mta_session *s, short what)
 			s->state = C_GREETING;
 			set_timeout(s, s->config->remote_command_timeout);
 		} else if (s->state == C_HANDSHAKE) {
+			if (tls_refused(s))
+				return NULL;
 			const char *version, *cipher;
 			tls_describe(bufferevent_openssl_get_ssl(s->bev), &version, &cipher);
 			log_info("event=remote_tls relay=%s version=%s cipher=%s", s->peer, version, cipher);
@@ -718,6 +735,8 @@ static const char *session_event_why(struct mta_session *s, short what)
 	}
 	if (what & BEV_EVENT_TIMEOUT)
 		return s->state == C_CONNECTING ? "connection timed out" : "timeout waiting for a reply";
+	if (s->state == C_HANDSHAKE && tls_refused(s))
+		return NULL;
 	if (s->state == C_HANDSHAKE)
 		return "TLS handshake failed";
 	if (s->state == C_CONNECTING)
@@ -895,6 +914,7 @@ static void send_goodbye(struct mta_session *s)
 		detached_link(s);
 	log_info("event=remote_close relay=%s messages=%u", s->peer, s->messages);
 	s->state = C_QUIT;
+	s->dest = NULL; /* it holds no slot now, and its destination may be forgotten before it goes */
 	bufferevent_enable(s->bev, EV_READ); /* an idle timeout turned reading off */
 	uint64_t wait = s->config->remote_command_timeout < 30 ? s->config->remote_command_timeout : 30;
 	set_timeout(s, wait);

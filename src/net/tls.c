@@ -1,6 +1,7 @@
 /*
  * tls.c - server TLS contexts: certificates, SNI, protocol floor, and the
- * self-signed certificate of the development default.
+ * self-signed certificate of the development default; client contexts for
+ * outbound delivery, unverified (opportunistic) or verifying.
  *
  * Choices: TLS 1.2 at least (RFC 8996 retired 1.0 and 1.1); for TLS 1.2
  * only ECDHE with AEAD ciphers, so every session has forward secrecy; TLS
@@ -11,6 +12,7 @@
  */
 #include "net/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -171,6 +173,164 @@ void tls_close_notify(SSL *ssl)
 	 * would not see it anyway. */
 	if (SSL_shutdown(ssl) < 0)
 		ERR_clear_error();
+}
+
+/* ---- The client side ---- */
+
+struct tls_client_ca {
+	char *file;
+	SSL_CTX *ctx;
+};
+
+struct tls_client {
+	int refs;
+	SSL_CTX *plain;  /* checks nothing: opportunistic TLS (RFC 7435) */
+	SSL_CTX *system; /* trusts the system's CA store; NULL if no route needs it */
+	struct tls_client_ca *cas;
+	size_t ca_count;
+};
+
+/*
+ * client_ctx_new - TLS 1.2 at least; verify: the handshake fails on a
+ * certificate that does not verify (SSL_VERIFY_PEER), so nothing is ever
+ * written to such a peer. Trust comes from ca_file, else the system's
+ * store.
+ */
+static SSL_CTX *client_ctx_new(bool verify, const char *ca_file, char *err, size_t errlen)
+{
+	char why[256];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		str_format(err, errlen, "cannot make a client TLS context: %s", tls_error_text(why, sizeof why));
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	if (!verify)
+		return ctx;
+	int loaded =
+	        ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) : SSL_CTX_set_default_verify_paths(ctx);
+	if (loaded != 1) {
+		str_format(err, errlen, "%s: cannot load the CA certificates: %s",
+		           ca_file ? ca_file : "system CA store", tls_error_text(why, sizeof why));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+struct tls_client *tls_client_new(bool system_store, char *err, size_t errlen)
+{
+	struct tls_client *client = xcalloc(1, sizeof *client);
+	client->refs = 1;
+	client->plain = client_ctx_new(false, NULL, err, errlen);
+	if (client->plain && system_store)
+		client->system = client_ctx_new(true, NULL, err, errlen);
+	if (!client->plain || (system_store && !client->system)) {
+		tls_client_unref(client);
+		return NULL;
+	}
+	return client;
+}
+
+static SSL_CTX *client_ca_find(const struct tls_client *client, const char *ca_file)
+{
+	for (size_t i = 0; i < client->ca_count; i++)
+		if (strcmp(client->cas[i].file, ca_file) == 0)
+			return client->cas[i].ctx;
+	return NULL;
+}
+
+bool tls_client_add_ca(struct tls_client *client, const char *ca_file, char *err, size_t errlen)
+{
+	if (client_ca_find(client, ca_file))
+		return true;
+	SSL_CTX *ctx = client_ctx_new(true, ca_file, err, errlen);
+	if (!ctx)
+		return false;
+	client->cas = xrealloc(client->cas, (client->ca_count + 1) * sizeof *client->cas);
+	client->cas[client->ca_count].file = str_dup(ca_file);
+	client->cas[client->ca_count].ctx = ctx;
+	client->ca_count++;
+	return true;
+}
+
+struct tls_client *tls_client_ref(struct tls_client *client)
+{
+	client->refs++;
+	return client;
+}
+
+void tls_client_unref(struct tls_client *client)
+{
+	if (!client || --client->refs > 0)
+		return;
+	SSL_CTX_free(client->plain);
+	SSL_CTX_free(client->system);
+	for (size_t i = 0; i < client->ca_count; i++) {
+		SSL_CTX_free(client->cas[i].ctx);
+		free(client->cas[i].file);
+	}
+	free(client->cas);
+	free(client);
+}
+
+/* client_expect_host - the certificate must be for host: its IP address, or its DNS name. */
+static bool client_expect_host(SSL *ssl, const char *host)
+{
+	unsigned char literal[16];
+	if (inet_pton(AF_INET, host, literal) == 1 || inet_pton(AF_INET6, host, literal) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+	/* "*.example.com" matches one whole label; "mx*.example.com" does not (RFC 6125 6.4.3). */
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	return SSL_set1_host(ssl, host) == 1;
+}
+
+SSL *tls_client_ssl(struct tls_client *client, bool verify, const char *ca_file, const char *host, char *why,
+                    size_t why_size)
+{
+	SSL_CTX *ctx = !verify ? client->plain : ca_file ? client_ca_find(client, ca_file) : client->system;
+	if (!ctx) {
+		str_format(why, why_size, "no TLS context for %s", ca_file ? ca_file : "the system CA store");
+		return NULL;
+	}
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl) {
+		char e[256];
+		str_format(why, why_size, "cannot make a TLS connection: %s", tls_error_text(e, sizeof e));
+		return NULL;
+	}
+	/* SNI names a host, never an address (RFC 6066 3). */
+	unsigned char literal[16];
+	bool address = inet_pton(AF_INET, host, literal) == 1 || inet_pton(AF_INET6, host, literal) == 1;
+	bool ok = address || SSL_set_tlsext_host_name(ssl, host) == 1;
+	ok = ok && (!verify || client_expect_host(ssl, host));
+	if (!ok) {
+		char e[256];
+		str_format(why, why_size, "cannot set the TLS host name %s: %s", host, tls_error_text(e, sizeof e));
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+bool tls_client_refused(SSL *ssl, char *why, size_t why_size)
+{
+	long result = SSL_get_verify_result(ssl);
+	if (result != X509_V_OK) {
+		str_copy(why, why_size, X509_verify_cert_error_string(result));
+		return true;
+	}
+	if (!SSL_is_init_finished(ssl))
+		return false; /* the handshake failed before any certificate was judged */
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	if (!cert) {
+		str_copy(why, why_size, "no certificate");
+		return true;
+	}
+	return false;
 }
 
 /* ---- The self-signed certificate ---- */

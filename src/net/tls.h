@@ -1,7 +1,10 @@
 /*
- * tls.h - the server side of TLS (RFC 8446, RFC 5246) on OpenSSL 3: the
+ * tls.h - TLS (RFC 8446, RFC 5246) on OpenSSL 3. The server side: the
  * contexts made from the configured certificates, SNI, and the self-signed
- * certificate of a fresh installation.
+ * certificate of a fresh installation. The client side: one context that
+ * checks nothing (opportunistic TLS, RFC 7435) and verifying ones (the
+ * system's CA store, or a CA file of a route's), and the per-connection SSL
+ * with SNI and the name the peer's certificate must carry.
  *
  * A struct tls_server is immutable once made and reference counted: each
  * session that uses it holds a reference for as long as its SSL lives, so a
@@ -57,6 +60,45 @@ void tls_describe(SSL *ssl, const char **version, const char **cipher);
  * connection already failed. Clears the error queue.
  */
 void tls_close_notify(SSL *ssl);
+
+/*
+ * A struct tls_client holds the client contexts one configuration needs,
+ * made when the configuration is loaded, never per connection: the
+ * unverified one, the one that trusts the system's CA store (OpenSSL's
+ * default paths), and one per CA file a route names. Reference counted
+ * like tls_server: a delivery keeps the set of the configuration it
+ * started with. Only the loop thread takes and drops references.
+ */
+struct tls_client;
+
+/* tls_client_new - the unverified context and, if system_store, the one trusting the system's CAs. */
+struct tls_client *tls_client_new(bool system_store, char *err, size_t errlen);
+
+/* tls_client_add_ca - a verifying context trusting the CAs in ca_file (PEM), made once per file. */
+bool tls_client_add_ca(struct tls_client *client, const char *ca_file, char *err, size_t errlen);
+
+struct tls_client *tls_client_ref(struct tls_client *client);
+void tls_client_unref(struct tls_client *client);
+
+/*
+ * tls_client_ssl - a new SSL for one connection, in connect mode. host is
+ * the name the route names (a host name, or an address): SNI carries it
+ * when it is a name (RFC 6066 3). verify: the handshake fails unless the
+ * chain leads to a trusted CA (ca_file's, or the system's when NULL) and
+ * the certificate is for host (RFC 6125: DNS names, no partial wildcards;
+ * an address must be one of its IP addresses). NULL with why if the
+ * context it needs was not made.
+ */
+SSL *tls_client_ssl(struct tls_client *client, bool verify, const char *ca_file, const char *host, char *why,
+                    size_t why_size);
+
+/*
+ * tls_client_refused - after a handshake on a verifying SSL (failed or
+ * not): true, with OpenSSL's reason in why ("hostname mismatch",
+ * "self-signed certificate", ...), if the peer's certificate was not
+ * accepted. Belt and braces on success: no certificate at all is refused.
+ */
+bool tls_client_refused(SSL *ssl, char *why, size_t why_size);
 
 /* tls_error_text - the first queued OpenSSL error as text (and clear the queue). */
 const char *tls_error_text(char *buf, size_t size);

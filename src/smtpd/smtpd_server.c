@@ -382,6 +382,8 @@ struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 	smtpd->base = base;
 	smtpd->config = config_ref(config);
 	smtpd->accept_pause = evtimer_new(base, smtpd_resume_accept, smtpd);
+	if (!smtpd->accept_pause)
+		fatal("evtimer_new failed");
 	smtpd->linger = net_linger_new(base, SMTPD_LINGER_MAX);
 	smtpd->listeners = xcalloc(config->listener_count + 1, sizeof *smtpd->listeners);
 	for (size_t i = 0; i < config->listener_count; i++) {
@@ -424,6 +426,8 @@ void smtpd_run(struct smtpd *smtpd, struct store *store)
 	smtpd->lookups = smtpd_lookups_start(smtpd->base, smtpd->data_dir);
 	smtpd->limits = limits_new();
 	smtpd->prune_timer = event_new(smtpd->base, -1, EV_PERSIST, prune_limits, smtpd);
+	if (!smtpd->prune_timer)
+		fatal("event_new failed");
 	struct timeval tv = {SMTPD_PRUNE_S, 0};
 	event_add(smtpd->prune_timer, &tv);
 	smtpd->store = store;
@@ -493,6 +497,8 @@ void smtpd_shutdown(struct smtpd *smtpd, void (*done)(void *arg), void *arg)
 	}
 	struct timeval tv = {(time_t)smtpd->config->shutdown_timeout, 0};
 	smtpd->shutdown_timer = evtimer_new(smtpd->base, smtpd_force_close, smtpd);
+	if (!smtpd->shutdown_timer)
+		fatal("evtimer_new failed");
 	evtimer_add(smtpd->shutdown_timer, &tv);
 	for (size_t i = 0; i < smtpd->slot_cap; i++)
 		if (smtpd->slots[i])

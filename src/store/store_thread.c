@@ -1730,6 +1730,8 @@ struct store *store_start(const struct store_settings *settings, struct event_ba
 	s->dispatch = dispatch;
 	s->dispatch_arg = dispatch_arg;
 	s->done_event = event_new(base, -1, 0, store_done_event, s);
+	if (!s->done_event)
+		fatal("event_new failed");
 	if (getrandom(&s->rng, sizeof s->rng, 0) != (ssize_t)sizeof s->rng || s->rng == 0)
 		s->rng = 0x9e3779b97f4a7c15ull;
 	s->jitter_key = store_random(s);

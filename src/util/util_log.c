@@ -91,6 +91,14 @@ void log_write(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+void log_report(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite("", LOG_LEVEL_INFO, fmt, ap);
+	va_end(ap);
+}
+
 void log_fatal(const char *file, int line, const char *fmt, ...)
 {
 	char where[LOG_LINE_MAX];

@@ -35,7 +35,11 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
 		if (log_level_enabled(LOG_LEVEL_DEBUG))          \
 			log_write(LOG_LEVEL_DEBUG, __VA_ARGS__); \
 	} while (0)
-#define log_info(...)    log_write(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)
+
+/* log_report - an info line written whatever the level: figures an operator
+ * asked for (a signal) or a summary at exit, one line each. */
+void log_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define log_warning(...) log_write(LOG_LEVEL_WARNING, __VA_ARGS__)
 #define log_error(...)   log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 

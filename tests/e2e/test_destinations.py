@@ -95,3 +95,66 @@ def test_route_rate_holds_up_only_its_destination(dns_server, peer, tern_server)
     # fast.test has no rate: its three went out before slow.test's last.
     assert max(fast_times) < max(slow_times)
     srv.wait_queue_empty()
+
+
+def expired_dests(srv):
+    return re.findall(r"event=dest_expired dest=(\S+)", srv.log_text())
+
+
+def test_unused_destinations_are_forgotten(dns_server, peer, tern_server):
+    """A destination nothing goes to any more is dropped after remote_destination_ttl, and comes back when needed."""
+    dns = dns_server()
+    mx = peer(name="mx")
+    domains = ["d%d.test" % i for i in range(3)]
+    for d in domains:
+        dns.mx(d, [(10, "mx." + d, mx.host)])
+    srv = outbound_tern(tern_server, dns, remote_destination_ttl="1s", remote_idle_timeout=0)
+    inject(srv, ["bob@" + d for d in domains])
+    mx.wait_messages(3)
+    srv.wait_queue_empty()
+    th.wait_until(lambda: sorted(expired_dests(srv)) == domains, th.DELIVERY_TIMEOUT,
+                  "every destination forgotten", srv.log_tail)
+    # A forgotten destination is made again for new mail.
+    inject(srv, ["carol@" + domains[0]])
+    mx.wait_messages(4)
+    srv.wait_queue_empty()
+    th.wait_until(lambda: expired_dests(srv).count(domains[0]) == 2, th.DELIVERY_TIMEOUT,
+                  "the destination forgotten again", srv.log_tail)
+
+
+def test_a_destination_in_back_off_is_kept(dns_server, peer, tern_server):
+    dns = dns_server()
+    broken = peer(name="broken", close_at=("greeting",))
+    good = peer(name="good")
+    dns.mx("broken.test", [(10, "mx.broken.test", broken.host)])
+    dns.mx("good.test", [(10, "mx.good.test", good.host)])
+    srv = outbound_tern(tern_server, dns, remote_destination_ttl="1s", remote_idle_timeout=0,
+                        retry_initial="1h", retry_max="2h")
+    inject(srv, ["a@broken.test", "b@good.test"])
+    wait_log(srv, r"event=destination_down dest=broken\.test failures=1")
+    good.wait_messages(1)
+    th.wait_until(lambda: "good.test" in expired_dests(srv), th.DELIVERY_TIMEOUT, "good.test forgotten",
+                  srv.log_tail)
+    # Its back-off (half an hour) still runs: broken.test stays, and new mail for it is deferred at once.
+    assert "broken.test" not in expired_dests(srv)
+    inject(srv, ["c@broken.test"])
+    wait_rcpts(srv, {"c@broken.test": "deferred"})
+    assert len(broken.connections) == 1
+
+
+def test_destination_table_is_capped(dns_server, peer, tern_server):
+    """Past remote_max_destinations new destinations wait (4.3.2), and go once room is made."""
+    dns = dns_server()
+    mx = peer(name="mx")
+    dns.mx("one.test", [(10, "mx.one.test", mx.host)])
+    dns.mx("two.test", [(10, "mx.two.test", mx.host)])
+    srv = outbound_tern(tern_server, dns, remote_max_destinations=1, remote_destination_ttl="1s",
+                        remote_idle_timeout=0, retry_initial="2s", retry_max="2s")
+    inject(srv, ["a@one.test", "b@two.test"])
+    rows = wait_rcpts(srv, {"b@two.test": "deferred"})
+    assert "4.3.2" in rows["b@two.test"]["last_error"], rows
+    wait_log(srv, r"event=dest_table_full destinations=1 limit=1")
+    # one.test is forgotten after its second, and two.test then has its turn.
+    mx.wait_messages(2)
+    srv.wait_queue_empty()
+    assert srv.log_text().count("event=dest_table_full") == 1

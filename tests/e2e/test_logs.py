@@ -4,6 +4,9 @@ about a message; peer-supplied values quoted and escaped so that a client can
 neither forge fields nor start new lines."""
 
 import re
+import signal
+
+import tern_harness as th
 
 LINE = re.compile(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) (debug|info|warning|error) '
                   r'(event=[a-z0-9_]+(?: [a-z0-9_]+=(?:"(?:[^"\\]|\\.)*"|[^\s"]*))*)$')
@@ -70,3 +73,32 @@ def test_log_lines_follow_the_contract(tern_server):
     assert {"queued", "delivered"} <= {f["event"] for f in about_msg}, about_msg
     sessions = {f["session"] for _, f in entries if f["event"] == "connect"}
     assert len(sessions) >= 2, "each connection gets its own session id"
+
+
+def loop_stats(text):
+    """The fields of every event=loop_stats line in text, in order."""
+    return [f for _, f in parse(text) if f["event"] == "loop_stats"]
+
+
+def test_loop_stats_on_sigusr1_and_at_shutdown(tern_server):
+    """The loop-lag monitor reports its longest stall when asked and when the server stops,
+    each report covering the time since the previous one."""
+    srv = tern_server()
+    with srv.connect() as c:
+        c.expect(220)
+        c.cmd("EHLO client.test")
+        c.cmd("QUIT")
+    offset = srv.log_size()
+    srv.signal(signal.SIGUSR1)
+    th.wait_until(lambda: "event=loop_stats" in srv.log_since(offset), th.STOP_TIMEOUT,
+                  "event=loop_stats after SIGUSR1", srv.log_tail)
+    assert srv.running()
+    offset = srv.log_size()
+    assert srv.stop() == 0
+    assert len(loop_stats(srv.log_since(offset))) == 1, srv.log_since(offset)
+    reports = loop_stats(srv.log_text())
+    assert len(reports) == 2, reports
+    for f in reports:
+        # numbers, whatever their size: no timing is asserted
+        assert int(f["max_stall_ms"]) >= 0 and int(f["stalls"]) >= 0 and int(f["window_ms"]) >= 0, f
+        assert int(f["stalls"]) == 0 or int(f["max_stall_ms"]) >= 100, f

@@ -3,29 +3,20 @@ STARTTLS or implicit TLS, per-domain transports (a fixed relay, LMTP, MX with
 TLS required), and local delivery over LMTP (TCP or a Unix socket).
 
 The peers are programmable SMTP/LMTP servers on loopback addresses; the
-smarthost's credentials come from a file named by auth=. What is checked:
+smarthost's credentials come from a file named by auth=, and its certificate
+is checked against the test CA (ca=). What is checked:
 where each recipient's mail arrives, over what (TLS, AUTH mechanism, LHLO),
 what is refused or deferred with which reason, and that the password never
 reaches the log.
 """
 
 import base64
-import os
 import re
 import signal
 
 import tern_harness as th
-from outbound import SENDER, inject, outbound_tern, wait_log, wait_rcpts
-
-RELAY_USER = "relay-account"
-RELAY_PASSWORD = "s3cret pass-phrase"
-
-
-def credentials_file(tmp_path, user=RELAY_USER, password=RELAY_PASSWORD):
-    path = tmp_path / "relay.auth"
-    path.write_text("# smarthost account\n%s %s\n" % (user, password))
-    os.chmod(path, 0o600)
-    return str(path)
+from outbound import (RELAY_PASSWORD, RELAY_USER, SENDER, credentials_file, inject, outbound_tern, relay_peer,
+                      wait_log, wait_rcpts)
 
 
 def assert_secret_not_logged(srv):
@@ -41,21 +32,12 @@ def deferred_error(srv, address):
     return rows[address]["last_error"] or ""
 
 
-def relay_peer(peer, **options):
-    """A submission-style relay: STARTTLS, then AUTH (required before MAIL)."""
-    options.setdefault("starttls", True)
-    options.setdefault("auth", {RELAY_USER: RELAY_PASSWORD})
-    options.setdefault("auth_after_tls", True)
-    options.setdefault("require_auth", True)
-    return peer(**options)
-
-
 # ---- smarthost ----
 
-def test_smarthost_auth_plain_after_starttls(dns_server, peer, tern_server, tmp_path):
+def test_smarthost_auth_plain_after_starttls(dns_server, peer, peer_ca, tern_server, tmp_path):
     relay = relay_peer(peer, name="relay")
     srv = outbound_tern(tern_server, dns_server(), log_level="debug",
-                        smarthost="[%s]:25 auth=%s" % (relay.host, credentials_file(tmp_path)))
+                        smarthost="[%s]:25 auth=%s ca=%s" % (relay.host, credentials_file(tmp_path), peer_ca.cert))
     inject(srv, ["bob@example.test", "carol@elsewhere.test"])
     (t,) = relay.wait_messages(1)
     # Every domain through the one relay, in one transaction.
@@ -67,10 +49,10 @@ def test_smarthost_auth_plain_after_starttls(dns_server, peer, tern_server, tmp_
     assert_secret_not_logged(srv)
 
 
-def test_smarthost_auth_login(dns_server, peer, tern_server, tmp_path):
+def test_smarthost_auth_login(dns_server, peer, peer_ca, tern_server, tmp_path):
     relay = relay_peer(peer, name="relay", auth_mechanisms=("CRAM-MD5", "LOGIN"))
     srv = outbound_tern(tern_server, dns_server(), log_level="debug",
-                        smarthost="[%s] auth=%s" % (relay.host, credentials_file(tmp_path)))
+                        smarthost="[%s] auth=%s ca=%s" % (relay.host, credentials_file(tmp_path), peer_ca.cert))
     inject(srv, ["bob@example.test"])
     (t,) = relay.wait_messages(1)
     assert t.auth_user == RELAY_USER and t.conn.auth_mech == "LOGIN"
@@ -78,10 +60,11 @@ def test_smarthost_auth_login(dns_server, peer, tern_server, tmp_path):
     assert_secret_not_logged(srv)
 
 
-def test_smarthost_implicit_tls(dns_server, peer, tern_server, tmp_path):
+def test_smarthost_implicit_tls(dns_server, peer, peer_ca, tern_server, tmp_path):
     relay = relay_peer(peer, name="relay465", port=465, implicit_tls=True, starttls=False)
     srv = outbound_tern(tern_server, dns_server(),
-                        smarthost="[%s]:465 tls=implicit auth=%s" % (relay.host, credentials_file(tmp_path)))
+                        smarthost="[%s]:465 tls=implicit auth=%s ca=%s" % (relay.host, credentials_file(tmp_path),
+                                                                           peer_ca.cert))
     inject(srv, ["bob@example.test"])
     (t,) = relay.wait_messages(1)
     assert t.tls and t.auth_user == RELAY_USER
@@ -90,10 +73,10 @@ def test_smarthost_implicit_tls(dns_server, peer, tern_server, tmp_path):
     srv.wait_queue_empty()
 
 
-def test_smarthost_wrong_password_defers(dns_server, peer, tern_server, tmp_path):
+def test_smarthost_wrong_password_defers(dns_server, peer, peer_ca, tern_server, tmp_path):
     relay = relay_peer(peer, name="relay", auth={RELAY_USER: "another password"})
     srv = outbound_tern(tern_server, dns_server(),
-                        smarthost="[%s] auth=%s" % (relay.host, credentials_file(tmp_path)))
+                        smarthost="[%s] auth=%s ca=%s" % (relay.host, credentials_file(tmp_path), peer_ca.cert))
     inject(srv, ["bob@example.test"])
     error = deferred_error(srv, "bob@example.test")
     assert "4.7.8" in error and "535" in error, error

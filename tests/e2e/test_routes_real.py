@@ -191,10 +191,10 @@ def test_user_unknown_to_dovecot_is_bounced_over_lmtp(dovecot_lmtp, tern_server)
 
 # ---- a smarthost: Postfix with Dovecot SASL ----
 
-def test_smarthost_postfix_with_dovecot_sasl(dovecot_lmtp, postfix_peer, tern_server, tmp_path):
+def test_smarthost_postfix_with_dovecot_sasl(dovecot_lmtp, postfix_peer, peer_ca, tern_server, tmp_path):
     pf = submission_relay(dovecot_lmtp, postfix_peer)
-    srv = tern_server(config=dict(BASE_CONFIG, smarthost="[%s]:587 auth=%s" % (
-        pf.host, credentials_file(tmp_path))))
+    srv = tern_server(config=dict(BASE_CONFIG, smarthost="[%s]:587 auth=%s ca=%s" % (
+        pf.host, credentials_file(tmp_path), peer_ca.cert)))
     srv.add_user(SENDER)
     # With a Date: field of its own: Postfix adds one to mail without.
     content = make_message("through the smarthost", body=BODY,
@@ -219,10 +219,10 @@ def test_smarthost_postfix_with_dovecot_sasl(dovecot_lmtp, postfix_peer, tern_se
     assert srv.new_files(SENDER) == []
 
 
-def test_smarthost_postfix_wrong_password_defers(dovecot_lmtp, postfix_peer, tern_server, tmp_path):
+def test_smarthost_postfix_wrong_password_defers(dovecot_lmtp, postfix_peer, peer_ca, tern_server, tmp_path):
     pf = submission_relay(dovecot_lmtp, postfix_peer, password="another password")
-    srv = tern_server(config=dict(BASE_CONFIG, smarthost="[%s]:587 auth=%s" % (
-        pf.host, credentials_file(tmp_path))))
+    srv = tern_server(config=dict(BASE_CONFIG, smarthost="[%s]:587 auth=%s ca=%s" % (
+        pf.host, credentials_file(tmp_path), peer_ca.cert)))
     srv.add_user(SENDER)
     inject(srv, ["bob@example.test"], make_message("wrong password"))
     rows = wait_rcpts(srv, {"bob@example.test": "deferred"})

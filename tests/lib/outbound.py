@@ -4,6 +4,7 @@ and the log, and reading the bounces (RFC 3464) it sends."""
 
 import email
 import email.policy
+import os
 import re
 
 import tern_harness as th
@@ -24,7 +25,30 @@ BASE_CONFIG = {
 }
 
 
+# A relay's account, for routes with auth=.
+RELAY_USER = "relay-account"
+RELAY_PASSWORD = "s3cret pass-phrase"
+
+
 # ---- helpers (no SMTP dialog of their own beyond injecting a message) ----
+
+def credentials_file(tmp_path, user=RELAY_USER, password=RELAY_PASSWORD):
+    """A credentials file for auth= (USER PASSWORD, mode 0600) in tmp_path."""
+    path = tmp_path / "relay.auth"
+    path.write_text("# smarthost account\n%s %s\n" % (user, password))
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def relay_peer(peer, **options):
+    """A submission-style relay made with the peer fixture: STARTTLS, then
+    AUTH as RELAY_USER (required before MAIL)."""
+    options.setdefault("starttls", True)
+    options.setdefault("auth", {RELAY_USER: RELAY_PASSWORD})
+    options.setdefault("auth_after_tls", True)
+    options.setdefault("require_auth", True)
+    return peer(**options)
+
 
 def resolver(dns):
     """tern's dns_resolver value (ADDRESS@PORT) for the test DNS server."""

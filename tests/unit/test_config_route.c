@@ -166,7 +166,7 @@ static void test_rates(void)
 static void test_credentials(void)
 {
 	struct config_route r;
-	char err[256], path[512], text[700];
+	char err[256], path[512], text[1200];
 	char *user = NULL, *password = NULL;
 
 	write_file("ok", "# relay account\n\n  relay-user  pass word with spaces \n", 0600, path);
@@ -181,10 +181,25 @@ static void test_credentials(void)
 	CHECK(parse(text, false, false, &r, err));
 	CHECK_INT(r.tls, CONFIG_TLS_REQUIRED);
 	CHECK_STR(r.auth_user, "relay-user");
+	CHECK(r.verify); /* credentials go only to a peer whose certificate was checked */
+	CHECK(!config_route_unverified(&r));
 	config_route_release(&r);
 	snprintf(text, sizeof text, "[relay.example.net] tls=implicit auth=%s", path);
 	CHECK(parse(text, true, false, &r, err));
 	CHECK_INT(r.tls, CONFIG_TLS_IMPLICIT);
+	CHECK(r.verify);
+	config_route_release(&r);
+	/* The operator's opt-out, written out. */
+	snprintf(text, sizeof text, "[relay.example.net] tls=required verify=no auth=%s", path);
+	CHECK(parse(text, true, false, &r, err));
+	CHECK_INT(r.tls, CONFIG_TLS_REQUIRED);
+	CHECK(!r.verify);
+	CHECK(config_route_unverified(&r));
+	config_route_release(&r);
+	snprintf(text, sizeof text, "[relay.example.net] auth=%s ca=%s", path, path);
+	CHECK(parse(text, true, false, &r, err));
+	CHECK(r.verify);
+	CHECK_STR(r.ca_file, path);
 	config_route_release(&r);
 
 	write_file("open", "user secret\n", 0644, path);
@@ -219,6 +234,54 @@ static void test_credentials(void)
 	CHECK(!config_credentials_read(path, &user, &password, err, sizeof err));
 }
 
+static void test_verify(void)
+{
+	struct config_route r;
+	char err[256];
+
+	/* tls=verify: STARTTLS required, the certificate checked. */
+	CHECK(parse("smtp:[relay.example.net]:587 tls=verify", false, false, &r, err));
+	CHECK_INT(r.tls, CONFIG_TLS_REQUIRED);
+	CHECK(r.verify);
+	CHECK(r.ca_file == NULL);
+	config_route_release(&r);
+	/* Implicit TLS, checked. */
+	CHECK(parse("[relay.example.net]:465 tls=implicit verify=yes", true, false, &r, err));
+	CHECK_INT(r.tls, CONFIG_TLS_IMPLICIT);
+	CHECK(r.verify);
+	config_route_release(&r);
+	/* verify=yes makes an opportunistic route required; without it nothing changes. */
+	CHECK(parse("mx verify=yes", false, false, &r, err));
+	CHECK_INT(r.tls, CONFIG_TLS_REQUIRED);
+	CHECK(r.verify);
+	config_route_release(&r);
+	CHECK(parse("mx tls=required", false, false, &r, err));
+	CHECK(!r.verify);
+	config_route_release(&r);
+	CHECK(parse("mx", false, false, &r, err));
+	CHECK_INT(r.tls, CONFIG_TLS_MAY);
+	CHECK(!r.verify);
+	CHECK(!config_route_unverified(&r));
+	config_route_release(&r);
+	/* ca= turns verification on; the file must be readable (when files are read). */
+	CHECK(parse("lmtp:[192.0.2.1]:24 ca=/dev/null", false, true, &r, err));
+	CHECK(r.verify);
+	CHECK_INT(r.tls, CONFIG_TLS_REQUIRED);
+	config_route_release(&r);
+	CHECK(config_route_parse("mx ca=/nonexistent/ca.pem", strlen("mx ca=/nonexistent/ca.pem"), false, false, false,
+	                         &r, err, sizeof err));
+	config_route_release(&r);
+	refused("mx ca=/nonexistent/ca.pem", false, false, "/nonexistent/ca.pem: cannot read");
+	refused("mx tls=verify verify=no", false, false, "write tls=required verify=no");
+	refused("mx ca=/dev/null verify=no", false, false, "ca= with verify=no");
+	refused("mx tls=none verify=yes", false, false, "tls=none");
+	refused("mx tls=none ca=/dev/null", false, false, "tls=none");
+	refused("mx verify=maybe", false, false, "verify= takes yes or no");
+	refused("mx ca=", false, false, "ca= needs a file");
+	refused("mx ca=/a ca=/b", false, false, "ca= given twice");
+	refused("lmtp:unix:/run/lmtp verify=yes", false, true, "routes over TCP");
+}
+
 static void test_match(void)
 {
 	struct config_route routes[3];
@@ -243,6 +306,7 @@ int main(void)
 	test_refusals();
 	test_rates();
 	test_credentials();
+	test_verify();
 	test_match();
 	static const char *const files[] = {"ok", "open", "nopass", "empty", "control"};
 	char path[512];
