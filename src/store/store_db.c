@@ -117,7 +117,7 @@ static const char schema_v7[] = "ALTER TABLE recipients ADD COLUMN route TEXT NO
  * results that owe them and composed later, outside the writer's transaction (store_notice.c). A
  * message is kept while a notice about it is owed; one an operator deletes takes its notices along. */
 static const char schema_v8[] = "CREATE TABLE notices ("
-                                " id INTEGER PRIMARY KEY,"
+                                " id INTEGER PRIMARY KEY AUTOINCREMENT," /* never reused: the composer's cursor */
                                 " msg_id INTEGER NOT NULL," /* the message the notice is about */
                                 " kind TEXT NOT NULL,"      /* failed, delayed, delivered */
                                 " made_ms INTEGER NOT NULL,"
