@@ -25,7 +25,6 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +68,7 @@ struct mta {
 	struct config *config;
 	struct config *boot_config; /* local_delivery takes effect at a restart: it is read from here */
 	struct dns *dns;
-	SSL_CTX *tls;
+	struct tls_client *tls;
 	struct store *store;
 	struct store_reader *reader;
 	/* Jobs handed over by the store thread. */
@@ -98,7 +97,7 @@ struct event_base *mta_base(struct mta *mta)
 	return mta->base;
 }
 
-SSL_CTX *mta_tls(struct mta *mta)
+struct tls_client *mta_tls(struct mta *mta)
 {
 	return mta->tls;
 }
@@ -850,25 +849,10 @@ void mta_dispatch(struct delivery_job *job, void *arg)
 
 /* ---- Life ---- */
 
-static SSL_CTX *client_tls(char *err, size_t errlen)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (!ctx) {
-		str_copy(err, errlen, "cannot make the client TLS context");
-		return NULL;
-	}
-	/* Opportunistic TLS (RFC 7435): encrypt when offered, without judging
-	 * the certificate; a policy that verifies comes with MTA-STS/DANE. */
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	return ctx;
-}
-
 struct mta *mta_create(struct event_base *base, struct config *config, char *err, size_t errlen)
 {
 	struct dns *dns = dns_new(base, config->dns_resolver, err, errlen);
-	SSL_CTX *tls = dns ? client_tls(err, errlen) : NULL;
+	struct tls_client *tls = dns ? tls_client_new(err, errlen) : NULL;
 	if (!tls) {
 		dns_free(dns);
 		return NULL;
@@ -981,7 +965,7 @@ void mta_free(struct mta *mta)
 	}
 	hash_keyed_free(mta->dest_hasher);
 	event_free(mta->incoming_event);
-	SSL_CTX_free(mta->tls);
+	tls_client_free(mta->tls);
 	config_unref(mta->boot_config);
 	config_unref(mta->config);
 	pthread_mutex_destroy(&mta->lock);

@@ -82,7 +82,7 @@ struct mta_job {
 
 /* mta.c: what a session needs from the mta. */
 struct event_base *mta_base(struct mta *mta);
-struct ssl_ctx_st *mta_tls(struct mta *mta);
+struct tls_client *mta_tls(struct mta *mta);
 struct mta_session **mta_detached(struct mta *mta); /* idle and closing sessions */
 
 /*

@@ -519,13 +519,7 @@ static void start_tls(struct mta_session *s)
 	 * it cannot be trusted to mean anything, so it goes. */
 	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
 	bufferevent_free(s->bev);
-	SSL *ssl = SSL_new(mta_tls(s->mta));
-	if (!ssl)
-		fatal("SSL_new failed");
-	/* SNI names a host, never an address (RFC 6066 3). */
-	unsigned char literal[16];
-	if (inet_pton(AF_INET, s->host, literal) != 1 && inet_pton(AF_INET6, s->host, literal) != 1)
-		SSL_set_tlsext_host_name(ssl, s->host);
+	SSL *ssl = tls_client_ssl(mta_tls(s->mta), s->host);
 	s->bev = bufferevent_openssl_socket_new(mta_base(s->mta), s->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                        BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev)

@@ -11,9 +11,11 @@
  */
 #include "net/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +153,55 @@ SSL *tls_server_ssl(struct tls_server *server)
 	if (!ssl)
 		fatal("SSL_new failed");
 	return ssl;
+}
+
+/* ---- The client side ---- */
+
+struct tls_client {
+	SSL_CTX *ctx;
+};
+
+struct tls_client *tls_client_new(char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		str_copy(err, errlen, "cannot make the client TLS context");
+		return NULL;
+	}
+	/* Opportunistic TLS (RFC 7435): encrypt when offered, without judging
+	 * the certificate; a policy that verifies comes with MTA-STS/DANE. */
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	struct tls_client *client = xcalloc(1, sizeof *client);
+	client->ctx = ctx;
+	return client;
+}
+
+void tls_client_free(struct tls_client *client)
+{
+	if (!client)
+		return;
+	SSL_CTX_free(client->ctx);
+	free(client);
+}
+
+SSL *tls_client_ssl(struct tls_client *client, const char *host)
+{
+	SSL *ssl = SSL_new(client->ctx);
+	if (!ssl)
+		fatal("SSL_new failed");
+	/* SNI names a host, never an address (RFC 6066 3). */
+	unsigned char literal[16];
+	if (inet_pton(AF_INET, host, literal) != 1 && inet_pton(AF_INET6, host, literal) != 1)
+		SSL_set_tlsext_host_name(ssl, host);
+	return ssl;
+}
+
+const char *tls_client_verify_result(SSL *ssl)
+{
+	long result = SSL_get_verify_result(ssl);
+	return result == X509_V_OK ? "ok" : X509_verify_cert_error_string(result);
 }
 
 void tls_describe(SSL *ssl, const char **version, const char **cipher)

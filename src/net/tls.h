@@ -1,7 +1,8 @@
 /*
- * tls.h - the server side of TLS (RFC 8446, RFC 5246) on OpenSSL 3: the
- * contexts made from the configured certificates, SNI, and the self-signed
- * certificate of a fresh installation.
+ * tls.h - TLS (RFC 8446, RFC 5246) on OpenSSL 3: the server's contexts
+ * made from the configured certificates, SNI, the self-signed certificate
+ * of a fresh installation, and the client's context for outbound mail.
+ * Connections use them through net/net_conn.h.
  *
  * A struct tls_server is immutable once made and reference counted: each
  * session that uses it holds a reference for as long as its SSL lives, so a
@@ -14,8 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <openssl/ssl.h>
-
+/* OpenSSL's SSL, without its headers: only net/ uses OpenSSL. */
+struct ssl_st;
 struct tls_server;
 
 /* One certificate chain file (the server's own first) and its private key file. */
@@ -36,7 +37,7 @@ struct tls_server *tls_server_ref(struct tls_server *server);
 void tls_server_unref(struct tls_server *server);
 
 /* tls_server_ssl - a new SSL for one connection, in accept mode. */
-SSL *tls_server_ssl(struct tls_server *server);
+struct ssl_st *tls_server_ssl(struct tls_server *server);
 
 /*
  * tls_selfsigned_ensure - the paths of DIR/selfsigned.crt and .key,
@@ -47,8 +48,27 @@ SSL *tls_server_ssl(struct tls_server *server);
 bool tls_selfsigned_ensure(const char *dir, const char *hostname, char *cert_path, char *key_path, size_t path_size,
                            char *err, size_t errlen);
 
+/*
+ * The client side: one context for every outbound connection.
+ * Opportunistic TLS (RFC 7435): encrypt when offered, without refusing a
+ * certificate it cannot verify.
+ */
+struct tls_client;
+struct tls_client *tls_client_new(char *err, size_t errlen);
+void tls_client_free(struct tls_client *client);
+
+/*
+ * tls_client_ssl - a new SSL for one outbound connection to host, in
+ * connect mode: the one place a client SSL is made. host is sent as SNI
+ * unless it is an address literal (RFC 6066 3).
+ */
+struct ssl_st *tls_client_ssl(struct tls_client *client, const char *host);
+
+/* tls_client_verify_result - what checking the peer's certificate found: "ok" or OpenSSL's reason. */
+const char *tls_client_verify_result(struct ssl_st *ssl);
+
 /* tls_describe - "TLSv1.3" and "TLS_AES_256_GCM_SHA384" of an established connection. */
-void tls_describe(SSL *ssl, const char **version, const char **cipher);
+void tls_describe(struct ssl_st *ssl, const char **version, const char **cipher);
 
 /*
  * tls_close_notify - send the close_notify alert (RFC 8446 6.1) on an
@@ -56,7 +76,7 @@ void tls_describe(SSL *ssl, const char **version, const char **cipher);
  * a non-blocking socket, nothing if the handshake never finished or the
  * connection already failed. Clears the error queue.
  */
-void tls_close_notify(SSL *ssl);
+void tls_close_notify(struct ssl_st *ssl);
 
 /* tls_error_text - the first queued OpenSSL error as text (and clear the queue). */
 const char *tls_error_text(char *buf, size_t size);
