@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "net/dns.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 
@@ -193,8 +194,10 @@ SSL *tls_client_ssl(struct tls_client *client, const char *host)
 		fatal("SSL_new failed");
 	/* SNI names a host, never an address (RFC 6066 3). */
 	unsigned char literal[16];
-	if (inet_pton(AF_INET, host, literal) != 1 && inet_pton(AF_INET6, host, literal) != 1)
-		SSL_set_tlsext_host_name(ssl, host);
+	char name[DNS_NAME_MAX + 1]; /* OpenSSL's macro takes a char *, not a const one */
+	if (inet_pton(AF_INET, host, literal) != 1 && inet_pton(AF_INET6, host, literal) != 1 &&
+	    str_copy(name, sizeof name, host))
+		SSL_set_tlsext_host_name(ssl, name);
 	return ssl;
 }
 

@@ -59,7 +59,7 @@ struct unit_session {
 	unsigned scrams;
 };
 
-static void unit_session_later(evutil_socket_t fd, short what, void *arg)
+static inline void unit_session_later(evutil_socket_t fd, short what, void *arg)
 {
 	struct unit_session *u = arg;
 	if (u->commit) {
@@ -79,7 +79,7 @@ static void unit_session_later(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void unit_host_commit(void *ctx, struct store_message *msg)
+static inline void unit_host_commit(void *ctx, struct store_message *msg)
 {
 	struct unit_session *u = ctx;
 	u->commit = msg;
@@ -87,8 +87,8 @@ static void unit_host_commit(void *ctx, struct store_message *msg)
 	event_active(u->later, EV_TIMEOUT, 0);
 }
 
-static void unit_host_check_password(void *ctx, uint64_t ticket, const char *password, const char *hash,
-                                     uint64_t cache_ms, bool make_scram)
+static inline void unit_host_check_password(void *ctx, uint64_t ticket, const char *password, const char *hash,
+                                            uint64_t cache_ms, bool make_scram)
 {
 	struct unit_session *u = ctx;
 	u->check_pending = true;
@@ -97,20 +97,20 @@ static void unit_host_check_password(void *ctx, uint64_t ticket, const char *pas
 	event_active(u->later, EV_TIMEOUT, 0);
 }
 
-static void unit_host_add_scram(void *ctx, const char *address, const char *password_hash, const char *scram)
+static inline void unit_host_add_scram(void *ctx, const char *address, const char *password_hash, const char *scram)
 {
 	struct unit_session *u = ctx;
 	u->scrams++;
 }
 
-static void unit_host_gone(void *ctx, uint64_t id, const unsigned char peer_key[16])
+static inline void unit_host_gone(void *ctx, uint64_t id, const unsigned char peer_key[16])
 {
 	struct unit_session *u = ctx;
 	u->session = NULL;
 }
 
 /* unit_session_directory - the users alice and bob, and the alias team, in a new queue database. */
-static bool unit_session_directory(struct unit_session *u)
+static inline bool unit_session_directory(struct unit_session *u)
 {
 	char err[256] = "";
 	struct store_admin *admin = store_admin_open(u->data_dir, err, sizeof err);
@@ -124,7 +124,7 @@ static bool unit_session_directory(struct unit_session *u)
 }
 
 /* unit_session_config - the defaults, but for the data directory, AUTH without TLS on loopback and no delay. */
-static struct config *unit_session_config(const struct unit_session *u)
+static inline struct config *unit_session_config(const struct unit_session *u)
 {
 	char path[400], text[800];
 	str_format(path, sizeof path, "%s/tern.conf", u->root);
@@ -143,7 +143,7 @@ static struct config *unit_session_config(const struct unit_session *u)
 }
 
 /* unit_session_open - the scratch data directory, configuration and directory; false if any fails. */
-static bool unit_session_open(struct unit_session *u, const char *name)
+static inline bool unit_session_open(struct unit_session *u, const char *name)
 {
 	memset(u, 0, sizeof *u);
 	const char *tmp = getenv("TMPDIR");
@@ -174,7 +174,7 @@ static bool unit_session_open(struct unit_session *u, const char *name)
 	return true;
 }
 
-static void unit_session_peer_read(struct bufferevent *bev, void *arg)
+static inline void unit_session_peer_read(struct bufferevent *bev, void *arg)
 {
 	struct unit_session *u = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
@@ -185,7 +185,7 @@ static void unit_session_peer_read(struct bufferevent *bev, void *arg)
 }
 
 /* unit_session_run - turn the loop until nothing is left to do (bounded). */
-static void unit_session_run(struct unit_session *u)
+static inline void unit_session_run(struct unit_session *u)
 {
 	int quiet = 0;
 	for (int i = 0; i < UNIT_SESSION_TURNS && quiet < 2; i++) {
@@ -195,7 +195,7 @@ static void unit_session_run(struct unit_session *u)
 }
 
 /* unit_session_start - a new session of kind from 127.0.0.1, greeted. */
-static void unit_session_start(struct unit_session *u, enum listener_kind kind)
+static inline void unit_session_start(struct unit_session *u, enum listener_kind kind)
 {
 	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
 	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -209,14 +209,14 @@ static void unit_session_start(struct unit_session *u, enum listener_kind kind)
 }
 
 /* unit_session_send - the client sends bytes; the session answers. */
-static void unit_session_send(struct unit_session *u, const void *bytes, size_t len)
+static inline void unit_session_send(struct unit_session *u, const void *bytes, size_t len)
 {
 	bufferevent_write(u->peer, bytes, len);
 	unit_session_run(u);
 }
 
 /* unit_session_take - the replies so far as a string (malloc'd), and forget them. */
-static char *unit_session_take(struct unit_session *u)
+static inline char *unit_session_take(struct unit_session *u)
 {
 	size_t n = evbuffer_get_length(u->replies);
 	char *s = malloc(n + 1);
@@ -228,14 +228,14 @@ static char *unit_session_take(struct unit_session *u)
 }
 
 /* unit_session_client_close - the client closes its end (EOF for the session). */
-static void unit_session_client_close(struct unit_session *u)
+static inline void unit_session_client_close(struct unit_session *u)
 {
 	bufferevent_flush(u->peer, EV_WRITE, BEV_FINISHED);
 	unit_session_run(u);
 }
 
 /* unit_session_stop - end the session if it is still there (421), and free the client's end. */
-static void unit_session_stop(struct unit_session *u)
+static inline void unit_session_stop(struct unit_session *u)
 {
 	if (u->session) {
 		smtpd_session_shutdown(u->session, true);
@@ -251,7 +251,7 @@ static void unit_session_stop(struct unit_session *u)
 }
 
 /* unit_session_close - everything, the scratch directory too. */
-static void unit_session_close(struct unit_session *u)
+static inline void unit_session_close(struct unit_session *u)
 {
 	static const char *const files[] = {"queue.db", "queue.db-wal", "queue.db-shm"};
 	char path[400];
