@@ -15,9 +15,11 @@
  * early (a refused MAIL, RCPT or DATA): after the reply to the content the
  * peer has already reset (RFC 5321 4.1.1.4).
  *
- * Replies are read line by line (at most MTA_REPLY_LINE_MAX octets, at
- * most MTA_REPLY_LINES lines); a multi-line reply whose lines disagree on
- * the code is a protocol error. Everything up to MAIL only decides whether
+ * Replies are read line by line by the connection's strict reader
+ * (net/net_conn.c: a line ends at CRLF only, at most SMTP_REPLY_READ_MAX
+ * octets, at most SMTP_CLIENT_REPLY_LINES lines); a bare CR or LF, a NUL,
+ * an over-long line, or a multi-line reply whose lines disagree on the
+ * code is a protocol error. Everything up to MAIL only decides whether
  * this address is usable (SESSION_NEXT: try the next one); from MAIL on,
  * each recipient gets its own result (SESSION_FINAL). STARTTLS is used
  * whenever offered (opportunistic, RFC 7435); after the 220 anything the

@@ -1,17 +1,20 @@
 /*
- * smtpd_session.c - one inbound SMTP connection: its I/O, its state, its
- * end.
+ * smtpd_session.c - one inbound SMTP session: its reading, its state, its
+ * end. The connection under it (socket, TLS, line reader, timeouts, the
+ * lingering close) is net/net_conn.c's; what it needs from the server
+ * comes through its struct smtpd_host (smtpd_session.h).
  *
- * Input is read from the bufferevent's buffer in place: a command line is
- * found by its LF, checked (CRLF only, no NUL, at most
- * SMTP_COMMAND_LINE_MAX octets), copied out and dispatched; message content
+ * Input is read from the connection's buffer in place: a command line is
+ * taken by the strict line reader (CRLF only, no NUL, at most
+ * SMTPD_LINE_MAX octets), then checked against SMTP_COMMAND_LINE_MAX
+ * unless it is AUTH, and dispatched; message content
  * goes to the transaction in whatever runs it arrived. Nothing is read
  * while the session waits for the store, so pipelined commands wait in the
  * buffer (bounded by the read high-watermark) and are taken in order once
  * the reply is out. A client that does not read its replies stops being
  * read (SMTPD_OUTPUT_HIGH).
  *
- * An over-long command line is skipped to its LF and refused; the session
+ * An over-long command line is skipped to its CRLF and refused; the session
  * stays in sync. A client that sends a command past a synchronisation point
  * (RFC 2920 3.1) is told 554 and disconnected (smtpd_command.c).
  *
@@ -19,12 +22,12 @@
  * callback that found it so (session_end_callback), never inside a handler.
  *
  * The end of the connection: once the last reply has left (SMTPD_CLOSING),
- * the session is freed but its socket lingers (net/net_linger.c): on TLS
- * a close_notify first, then the write side is shut and what the client
- * still sends is read and dropped for a bounded time, then the socket is
- * closed. Closing at once would lose the reply to a client still sending
- * (a socket closed with unread input sends a reset). A client that closed,
- * failed or does not read is closed at once (session_close_socket).
+ * the session is freed but its socket lingers (net_conn_free, which uses
+ * net/net_linger.c): on TLS a close_notify first, then the write side is
+ * shut and what the client still sends is read and dropped for a bounded
+ * time, then the socket is closed. Closing at once would lose the reply to
+ * a client still sending (a socket closed with unread input sends a
+ * reset). A client that closed, failed or does not read is closed at once.
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>

@@ -183,6 +183,19 @@ static void test_delivery(struct event_base *base, struct config *config)
 	world_end(&w);
 }
 
+/* expect_refused_ehlo - a session whose peer answers EHLO with reply ends for why before sending more. */
+static void expect_refused_ehlo(struct event_base *base, struct config *config, const char *reply, const char *why)
+{
+	struct world w;
+	world_start(&w, base, config);
+	expect_ehlo(&w, "220 peer.test\r\n");
+	expect_sent(&w, reply, "");
+	CHECK_INT(done.calls, 1);
+	CHECK_INT(done.outcome, SESSION_NEXT);
+	CHECK(strstr(done.why, why) != NULL);
+	world_end(&w);
+}
+
 /* A reply line ends at CRLF only: a bare LF in it ends the session, nothing is sent. */
 static void test_bare_lf(struct event_base *base, struct config *config)
 {
@@ -195,23 +208,12 @@ static void test_bare_lf(struct event_base *base, struct config *config)
 	world_end(&w);
 
 	/* In a multi-line EHLO reply too. */
-	world_start(&w, base, config);
-	expect_ehlo(&w, "220 peer.test\r\n");
-	expect_sent(&w, "250-peer.test\n250 PIPELINING\r\n", "");
-	CHECK_INT(done.calls, 1);
-	CHECK(strstr(done.why, "bare CR or LF") != NULL);
-	world_end(&w);
+	expect_refused_ehlo(base, config, "250-peer.test\n250 PIPELINING\r\n", "bare CR or LF");
 }
 
 static void test_mismatch(struct event_base *base, struct config *config)
 {
-	struct world w;
-	world_start(&w, base, config);
-	expect_ehlo(&w, "220 peer.test\r\n");
-	expect_sent(&w, "250-peer.test\r\n251 PIPELINING\r\n", "");
-	CHECK_INT(done.calls, 1);
-	CHECK(strstr(done.why, "reply lines with different codes") != NULL);
-	world_end(&w);
+	expect_refused_ehlo(base, config, "250-peer.test\r\n251 PIPELINING\r\n", "reply lines with different codes");
 }
 
 /* 421 to MAIL: every recipient is deferred with the peer's reply, and the connection is not reused. */

@@ -33,6 +33,13 @@ static void expect(struct unit_session *u, const char *text, const char *want)
 	free(got);
 }
 
+/* start - a new session of kind, its greeting taken. */
+static void start(struct unit_session *u, enum listener_kind kind)
+{
+	unit_session_start(u, kind);
+	free(unit_session_take(u));
+}
+
 static void test_greeting_and_ehlo(struct unit_session *u)
 {
 	unit_session_start(u, LISTENER_MX);
@@ -53,8 +60,7 @@ static void test_greeting_and_ehlo(struct unit_session *u)
 
 static void test_transaction(struct unit_session *u)
 {
-	unit_session_start(u, LISTENER_MX);
-	free(unit_session_take(u));
+	start(u, LISTENER_MX);
 	free(exchange(u, "EHLO client.test\r\n"));
 	/* Pipelined envelope: MAIL and RCPT do not end a group. */
 	char *got = exchange(u, "MAIL FROM:<x@example.org>\r\nRCPT TO:<alice@localhost>\r\n"
@@ -88,8 +94,7 @@ static void test_transaction(struct unit_session *u)
 
 static void test_pipelining_violation(struct unit_session *u)
 {
-	unit_session_start(u, LISTENER_MX);
-	free(unit_session_take(u));
+	start(u, LISTENER_MX);
 	/* EHLO ends a group: what came behind it was sent blind. */
 	char *got = exchange(u, "EHLO client.test\r\nMAIL FROM:<x@example.org>\r\n");
 	CHECK_HAS(got, "250 ");
@@ -100,8 +105,7 @@ static void test_pipelining_violation(struct unit_session *u)
 	unit_session_stop(u);
 
 	/* So does the end of the data. */
-	unit_session_start(u, LISTENER_MX);
-	free(unit_session_take(u));
+	start(u, LISTENER_MX);
 	free(exchange(u, "HELO client.test\r\n"));
 	free(exchange(u, "MAIL FROM:<x@example.org>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n"));
 	got = exchange(u, "body\r\n.\r\nNOOP\r\n");
@@ -112,8 +116,7 @@ static void test_pipelining_violation(struct unit_session *u)
 
 static void test_bad_lines(struct unit_session *u)
 {
-	unit_session_start(u, LISTENER_MX);
-	free(unit_session_take(u));
+	start(u, LISTENER_MX);
 	expect(u, "NOOP\nNOOP\r\n", "500 5.5.2 Bare CR or LF in command; lines end with CRLF\r\n");
 	char *got = exchange(u, "NO\rOP\r\n");
 	CHECK(strncmp(got, "500 5.5.2", 9) == 0);
@@ -135,8 +138,7 @@ static void test_bad_lines(struct unit_session *u)
 
 static void test_auth(struct unit_session *u)
 {
-	unit_session_start(u, LISTENER_SUBMISSION);
-	free(unit_session_take(u));
+	start(u, LISTENER_SUBMISSION);
 	char *got = exchange(u, "EHLO client.test\r\n");
 	CHECK_HAS(got, "AUTH PLAIN");
 	free(got);
