@@ -45,7 +45,7 @@ struct net_conn {
 	bool handshaking;                    /* a TLS handshake is under way */
 	bool tls_active;                     /* a handshake finished */
 	struct tls_server *server;           /* the certificates an accepted TLS session uses (a reference) */
-	struct tls_server *starttls_pending; /* STARTTLS: swap once the output has left */
+	struct tls_server *starttls_pending; /* STARTTLS: swap once the output has left (a reference) */
 	struct net_linger *linger;
 	char sid[16];
 	const struct net_conn_callbacks *cb;
@@ -285,6 +285,7 @@ static void conn_swap_to_tls(struct net_conn *c)
 	c->starttls_pending = NULL;
 	bufferevent_free(c->bev);
 	conn_accept_tls(c, tls);
+	tls_server_unref(tls);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -350,7 +351,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 void net_conn_starttls_server(struct net_conn *c, struct tls_server *tls)
 {
 	bufferevent_disable(c->bev, EV_READ);
-	c->starttls_pending = tls;
+	/* A reference now: a reload may put other certificates in place before the reply has left. */
+	c->starttls_pending = tls_server_ref(tls);
 	/* Usually the reply is still in the output; if it has left already, swap now. */
 	if (net_conn_output_length(c) == 0)
 		conn_swap_to_tls(c);
@@ -390,6 +392,7 @@ static void conn_close_socket(struct net_conn *c, bool linger)
 static void conn_destroy(struct net_conn *c)
 {
 	conn_close_socket(c, c->free_linger);
+	tls_server_unref(c->starttls_pending);
 	tls_server_unref(c->server);
 	free(c);
 }
