@@ -19,27 +19,51 @@
 #include "config/config.h"
 #include "store/store.h"
 
-struct smtpd;
 struct smtpd_session;
 struct event_base;
+struct net_conn;
 struct net_linger;
+struct smtpd_limits;
+struct tls_server;
 
-/* What a session needs from the server. */
-struct event_base *smtpd_base(struct smtpd *smtpd);
-struct store *smtpd_store(struct smtpd *smtpd);
-struct store_reader *smtpd_reader(struct smtpd *smtpd);
-struct tls_server *smtpd_tls(struct smtpd *smtpd);
-struct auth_pool *smtpd_auth_pool(struct smtpd *smtpd);
-struct smtpd_limits *smtpd_limits(struct smtpd *smtpd);
-/* smtpd_linger - where the sockets of ended sessions linger (net/net_linger.h). */
-struct net_linger *smtpd_linger(struct smtpd *smtpd);
-bool smtpd_shutting_down(struct smtpd *smtpd);
-/* smtpd_session_gone - the session is being freed: release its slot and counts. */
-void smtpd_session_gone(struct smtpd *smtpd, uint64_t id, const unsigned char peer_key[16]);
+/*
+ * struct smtpd_host - what a session needs from whoever runs it: the
+ * server (smtpd_server.c), or a unit test or the session fuzzer over an
+ * in-memory connection. The directory (a read-only SQLite connection) and
+ * the AUTH failure counts are used in place; the store thread and the
+ * password-check threads are reached through calls, so that a test can
+ * answer them in-process. Each call's answer comes back later, from the
+ * loop, never inside the call.
+ */
+struct smtpd_host {
+	struct event_base *base;
+	struct store_reader *reader; /* directory lookups: RCPT, senders a user may use, AUTH secrets */
+	struct smtpd_limits *limits; /* AUTH failure counts */
+	struct net_linger *linger;   /* where the sockets of ended sessions linger; NULL: close at once */
+	struct tls_server *tls;      /* certificates for STARTTLS and implicit TLS; NULL: no STARTTLS */
+	bool shutting_down;
+	void *ctx;
+	/* commit - hand a whole message to the store; smtpd_session_commit_done follows. */
+	void (*commit)(void *ctx, struct store_message *msg);
+	/* check_password - check an AUTH password; smtpd_session_auth_checked follows for the session
+	 * whose id is ticket (auth/auth_pool.h says what cache_ms and make_scram mean). */
+	void (*check_password)(void *ctx, uint64_t ticket, const char *password, const char *hash, uint64_t cache_ms,
+	                       bool make_scram);
+	/* space_ok - is there room on the queue's disk for a message of size octets (store_space_ok)? NULL: yes. */
+	bool (*space_ok)(void *ctx, uint64_t size);
+	/* add_scram - keep the SCRAM secret a checked password brought (store_user_add_scram). */
+	void (*add_scram)(void *ctx, const char *address, const char *password_hash, const char *scram);
+	/* gone - the session with this id is being freed: release its slot and counts. */
+	void (*gone)(void *ctx, uint64_t id, const unsigned char peer_key[16]);
+};
 
-/* What the server asks of a session. */
-struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct config *config, int fd,
-                                        const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind);
+/*
+ * smtpd_session_new - a session on conn (taken over; made with
+ * net_conn_accept_tls for LISTENER_SUBMISSIONS), greeting the client.
+ */
+struct smtpd_session *smtpd_session_new(struct smtpd_host *host, uint64_t id, struct config *config,
+                                        struct net_conn *conn, const struct sockaddr *peer, socklen_t peer_len,
+                                        enum listener_kind kind);
 void smtpd_session_commit_done(struct smtpd_session *session, struct store_message *msg);
 /* smtpd_session_auth_checked - the password check of an AUTH came back. */
 struct auth_pool_result;

@@ -311,8 +311,7 @@ static bool from_owned(void *ctx, const char *address, size_t local_len)
 	char lower[MSG_ADDRESS_MAX + 1];
 	str_copy(lower, sizeof lower, address);
 	str_lower(lower);
-	fc->verdict =
-	        store_dir_may_send_as(smtpd_reader(s->smtpd), s->auth_user, lower, s->config->recipient_delimiter);
+	fc->verdict = store_dir_may_send_as(s->host->reader, s->auth_user, lower, s->config->recipient_delimiter);
 	return fc->verdict == 1;
 }
 
@@ -431,5 +430,5 @@ void txn_finish(struct smtpd_session *s)
 		return;
 	}
 	session_enter_state(s, SMTPD_COMMIT);
-	store_commit(smtpd_store(s->smtpd), txn_to_message(s, txn));
+	s->host->commit(s->host->ctx, txn_to_message(s, txn));
 }
