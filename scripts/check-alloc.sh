@@ -14,7 +14,7 @@
 #      X509_new, BN_new, EVP_*_new; sqlite3_mprintf; ub_ctx_create) is
 #      assigned and then tested: "!x", "x == NULL", "x != NULL", "if (x)",
 #      "x ?", "x &&" or "x ||" on it or within the next four lines, or NULL is
-#      compared on the line itself.
+#      compared on the line itself (or, for one that returns a status, 0).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -47,7 +47,8 @@ unchecked=$(find src -name '*.c' | sort | xargs awk -v lib="$lib" '
 	}
 	FNR == 1 { settle(1); file = FILENAME }
 	{ settle(0) }
-	$0 ~ lib && $0 !~ /^[[:space:]]*(\/?\*|\/\/)/ && $0 !~ /NULL/ {
+	# A function that returns a status (bufferevent_pair_new) is checked on its line: "!= 0", "< 0".
+	$0 ~ lib && $0 !~ /^[[:space:]]*(\/?\*|\/\/)/ && $0 !~ /NULL/ && $0 !~ /\) (!=|==) 0\)|\) < 0\)/ {
 		pos = match($0, lib)
 		prefix = substr($0, 1, pos - 1)
 		if (!match(prefix, /[A-Za-z_][A-Za-z0-9_>.-]*(\[[^]]*\])?[ \t]*=[^=]/)) {

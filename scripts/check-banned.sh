@@ -11,4 +11,13 @@ if [ -n "$hits" ]; then
 	echo "$hits"
 	exit 1
 fi
+# Only the connection layer and the TLS contexts (src/net) use OpenSSL's
+# TLS: the sessions in src/smtpd and src/mta go through net/net_conn.h.
+tls_hits=$(grep -nE '#include <openssl/|\b(SSL|SSL_CTX)_[a-z_0-9]+[[:space:]]*\(|bufferevent_openssl_' src/smtpd/*.c src/smtpd/*.h \
+	src/mta/*.c src/mta/*.h)
+if [ -n "$tls_hits" ]; then
+	echo "OpenSSL outside src/net (use net/net_conn.h):"
+	echo "$tls_hits"
+	exit 1
+fi
 echo "check-banned: ok"

@@ -105,6 +105,12 @@ void mta_detached_done(struct mta *mta, struct mta_dest *dest);
 /* mta_session_start - connect to addr (host's); NULL, with why, if that cannot even begin. */
 struct mta_session *mta_session_start(struct mta_delivery *d, const struct sockaddr_storage *addr, const char *host,
                                       char *why, size_t why_size);
+/*
+ * mta_session_start_conn - a session on a connection already open (plain,
+ * not implicit TLS: an in-memory pair in tests), waiting for the greeting.
+ */
+struct net_conn;
+struct mta_session *mta_session_start_conn(struct mta_delivery *d, struct net_conn *conn, const char *host);
 /* mta_session_reusable - open, between transactions, in good standing, and under remote_messages_per_connection. */
 bool mta_session_reusable(const struct mta_session *s, const struct config *current);
 /* mta_session_serves - the session may carry d's message (same destination, route and configuration). */

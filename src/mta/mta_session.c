@@ -15,9 +15,11 @@
  * early (a refused MAIL, RCPT or DATA): after the reply to the content the
  * peer has already reset (RFC 5321 4.1.1.4).
  *
- * Replies are read line by line (at most MTA_REPLY_LINE_MAX octets, at
- * most MTA_REPLY_LINES lines); a multi-line reply whose lines disagree on
- * the code is a protocol error. Everything up to MAIL only decides whether
+ * Replies are read line by line by the connection's strict reader
+ * (net/net_conn.c: a line ends at CRLF only, at most SMTP_REPLY_READ_MAX
+ * octets, at most SMTP_CLIENT_REPLY_LINES lines); a bare CR or LF, a NUL,
+ * an over-long line, or a multi-line reply whose lines disagree on the
+ * code is a protocol error. Everything up to MAIL only decides whether
  * this address is usable (SESSION_NEXT: try the next one); from MAIL on,
  * each recipient gets its own result (SESSION_FINAL). STARTTLS is used
  * whenever offered (opportunistic, RFC 7435); after the 220 anything the
@@ -32,11 +34,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,15 +45,15 @@
 
 #include "msg/msg_7bit.h"
 #include "mta/mta_private.h"
+#include "net/net_conn.h"
 #include "net/tls.h"
 #include "smtp/smtp_client_reply.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_dsn.h"
+#include "smtp/smtp_limits.h"
 #include "util/util_base64.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
-
-#define MTA_REPLY_LINE_MAX 2048
 
 enum client_state {
 	C_CONNECTING,
@@ -86,8 +84,7 @@ struct mta_session {
 	struct mta_dest *dest;  /* the destination whose slot it counts against */
 	struct config *config;  /* the first job's: reused only for jobs of the same configuration */
 	const struct config_route *route;
-	struct bufferevent *bev;
-	int fd;
+	struct net_conn *conn;
 	bool lmtp;     /* LHLO, and one reply per recipient after the content (RFC 2033) */
 	bool tls;      /* the connection is encrypted now */
 	bool implicit; /* TLS from the first byte (RFC 8314) */
@@ -232,7 +229,7 @@ static void send_line(struct mta_session *s, const char *fmt, ...)
 	/* Commands carry addresses from clients: quoted in the log. */
 	char q[LOG_QUOTE_MAX];
 	log_debug("event=remote_send relay=%s line=%s", s->peer, log_quote(q, sizeof q, line, strcspn(line, "\r")));
-	bufferevent_write(s->bev, line, (size_t)n);
+	net_conn_write(s->conn, line, (size_t)n);
 }
 
 /* send_secret - prefix (logged) and base64 of secret[0..len) (never logged), then CRLF. */
@@ -245,16 +242,15 @@ static void send_secret(struct mta_session *s, const char *prefix, const void *s
 		return;
 	}
 	log_debug("event=remote_send relay=%s line=\"%s(credentials)\"", s->peer, prefix);
-	bufferevent_write(s->bev, prefix, strlen(prefix));
-	bufferevent_write(s->bev, encoded, n);
-	bufferevent_write(s->bev, "\r\n", 2);
+	net_conn_write(s->conn, prefix, strlen(prefix));
+	net_conn_write(s->conn, encoded, n);
+	net_conn_write(s->conn, "\r\n", 2);
 	explicit_bzero(encoded, sizeof encoded);
 }
 
 static void set_timeout(struct mta_session *s, uint64_t seconds)
 {
-	struct timeval tv = {(time_t)seconds, 0};
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	net_conn_set_timeouts(s->conn, seconds, seconds);
 }
 
 static void send_ehlo(struct mta_session *s, enum client_state state)
@@ -268,7 +264,7 @@ static void send_ehlo(struct mta_session *s, enum client_state state)
 static void content_sink(void *ctx, const char *bytes, size_t len)
 {
 	struct mta_session *s = ctx;
-	bufferevent_write(s->bev, bytes, len);
+	net_conn_write(s->conn, bytes, len);
 }
 
 static void send_content(struct mta_session *s)
@@ -510,29 +506,23 @@ static void on_content_reply_lmtp(struct mta_session *s, enum delivery_status st
 
 /* ---- TLS ---- */
 
-static void session_read(struct bufferevent *bev, void *arg);
-static void session_event(struct bufferevent *bev, short what, void *arg);
-
+/*
+ * start_tls - TLS on the connection now (after STARTTLS's 220, or at once
+ * for implicit TLS). Whatever the peer sent after its 220 came before the
+ * handshake: it cannot be trusted to mean anything, and the connection
+ * throws it away.
+ */
 static void start_tls(struct mta_session *s)
 {
-	/* Whatever the peer sent after its 220 came before the handshake:
-	 * it cannot be trusted to mean anything, so it goes. */
-	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
 	char why[200];
-	SSL *ssl = tls_client_ssl(mta_tls(s->d), s->route->verify, s->route->ca_file, s->host, why, sizeof why);
+	struct ssl_st *ssl =
+	        tls_client_ssl(mta_tls(s->d), s->route->verify, s->route->ca_file, s->host, why, sizeof why);
 	if (!ssl)
 		return session_end_code(s, "4.7.5", why);
-	bufferevent_free(s->bev);
-	s->bev = bufferevent_openssl_socket_new(mta_base(s->mta), s->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
-	                                        BEV_OPT_CLOSE_ON_FREE);
-	if (!s->bev)
-		fatal("bufferevent_openssl_socket_new failed");
-	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 	s->tls = true;
 	s->state = C_HANDSHAKE;
-	bufferevent_setcb(s->bev, session_read, NULL, session_event, s);
 	set_timeout(s, s->config->remote_command_timeout);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	net_conn_starttls_client(s->conn, ssl, s->route->verify);
 }
 
 /* ---- Replies ---- */
@@ -657,37 +647,51 @@ static bool take_line(struct mta_session *s, const char *line, size_t len, bool 
 }
 
 static void detached_read(struct mta_session *s);
-static void detached_event(struct mta_session *s, short what);
+static void detached_event(struct mta_session *s, enum net_conn_event what);
 
-static void session_read(struct bufferevent *bev, void *arg)
+/* read_problem - why a reply line could not be taken (net_conn_read_line). */
+static const char *read_problem(enum net_line kind)
+{
+	switch (kind) {
+	case NET_LINE_TOO_LONG:
+		return "reply line too long";
+	case NET_LINE_BARE_EOL:
+		return "reply with a bare CR or LF";
+	case NET_LINE_NUL:
+		return "reply with a NUL";
+	default:
+		return "malformed reply";
+	}
+}
+
+static void session_read(void *arg)
 {
 	struct mta_session *s = arg;
 	if (s->detached)
 		return detached_read(s);
-	struct evbuffer *in = bufferevent_get_input(bev);
 	while (!s->ended && s->state != C_DONE) {
+		char line[SMTP_REPLY_READ_MAX];
 		size_t len;
-		char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
-		if (!line) {
-			if (evbuffer_get_length(in) > MTA_REPLY_LINE_MAX)
-				session_end(s, "reply line too long");
+		enum net_line kind = net_conn_read_line(s->conn, line, sizeof line, &len);
+		if (kind == NET_LINE_PARTIAL) {
+			if (net_conn_in_long_line(s->conn))
+				session_end(s, read_problem(NET_LINE_TOO_LONG));
 			break;
 		}
 		bool complete = false;
-		if (len > MTA_REPLY_LINE_MAX)
-			session_end(s, "reply line too long");
+		if (kind != NET_LINE_OK)
+			session_end(s, read_problem(kind));
 		else
 			take_line(s, line, len, &complete);
-		free(line);
 		if (complete) {
 			on_reply(s);
 			smtp_client_reply_init(&s->reply);
-			/* After STARTTLS's 220 this buffer is gone: TLS reads now. */
+			/* After STARTTLS's 220 the plaintext input is gone: TLS reads now. */
 			if (s->state == C_HANDSHAKE)
 				break;
 		}
 	}
-	if (s->state == C_DONE && evbuffer_get_length(in) > 0)
+	if (s->state == C_DONE && net_conn_input_length(s->conn) > 0)
 		s->tainted = true; /* replies to nothing asked: the next transaction could not trust them */
 	session_finish(s);
 }
@@ -698,53 +702,38 @@ static void session_read(struct bufferevent *bev, void *arg)
  * not verify ends the session with 4.7.5 and OpenSSL's reason, so nothing,
  * credentials least of all, goes to that peer.
  */
-static bool tls_refused(struct mta_session *s)
+static bool tls_refused(struct mta_session *s, const struct net_tls_result *r)
 {
-	char why[160], reason[200], q[LOG_QUOTE_MAX];
-	if (!s->route->verify || !tls_client_refused(bufferevent_openssl_get_ssl(s->bev), why, sizeof why))
+	char reason[200], q[LOG_QUOTE_MAX];
+	if (!r->refused)
 		return false;
 	log_warning("event=remote_tls_refused relay=%s host=%s reason=%s", s->peer, s->host,
-	            log_quote(q, sizeof q, why, strlen(why)));
-	str_format(reason, sizeof reason, "certificate not verified: %s", why);
+	            log_quote(q, sizeof q, r->refused_why, strlen(r->refused_why)));
+	str_format(reason, sizeof reason, "certificate not verified: %s", r->refused_why);
 	session_end_code(s, "4.7.5", reason);
 	return true;
 }
 
-/* session_event_why - what a bufferevent event means for the session, or NULL. */
-static const char *session_event_why(struct mta_session *s, short what)
+/* session_event_why - what a connection event means for the session, or NULL. */
+static const char *session_event_why(struct mta_session *s, enum net_conn_event what)
 {
-	if (what & BEV_EVENT_CONNECTED) {
-		if (s->state == C_CONNECTING && s->implicit) {
+	if (what == NET_CONN_CONNECTED) {
+		if (s->implicit) {
 			start_tls(s);
-		} else if (s->state == C_CONNECTING) {
+		} else {
 			s->state = C_GREETING;
 			set_timeout(s, s->config->remote_command_timeout);
-		} else if (s->state == C_HANDSHAKE) {
-			if (tls_refused(s))
-				return NULL;
-			const char *version, *cipher;
-			tls_describe(bufferevent_openssl_get_ssl(s->bev), &version, &cipher);
-			log_info("event=remote_tls relay=%s version=%s cipher=%s", s->peer, version, cipher);
-			/* Implicit TLS: the greeting comes now; STARTTLS: EHLO again (RFC 3207 4.2). */
-			if (s->implicit)
-				s->state = C_GREETING;
-			else
-				send_ehlo(s, C_EHLO_TLS);
 		}
 		return NULL;
 	}
-	if (what & BEV_EVENT_TIMEOUT)
+	if (what == NET_CONN_TIMEOUT_READ || what == NET_CONN_TIMEOUT_WRITE)
 		return s->state == C_CONNECTING ? "connection timed out" : "timeout waiting for a reply";
-	if (s->state == C_HANDSHAKE && tls_refused(s))
-		return NULL;
-	if (s->state == C_HANDSHAKE)
-		return "TLS handshake failed";
 	if (s->state == C_CONNECTING)
 		return "connection refused";
 	return "connection lost";
 }
 
-static void session_event(struct bufferevent *bev, short what, void *arg)
+static void session_event(void *arg, enum net_conn_event what)
 {
 	struct mta_session *s = arg;
 	if (s->detached)
@@ -754,6 +743,32 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
 		session_end(s, why);
 	session_finish(s);
 }
+
+/* session_tls_done - the handshake ended: EHLO again (RFC 3207 4.2), or the greeting of implicit TLS. */
+static void session_tls_done(void *arg, const struct net_tls_result *r)
+{
+	struct mta_session *s = arg;
+	if (s->detached)
+		return detached_event(s, NET_CONN_ERROR);
+	if (tls_refused(s, r)) {
+		/* Ended: the certificate was not accepted. */
+	} else if (!r->ok) {
+		session_end(s, r->timed_out ? "timeout waiting for a reply" : "TLS handshake failed");
+	} else {
+		log_info("event=remote_tls relay=%s version=%s cipher=%s", s->peer, r->version, r->cipher);
+		if (s->implicit)
+			s->state = C_GREETING;
+		else
+			send_ehlo(s, C_EHLO_TLS);
+	}
+	session_finish(s);
+}
+
+static const struct net_conn_callbacks session_callbacks = {
+        .read = session_read,
+        .event = session_event,
+        .tls_done = session_tls_done,
+};
 
 /* ---- Life ---- */
 
@@ -796,8 +811,8 @@ static void attach(struct mta_session *s, struct mta_delivery *d)
 	s->pipelined = s->decided = false;
 }
 
-struct mta_session *mta_session_start(struct mta_delivery *d, const struct sockaddr_storage *addr, const char *host,
-                                      char *why, size_t why_size)
+/* session_new - a session for d to host, not connected yet. */
+static struct mta_session *session_new(struct mta_delivery *d, const char *host)
 {
 	struct mta_session *s = xcalloc(1, sizeof *s);
 	s->mta = d->mta;
@@ -807,20 +822,32 @@ struct mta_session *mta_session_start(struct mta_delivery *d, const struct socka
 	s->lmtp = d->route->kind == CONFIG_ROUTE_LMTP;
 	s->implicit = d->route->tls == CONFIG_TLS_IMPLICIT;
 	attach(s, d);
-	s->fd = -1;
 	str_copy(s->host, sizeof s->host, host);
+	return s;
+}
+
+struct mta_session *mta_session_start_conn(struct mta_delivery *d, struct net_conn *conn, const char *host)
+{
+	struct mta_session *s = session_new(d, host);
+	str_copy(s->peer, sizeof s->peer, host);
+	s->state = C_GREETING;
+	s->conn = conn;
+	set_timeout(s, s->config->remote_command_timeout);
+	net_conn_set_callbacks(conn, &session_callbacks, s);
+	return s;
+}
+
+struct mta_session *mta_session_start(struct mta_delivery *d, const struct sockaddr_storage *addr, const char *host,
+                                      char *why, size_t why_size)
+{
+	struct mta_session *s = session_new(d, host);
 	struct sockaddr_storage to = *addr;
 	socklen_t len = peer_address(s, host, &to);
-	s->fd = socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	s->bev = s->fd >= 0 ? bufferevent_socket_new(mta_base(d->mta), s->fd, 0) : NULL;
 	s->state = C_CONNECTING;
-	if (s->bev) {
-		bufferevent_setcb(s->bev, session_read, NULL, session_event, s);
-		set_timeout(s, s->config->remote_connect_timeout);
-		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-		if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&to, (int)len) == 0)
-			return s;
-	}
+	s->conn = net_conn_connect(mta_base(d->mta), (struct sockaddr *)&to, len, s->config->remote_connect_timeout,
+	                           &session_callbacks, s);
+	if (s->conn)
+		return s;
 	str_format(why, why_size, "4.4.1 cannot connect to %s: %s", s->peer, strerror(errno));
 	mta_session_free(s);
 	return NULL;
@@ -915,7 +942,7 @@ static void send_goodbye(struct mta_session *s)
 	log_info("event=remote_close relay=%s messages=%u", s->peer, s->messages);
 	s->state = C_QUIT;
 	s->dest = NULL; /* it holds no slot now, and its destination may be forgotten before it goes */
-	bufferevent_enable(s->bev, EV_READ); /* an idle timeout turned reading off */
+	net_conn_resume(s->conn); /* an idle timeout turned reading off */
 	uint64_t wait = s->config->remote_command_timeout < 30 ? s->config->remote_command_timeout : 30;
 	set_timeout(s, wait);
 	send_line(s, "QUIT\r\n");
@@ -967,9 +994,9 @@ static void detached_read(struct mta_session *s)
 	detached_gone(s);
 }
 
-static void detached_event(struct mta_session *s, short what)
+static void detached_event(struct mta_session *s, enum net_conn_event what)
 {
-	if (s->state == C_IDLE && (what & BEV_EVENT_TIMEOUT))
+	if (s->state == C_IDLE && (what == NET_CONN_TIMEOUT_READ || what == NET_CONN_TIMEOUT_WRITE))
 		return idle_close(s);
 	detached_gone(s);
 }
@@ -982,10 +1009,7 @@ void mta_session_free(struct mta_session *s)
 		detached_unlink(s);
 	if (s->kick)
 		event_free(s->kick);
-	if (s->bev)
-		bufferevent_free(s->bev);
-	if (!s->tls && s->fd >= 0)
-		close(s->fd);
+	net_conn_free(s->conn, false);
 	config_unref(s->config);
 	free(s->accepted);
 	free(s->settled);

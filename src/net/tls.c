@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "net/dns.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 
@@ -305,7 +307,8 @@ SSL *tls_client_ssl(struct tls_client *client, bool verify, const char *ca_file,
 	/* SNI names a host, never an address (RFC 6066 3). */
 	unsigned char literal[16];
 	bool address = inet_pton(AF_INET, host, literal) == 1 || inet_pton(AF_INET6, host, literal) == 1;
-	bool ok = address || SSL_set_tlsext_host_name(ssl, host) == 1;
+	char name[256]; /* OpenSSL's macro takes a char *, not a const one */
+	bool ok = address || (str_copy(name, sizeof name, host) && SSL_set_tlsext_host_name(ssl, name) == 1);
 	ok = ok && (!verify || client_expect_host(ssl, host));
 	if (!ok) {
 		char e[256];

@@ -4,7 +4,8 @@
  * certificate of a fresh installation. The client side: one context that
  * checks nothing (opportunistic TLS, RFC 7435) and verifying ones (the
  * system's CA store, or a CA file of a route's), and the per-connection SSL
- * with SNI and the name the peer's certificate must carry.
+ * with SNI and the name the peer's certificate must carry. Connections use
+ * them through net/net_conn.h.
  *
  * A struct tls_server is immutable once made and reference counted: each
  * session that uses it holds a reference for as long as its SSL lives, so a
@@ -17,8 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <openssl/ssl.h>
-
+/* OpenSSL's SSL, without its headers: only net/ uses OpenSSL. */
+struct ssl_st;
 struct tls_server;
 
 /* One certificate chain file (the server's own first) and its private key file. */
@@ -39,7 +40,7 @@ struct tls_server *tls_server_ref(struct tls_server *server);
 void tls_server_unref(struct tls_server *server);
 
 /* tls_server_ssl - a new SSL for one connection, in accept mode. */
-SSL *tls_server_ssl(struct tls_server *server);
+struct ssl_st *tls_server_ssl(struct tls_server *server);
 
 /*
  * tls_selfsigned_ensure - the paths of DIR/selfsigned.crt and .key,
@@ -51,7 +52,7 @@ bool tls_selfsigned_ensure(const char *dir, const char *hostname, char *cert_pat
                            char *err, size_t errlen);
 
 /* tls_describe - "TLSv1.3" and "TLS_AES_256_GCM_SHA384" of an established connection. */
-void tls_describe(SSL *ssl, const char **version, const char **cipher);
+void tls_describe(struct ssl_st *ssl, const char **version, const char **cipher);
 
 /*
  * tls_close_notify - send the close_notify alert (RFC 8446 6.1) on an
@@ -59,7 +60,7 @@ void tls_describe(SSL *ssl, const char **version, const char **cipher);
  * a non-blocking socket, nothing if the handshake never finished or the
  * connection already failed. Clears the error queue.
  */
-void tls_close_notify(SSL *ssl);
+void tls_close_notify(struct ssl_st *ssl);
 
 /*
  * A struct tls_client holds the client contexts one configuration needs,
@@ -89,8 +90,8 @@ void tls_client_unref(struct tls_client *client);
  * an address must be one of its IP addresses). NULL with why if the
  * context it needs was not made.
  */
-SSL *tls_client_ssl(struct tls_client *client, bool verify, const char *ca_file, const char *host, char *why,
-                    size_t why_size);
+struct ssl_st *tls_client_ssl(struct tls_client *client, bool verify, const char *ca_file, const char *host,
+                              char *why, size_t why_size);
 
 /*
  * tls_client_refused - after a handshake on a verifying SSL (failed or
@@ -98,7 +99,7 @@ SSL *tls_client_ssl(struct tls_client *client, bool verify, const char *ca_file,
  * "self-signed certificate", ...), if the peer's certificate was not
  * accepted. Belt and braces on success: no certificate at all is refused.
  */
-bool tls_client_refused(SSL *ssl, char *why, size_t why_size);
+bool tls_client_refused(struct ssl_st *ssl, char *why, size_t why_size);
 
 /* tls_error_text - the first queued OpenSSL error as text (and clear the queue). */
 const char *tls_error_text(char *buf, size_t size);

@@ -43,6 +43,12 @@
 /* Longest reply line tern writes (RFC 5321 4.5.3.1.5 allows 512 octets). */
 #define SMTP_REPLY_LINE_MAX 512
 
+/* Longest reply line tern reads from a peer, with its CRLF. RFC 5321
+ * 4.5.3.1.5 says 512, but peers write longer ones (long enhanced texts,
+ * EHLO lines with many AUTH mechanisms); like Postfix's line_length_limit,
+ * tern takes up to 2048 and refuses a reply with a longer line. */
+#define SMTP_REPLY_READ_MAX 2048
+
 /* Longest HELO/EHLO argument kept for Received: and logs (a domain or an
  * address literal; both fit in SMTP_DOMAIN_MAX). */
 #define SMTP_HELO_MAX SMTP_DOMAIN_MAX

@@ -39,7 +39,6 @@
  */
 #include <arpa/inet.h>
 #include <event2/event.h>
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,7 +155,7 @@ static void auth_succeeded(struct smtpd_session *s)
 	auth_log(s, "ok");
 	struct auth_keys keys;
 	auth_keys_make(s, &keys);
-	limits_auth_clear(smtpd_limits(s->smtpd), keys.user);
+	limits_auth_clear(s->host->limits, keys.user);
 	str_copy(s->auth_user, sizeof s->auth_user, sasl_authcid(s->sasl));
 	str_lower(s->auth_user);
 	auth_end(s, SMTPD_READY);
@@ -177,7 +176,7 @@ static void auth_fail_later(struct smtpd_session *s, uint64_t delay_ms)
 {
 	auth_end(s, SMTPD_AUTH_WAIT);
 	if (!s->auth_timer) {
-		s->auth_timer = evtimer_new(smtpd_base(s->smtpd), auth_delay_done, s);
+		s->auth_timer = evtimer_new(s->host->base, auth_delay_done, s);
 		if (!s->auth_timer)
 			fatal("evtimer_new failed");
 	}
@@ -190,7 +189,7 @@ static const char *auth_locked_scope(struct smtpd_session *s)
 {
 	struct auth_keys keys;
 	auth_keys_make(s, &keys);
-	struct smtpd_limits *limits = smtpd_limits(s->smtpd);
+	struct smtpd_limits *limits = s->host->limits;
 	uint64_t now = time_mono_ms();
 	if (limits_locked_until(limits, keys.user, now))
 		return "user";
@@ -228,7 +227,7 @@ static bool auth_repeated(struct smtpd_session *s)
 	struct auth_keys keys;
 	auth_keys_make(s, &keys);
 	s->auth_tag = auth_password_tag(sasl_password(s->sasl), sasl_password_hash(s->sasl));
-	if (!limits_auth_seen(smtpd_limits(s->smtpd), keys.user, s->auth_tag))
+	if (!limits_auth_seen(s->host->limits, keys.user, s->auth_tag))
 		return false;
 	char q[LOG_QUOTE_MAX];
 	const char *user = sasl_authcid(s->sasl);
@@ -244,7 +243,7 @@ static void auth_failed(struct smtpd_session *s)
 	const struct config *c = s->config;
 	struct auth_keys keys;
 	auth_keys_make(s, &keys);
-	struct smtpd_limits *limits = smtpd_limits(s->smtpd);
+	struct smtpd_limits *limits = s->host->limits;
 	uint64_t now = time_mono_ms(), window = c->auth_fail_window * 1000, lockout = c->auth_lockout * 1000;
 	if (s->auth_tag)
 		limits_auth_remember(limits, keys.user, s->auth_tag, now);
@@ -305,7 +304,7 @@ static int auth_lookup(void *arg, const char *authcid, struct sasl_user *user)
 		str_copy(user->scram_sha256, sizeof user->scram_sha256, secrets.scram);
 		str_copy(user->cram_md5, sizeof user->cram_md5, secrets.cram);
 	}
-	OPENSSL_cleanse(&secrets, sizeof secrets);
+	explicit_bzero(&secrets, sizeof secrets);
 	return found;
 }
 
@@ -327,8 +326,8 @@ static void auth_next(struct smtpd_session *s, enum sasl_status status)
 		if (auth_repeated(s))
 			break;
 		session_enter_state(s, SMTPD_AUTH_WAIT);
-		auth_pool_check(smtpd_auth_pool(s->smtpd), s->id, sasl_password(s->sasl), sasl_password_hash(s->sasl),
-		                s->config->auth_cache_ttl * 1000, sasl_lacks_scram(s->sasl));
+		s->host->check_password(s->host->ctx, s->id, sasl_password(s->sasl), sasl_password_hash(s->sasl),
+		                        s->config->auth_cache_ttl * 1000, sasl_lacks_scram(s->sasl));
 		break;
 	case SASL_SUCCESS:
 		auth_verdict(s, true);
@@ -383,7 +382,7 @@ static void auth_step_release(struct smtpd_lookup *lookup)
 	struct auth_step *a = (struct auth_step *)lookup;
 	sasl_free(a->sasl);
 	if (a->line) {
-		OPENSSL_cleanse(a->line, a->len);
+		explicit_bzero(a->line, a->len);
 		free(a->line);
 	}
 	free(a);
@@ -468,7 +467,7 @@ static void auth_keep_scram(struct smtpd_session *s, const char *scram)
 	if (!scram[0] || !str_copy(address, sizeof address, sasl_authcid(s->sasl)))
 		return;
 	str_lower(address);
-	store_user_add_scram(smtpd_store(s->smtpd), address, sasl_password_hash(s->sasl), scram);
+	s->host->add_scram(s->host->ctx, address, sasl_password_hash(s->sasl), scram);
 }
 
 void smtpd_session_auth_checked(struct smtpd_session *s, const struct auth_pool_result *result)

@@ -17,10 +17,10 @@
  * domains never meets the list.
  */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/net_conn.h"
 #include "smtp/smtp_dsn.h"
 #include "smtpd/smtpd_limits.h"
 #include "smtpd/smtpd_lookup.h"
@@ -70,7 +70,7 @@ static void handle_ehlo(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	greet(s, cmd, true);
 	char reply[1024], mechs[128];
-	bool starttls = !s->tls && s->kind != LISTENER_SUBMISSIONS && s->kind != LISTENER_LOCAL && smtpd_tls(s->smtpd);
+	bool starttls = !s->tls_started && s->kind != LISTENER_LOCAL && s->host->tls;
 	bool auth = auth_offered(s) && auth_mechanism_list(s, mechs, sizeof mechs);
 	str_format(reply, sizeof reply,
 	           "250-%s Hello [%s]\r\n"
@@ -129,7 +129,7 @@ static const char *rate_user(const struct smtpd_session *s)
 /* rate_allows - count one message or recipient ('m' or 'r') against the user's and the address's hourly limits. */
 static bool rate_allows(struct smtpd_session *s, char what, uint64_t user_limit, uint64_t ip_limit)
 {
-	struct smtpd_limits *limits = smtpd_limits(s->smtpd);
+	struct smtpd_limits *limits = s->host->limits;
 	uint64_t now = time_mono_ms(), used;
 	char key[STORE_ADDRESS_MAX + 8];
 	const char *kind = what == 'm' ? "messages" : "recipients", *user = rate_user(s);
@@ -236,8 +236,7 @@ static bool mail_params(struct smtpd_session *s, const struct smtp_command *cmd,
  */
 static bool mail_space_ok(struct smtpd_session *s, uint64_t size)
 {
-	struct store *store = smtpd_store(s->smtpd);
-	if (!store || store_space_ok(store, size))
+	if (!s->host->space_ok || s->host->space_ok(s->host->ctx, size))
 		return true;
 	log_debug("event=mail_refused session=%s reason=disk_space size=%llu", s->sid, (unsigned long long)size);
 	return false;
@@ -658,17 +657,17 @@ static void handle_quit(struct smtpd_session *s, const struct smtp_command *cmd)
 
 static void handle_starttls(struct smtpd_session *s, const struct smtp_command *cmd)
 {
-	if (s->tls) {
+	if (s->tls_started) {
 		session_reply(s, SMTP_R_TLS_ACTIVE);
 		return;
 	}
-	if (!smtpd_tls(s->smtpd) || s->kind == LISTENER_LOCAL) {
+	if (!s->host->tls || s->kind == LISTENER_LOCAL) {
 		session_reply(s, SMTP_R_NO_TLS);
 		return;
 	}
 	/* Commands behind STARTTLS in the same packet: no 220; the check
 	 * after every group-ending command answers 554 and closes. */
-	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+	if (net_conn_input_length(s->conn) > 0)
 		return;
 	session_reply(s, SMTP_R_TLS_GO);
 	session_begin_tls(s);
@@ -739,7 +738,7 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
 	 * expect, anything already sent was sent blind. Postfix 3.9 and later
 	 * refuse this by default (smtpd_forbid_unauth_pipelining); so do we. */
 	bool ends_group = rule ? rule->ends_group : false;
-	if (ends_group && s->state != SMTPD_CLOSING && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+	if (ends_group && s->state != SMTPD_CLOSING && net_conn_input_length(s->conn) > 0) {
 		log_warning("event=pipelining_violation session=%s verb=%s", s->sid, smtp_verb_name(cmd.verb));
 		session_reply(s, SMTP_R_PIPELINING);
 		session_close_after_reply(s);

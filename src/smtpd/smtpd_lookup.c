@@ -37,7 +37,11 @@ static void lookup_run(struct pool_job *job, void *reader)
 static void lookup_done(struct pool_job *job, bool cancelled)
 {
 	struct smtpd_lookup *lookup = (struct smtpd_lookup *)job;
-	struct smtpd_session *s = cancelled ? NULL : smtpd_session_find(lookup->smtpd, lookup->session_id);
+	smtpd_lookup_finish(cancelled ? NULL : lookup->find(lookup->find_ctx, lookup->session_id), lookup);
+}
+
+void smtpd_lookup_finish(struct smtpd_session *s, struct smtpd_lookup *lookup)
+{
 	if (s) {
 		s->lookup_pending = false;
 		lookup->finish(s, lookup);
@@ -48,12 +52,19 @@ static void lookup_done(struct pool_job *job, bool cancelled)
 
 void smtpd_lookup_start(struct smtpd_session *s, struct smtpd_lookup *lookup)
 {
-	lookup->job.run = lookup_run;
-	lookup->job.done = lookup_done;
-	lookup->smtpd = s->smtpd;
 	lookup->session_id = s->id;
 	s->lookup_pending = true;
-	pool_submit(smtpd_lookups(s->smtpd), &lookup->job);
+	s->host->lookup(s->host->ctx, lookup);
+}
+
+void smtpd_lookups_submit(struct pool *lookups, struct smtpd_lookup *lookup,
+                          struct smtpd_session *(*find)(void *ctx, uint64_t id), void *ctx)
+{
+	lookup->job.run = lookup_run;
+	lookup->job.done = lookup_done;
+	lookup->find = find;
+	lookup->find_ctx = ctx;
+	pool_submit(lookups, &lookup->job);
 }
 
 struct pool *smtpd_lookups_start(struct event_base *base, char *data_dir)

@@ -17,11 +17,9 @@
 #include "smtpd/smtpd_session.h"
 #include "util/util_id.h"
 
-struct bufferevent;
-struct evbuffer;
 struct event;
+struct net_conn;
 struct sasl_exchange;
-struct tls_server;
 
 enum smtpd_state {
 	SMTPD_CONNECTED, /* greeted, no HELO/EHLO yet */
@@ -70,10 +68,9 @@ struct smtpd_txn {
 struct smtpd_session {
 	uint64_t id;
 	char sid[ID_LEN + 1];
-	struct smtpd *smtpd;
+	struct smtpd_host *host;
 	struct config *config;
-	struct bufferevent *bev;
-	int fd;
+	struct net_conn *conn;
 	enum listener_kind kind;
 	enum smtpd_state state;
 	char peer_ip[46];
@@ -81,18 +78,16 @@ struct smtpd_session {
 	uint16_t peer_port;
 	char helo[SMTP_HELO_MAX + 1];
 	bool esmtp;
-	bool discarding_line; /* inside an over-long command line */
-	bool dead;            /* free at the top of the callback */
-	bool close_at_once;   /* the client went or stopped reading: no lingering close */
+	bool dead;          /* free at the top of the callback */
+	bool close_at_once; /* the client went or stopped reading: no lingering close */
 	bool in_callback;
 	bool output_blocked; /* client not reading: stop reading commands */
 	bool shutdown_pending;
 	bool lookup_pending; /* a directory lookup is out (smtpd_lookup.h): read nothing until it is back */
-	/* TLS: the certificates in use (a reference), the handshake, the result. */
-	struct tls_server *tls;
-	bool tls_starting;    /* STARTTLS answered 220: switch once that has gone out */
-	bool tls_handshaking; /* the handshake has not finished */
-	bool tls_active;      /* the handshake finished: the session is encrypted */
+	/* TLS (the connection, net/net_conn.c, holds the certificates in use). */
+	bool tls_started;  /* STARTTLS answered 220, or implicit TLS: no STARTTLS now */
+	bool tls_starting; /* STARTTLS answered 220: no command until the handshake is done */
+	bool tls_active;   /* the handshake finished: the session is encrypted */
 	char tls_version[16];
 	char tls_cipher[64];
 	/* AUTH: the exchange under way, and who the client proved to be. */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "auth/auth_pool.h"
+#include "net/net_conn.h"
 #include "net/net_linger.h"
 #include "net/tls.h"
 #include "smtp/smtp_limits.h"
@@ -67,20 +68,17 @@ struct smtpd_listener {
 struct smtpd {
 	struct event_base *base;
 	struct config *config;
+	struct smtpd_host host; /* what sessions use: base, directory, limits, linger, certificates, calls below */
 	struct store *store;
-	struct tls_server *tls;
 	struct auth_pool *auth_pool;
 	struct pool *lookups;
 	char *data_dir; /* for the lookup threads' readers */
-	struct smtpd_limits *limits;
-	struct net_linger *linger;
 	struct event *prune_timer;
 	struct smtpd_listener *listeners;
 	size_t listener_count;
 	struct local_socket local; /* the local submission socket; path "" if none */
 	struct event *accept_pause;
 	struct event *shutdown_timer;
-	bool shutting_down;
 	void (*stopped)(void *arg); /* smtpd_shutdown's done: the last session has gone */
 	void *stopped_arg;
 
@@ -95,52 +93,53 @@ struct smtpd {
 	struct hash_keyed *peer_hasher; /* client addresses are chosen by clients (a /64 holds many) */
 };
 
-struct event_base *smtpd_base(struct smtpd *smtpd)
-{
-	return smtpd->base;
-}
-
-struct store *smtpd_store(struct smtpd *smtpd)
-{
-	return smtpd->store;
-}
-
-struct pool *smtpd_lookups(struct smtpd *smtpd)
-{
-	return smtpd->lookups;
-}
-
-
-struct tls_server *smtpd_tls(struct smtpd *smtpd)
-{
-	return smtpd->tls;
-}
-
-struct auth_pool *smtpd_auth_pool(struct smtpd *smtpd)
-{
-	return smtpd->auth_pool;
-}
-
-struct smtpd_limits *smtpd_limits(struct smtpd *smtpd)
-{
-	return smtpd->limits;
-}
-
-struct net_linger *smtpd_linger(struct smtpd *smtpd)
-{
-	return smtpd->linger;
-}
-
 void smtpd_set_tls(struct smtpd *smtpd, struct tls_server *tls)
 {
-	tls_server_unref(smtpd->tls);
-	smtpd->tls = tls;
+	tls_server_unref(smtpd->host.tls);
+	smtpd->host.tls = tls;
 }
 
-bool smtpd_shutting_down(struct smtpd *smtpd)
+/* ---- What sessions reach through their host (smtpd_session.h) ---- */
+
+static void host_commit(void *ctx, struct store_message *msg)
 {
-	return smtpd->shutting_down;
+	struct smtpd *smtpd = ctx;
+	store_commit(smtpd->store, msg);
 }
+
+static void host_check_password(void *ctx, uint64_t ticket, const char *password, const char *hash, uint64_t cache_ms,
+                                bool make_scram)
+{
+	struct smtpd *smtpd = ctx;
+	auth_pool_check(smtpd->auth_pool, ticket, password, hash, cache_ms, make_scram);
+}
+
+static void host_add_scram(void *ctx, const char *address, const char *password_hash, const char *scram)
+{
+	struct smtpd *smtpd = ctx;
+	store_user_add_scram(smtpd->store, address, password_hash, scram);
+}
+
+static struct smtpd_session *slot_find(struct smtpd *smtpd, uint64_t id);
+
+static struct smtpd_session *host_find(void *ctx, uint64_t id)
+{
+	return slot_find(ctx, id);
+}
+
+static void host_lookup(void *ctx, struct smtpd_lookup *lookup)
+{
+	struct smtpd *smtpd = ctx;
+	smtpd_lookups_submit(smtpd->lookups, lookup, host_find, smtpd);
+}
+
+static bool host_space_ok(void *ctx, uint64_t size)
+{
+	struct smtpd *smtpd = ctx;
+	return !smtpd->store || store_space_ok(smtpd->store, size);
+}
+
+static void host_gone(void *ctx, uint64_t id, const unsigned char peer_key[16]);
 
 /* ---- Per-address counts ---- */
 
@@ -217,13 +216,9 @@ static struct smtpd_session *slot_find(struct smtpd *smtpd, uint64_t id)
 	return smtpd->slots[slot];
 }
 
-struct smtpd_session *smtpd_session_find(struct smtpd *smtpd, uint64_t id)
+static void host_gone(void *ctx, uint64_t id, const unsigned char peer_key[16])
 {
-	return slot_find(smtpd, id);
-}
-
-void smtpd_session_gone(struct smtpd *smtpd, uint64_t id, const unsigned char peer_key[16])
-{
+	struct smtpd *smtpd = ctx;
 	uint32_t slot = (uint32_t)id;
 	if (slot_find(smtpd, id) == NULL)
 		fatal("session %llx is not in the table", (unsigned long long)id);
@@ -232,7 +227,7 @@ void smtpd_session_gone(struct smtpd *smtpd, uint64_t id, const unsigned char pe
 	smtpd->free_slots[smtpd->free_count++] = slot;
 	peer_add(smtpd, peer_key, -1);
 	smtpd->session_count--;
-	if (smtpd->shutting_down && smtpd->session_count == 0)
+	if (smtpd->host.shutting_down && smtpd->session_count == 0)
 		smtpd->stopped(smtpd->stopped_arg);
 }
 
@@ -266,7 +261,7 @@ static void smtpd_accept(struct evconnlistener *listener, evutil_socket_t fd, st
 	}
 	unsigned char key[16];
 	smtpd_peer_key(peer, key);
-	if (smtpd->shutting_down) {
+	if (smtpd->host.shutting_down) {
 		refuse_connection(fd, SMTP_R_SHUTDOWN);
 		return;
 	}
@@ -291,13 +286,16 @@ static void smtpd_accept(struct evconnlistener *listener, evutil_socket_t fd, st
 	smtpd->session_count++;
 	peer_add(smtpd, key, 1);
 	/* A new session only greets; it cannot end before it is in its slot. */
-	smtpd->slots[(uint32_t)id] = smtpd_session_new(smtpd, id, config, fd, peer, (socklen_t)peer_len, l->kind);
+	struct net_conn *conn = l->kind == LISTENER_SUBMISSIONS ? net_conn_accept_tls(smtpd->base, fd, smtpd->host.tls)
+	                                                        : net_conn_accept(smtpd->base, fd);
+	smtpd->slots[(uint32_t)id] =
+	        smtpd_session_new(&smtpd->host, id, config, conn, peer, (socklen_t)peer_len, l->kind);
 }
 
 static void smtpd_resume_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtpd *smtpd = arg;
-	if (smtpd->shutting_down)
+	if (smtpd->host.shutting_down)
 		return;
 	for (size_t i = 0; i < smtpd->listener_count; i++)
 		evconnlistener_enable(smtpd->listeners[i].listener);
@@ -380,11 +378,21 @@ struct smtpd *smtpd_create(struct event_base *base, struct config *config)
 	struct smtpd *smtpd = xcalloc(1, sizeof *smtpd);
 	smtpd->peer_hasher = hash_keyed_new();
 	smtpd->base = base;
+	smtpd->host = (struct smtpd_host){
+	        .base = base,
+	        .ctx = smtpd,
+	        .commit = host_commit,
+	        .space_ok = host_space_ok,
+	        .lookup = host_lookup,
+	        .check_password = host_check_password,
+	        .add_scram = host_add_scram,
+	        .gone = host_gone,
+	};
 	smtpd->config = config_ref(config);
 	smtpd->accept_pause = evtimer_new(base, smtpd_resume_accept, smtpd);
 	if (!smtpd->accept_pause)
 		fatal("evtimer_new failed");
-	smtpd->linger = net_linger_new(base, SMTPD_LINGER_MAX);
+	smtpd->host.linger = net_linger_new(base, SMTPD_LINGER_MAX);
 	smtpd->listeners = xcalloc(config->listener_count + 1, sizeof *smtpd->listeners);
 	for (size_t i = 0; i < config->listener_count; i++) {
 		const struct config_listener *cl = &config->listeners[i];
@@ -415,7 +423,7 @@ static void auth_checked(void *arg, uint64_t ticket, const struct auth_pool_resu
 static void prune_limits(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtpd *smtpd = arg;
-	size_t left = limits_prune(smtpd->limits, time_mono_ms());
+	size_t left = limits_prune(smtpd->host.limits, time_mono_ms());
 	log_debug("event=limits_pruned entries=%zu", left);
 }
 
@@ -424,7 +432,7 @@ void smtpd_run(struct smtpd *smtpd, struct store *store)
 	smtpd->auth_pool = auth_pool_start(smtpd->base, SMTPD_AUTH_THREADS, auth_checked, smtpd);
 	smtpd->data_dir = str_dup(smtpd->config->data_dir);
 	smtpd->lookups = smtpd_lookups_start(smtpd->base, smtpd->data_dir);
-	smtpd->limits = limits_new();
+	smtpd->host.limits = limits_new();
 	smtpd->prune_timer = event_new(smtpd->base, -1, EV_PERSIST, prune_limits, smtpd);
 	if (!smtpd->prune_timer)
 		fatal("event_new failed");
@@ -482,15 +490,15 @@ static void smtpd_force_close(evutil_socket_t fd, short what, void *arg)
 
 void smtpd_shutdown(struct smtpd *smtpd, void (*done)(void *arg), void *arg)
 {
-	if (smtpd->shutting_down)
+	if (smtpd->host.shutting_down)
 		return;
-	smtpd->shutting_down = true;
+	smtpd->host.shutting_down = true;
 	smtpd->stopped = done;
 	smtpd->stopped_arg = arg;
 	listeners_close(smtpd);
 	/* Lingering sockets are not waited for: smtpd_free closes them. */
 	log_info("event=shutdown sessions=%llu lingering=%zu", (unsigned long long)smtpd->session_count,
-	         net_linger_count(smtpd->linger));
+	         net_linger_count(smtpd->host.linger));
 	if (smtpd->session_count == 0) {
 		done(arg);
 		return;
@@ -520,7 +528,7 @@ void smtpd_free(struct smtpd *smtpd)
 	if (smtpd->shutdown_timer)
 		event_free(smtpd->shutdown_timer);
 	event_free(smtpd->accept_pause);
-	net_linger_free(smtpd->linger);
+	net_linger_free(smtpd->host.linger);
 	hash_keyed_free(smtpd->peer_hasher);
 	free(smtpd->listeners);
 	free(smtpd->slots);
@@ -529,10 +537,10 @@ void smtpd_free(struct smtpd *smtpd)
 	auth_pool_stop(smtpd->auth_pool);
 	smtpd_lookups_stop(smtpd->lookups);
 	free(smtpd->data_dir);
-	limits_free(smtpd->limits);
+	limits_free(smtpd->host.limits);
 	if (smtpd->prune_timer)
 		event_free(smtpd->prune_timer);
-	tls_server_unref(smtpd->tls);
+	tls_server_unref(smtpd->host.tls);
 	config_unref(smtpd->config);
 	free(smtpd);
 }

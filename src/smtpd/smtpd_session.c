@@ -1,17 +1,20 @@
 /*
- * smtpd_session.c - one inbound SMTP connection: its I/O, its state, its
- * end.
+ * smtpd_session.c - one inbound SMTP session: its reading, its state, its
+ * end. The connection under it (socket, TLS, line reader, timeouts, the
+ * lingering close) is net/net_conn.c's; what it needs from the server
+ * comes through its struct smtpd_host (smtpd_session.h).
  *
- * Input is read from the bufferevent's buffer in place: a command line is
- * found by its LF, checked (CRLF only, no NUL, at most
- * SMTP_COMMAND_LINE_MAX octets), copied out and dispatched; message content
+ * Input is read from the connection's buffer in place: a command line is
+ * taken by the strict line reader (CRLF only, no NUL, at most
+ * SMTPD_LINE_MAX octets), then checked against SMTP_COMMAND_LINE_MAX
+ * unless it is AUTH, and dispatched; message content
  * goes to the transaction in whatever runs it arrived. Nothing is read
  * while the session waits for the store, so pipelined commands wait in the
  * buffer (bounded by the read high-watermark) and are taken in order once
  * the reply is out. A client that does not read its replies stops being
  * read (SMTPD_OUTPUT_HIGH).
  *
- * An over-long command line is skipped to its LF and refused; the session
+ * An over-long command line is skipped to its CRLF and refused; the session
  * stays in sync. A client that sends a command past a synchronisation point
  * (RFC 2920 3.1) is told 554 and disconnected (smtpd_command.c).
  *
@@ -19,28 +22,20 @@
  * callback that found it so (session_end_callback), never inside a handler.
  *
  * The end of the connection: once the last reply has left (SMTPD_CLOSING),
- * the session is freed but its socket lingers (net/net_linger.c): on TLS
- * a close_notify first, then the write side is shut and what the client
- * still sends is read and dropped for a bounded time, then the socket is
- * closed. Closing at once would lose the reply to a client still sending
- * (a socket closed with unread input sends a reset). A client that closed,
- * failed or does not read is closed at once (session_close_socket).
+ * the session is freed but its socket lingers (net_conn_free, which uses
+ * net/net_linger.c): on TLS a close_notify first, then the write side is
+ * shut and what the client still sends is read and dropped for a bounded
+ * time, then the socket is closed. Closing at once would lose the reply to
+ * a client still sending (a socket closed with unread input sends a
+ * reset). A client that closed, failed or does not read is closed at once.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <fcntl.h>
-#include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "auth/auth_sasl.h"
-#include "net/net_linger.h"
-#include "net/tls.h"
+#include "net/net_conn.h"
 #include "smtpd/smtpd_local.h"
 #include "smtpd/smtpd_private.h"
 #include "util/util_log.h"
@@ -58,10 +53,6 @@ static const char *const state_names[SMTPD_STATE_COUNT] = {
 };
 
 static void session_process(struct smtpd_session *s);
-static void session_start_tls(struct smtpd_session *s);
-static void session_read_cb(struct bufferevent *bev, void *arg);
-static void session_write_cb(struct bufferevent *bev, void *arg);
-static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* ---- Replies ---- */
 
@@ -69,7 +60,7 @@ void session_write(struct smtpd_session *s, const char *bytes, size_t len)
 {
 	if (s->state == SMTPD_CLOSING || s->dead)
 		return;
-	bufferevent_write(s->bev, bytes, len);
+	net_conn_write(s->conn, bytes, len);
 }
 
 /* session_count_code - one more error, if a reply with this code is one; too many end the session. */
@@ -144,51 +135,18 @@ void session_close_after_reply(struct smtpd_session *s)
 	if (s->state == SMTPD_CLOSING)
 		return;
 	session_enter_state(s, SMTPD_CLOSING);
-	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	net_conn_pause(s->conn);
+	if (net_conn_output_length(s->conn) == 0)
 		s->dead = true;
 }
 
 void session_set_data_timeouts(struct smtpd_session *s, bool data)
 {
-	struct timeval rd = {(time_t)(data ? s->config->data_timeout : s->config->command_timeout), 0};
-	struct timeval wr = {(time_t)s->config->command_timeout, 0};
-	bufferevent_set_timeouts(s->bev, &rd, &wr);
+	net_conn_set_timeouts(s->conn, data ? s->config->data_timeout : s->config->command_timeout,
+	                      s->config->command_timeout);
 }
 
 /* ---- End of a session ---- */
-
-/*
- * session_close_socket - free the bufferevent and end the connection.
- *
- * After our last reply (SMTPD_CLOSING, and the reply has left) the socket
- * lingers (net_linger.c): the write side is shut and what the client still
- * sends is read and dropped for a while, so that our reply is not lost to
- * a reset. A client that went or stopped reading is closed at once.
- *
- * A plain bufferevent does not own its socket, so that STARTTLS can hand
- * it over. A TLS one owns socket and SSL and, when freed, closes and frees
- * both without a close_notify: so the close_notify is sent while it still
- * exists, and a duplicate of the socket is what lingers.
- */
-static void session_close_socket(struct smtpd_session *s)
-{
-	bool linger = s->state == SMTPD_CLOSING && !s->close_at_once;
-	int fd = s->tls ? -1 : s->fd;
-	if (s->tls && linger) {
-		tls_close_notify(bufferevent_openssl_get_ssl(s->bev));
-		fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
-		if (fd < 0)
-			log_debug("event=linger_skipped session=%s error=\"%s\"", s->sid, strerror(errno));
-	}
-	bufferevent_free(s->bev);
-	if (fd < 0)
-		return;
-	if (linger)
-		net_linger_close(smtpd_linger(s->smtpd), fd, s->sid);
-	else
-		close(fd);
-}
 
 static void session_free(struct smtpd_session *s)
 {
@@ -197,15 +155,17 @@ static void session_free(struct smtpd_session *s)
 	         (unsigned long long)s->errors);
 	txn_free(s->txn);
 	auth_session_free(s);
-	session_close_socket(s);
-	tls_server_unref(s->tls);
-	struct smtpd *smtpd = s->smtpd;
+	/* After our last reply the socket lingers, so that the reply is not
+	 * lost to a reset; a client that went or stopped reading is closed at
+	 * once (net_conn.c). */
+	net_conn_free(s->conn, s->state == SMTPD_CLOSING && !s->close_at_once);
+	struct smtpd_host *host = s->host;
 	uint64_t id = s->id;
 	unsigned char key[16];
 	memcpy(key, s->peer_key, sizeof key);
 	config_unref(s->config);
 	free(s);
-	smtpd_session_gone(smtpd, id, key);
+	host->gone(host->ctx, id, key);
 }
 
 /* session_end_callback - every entry point ends here: free a dead session. */
@@ -249,38 +209,31 @@ static bool line_is_auth(const char *line, size_t len)
  * "NOOP<LF>RSET<CRLF>" as two commands would be the kind of disagreement
  * about line ends that SMTP smuggling lives on.
  */
-static bool session_read_line(struct smtpd_session *s, struct evbuffer *in)
+static bool session_read_line(struct smtpd_session *s)
 {
-	struct evbuffer_ptr eol = evbuffer_search(in, "\r\n", 2, NULL);
-	if (eol.pos < 0) {
-		size_t avail = evbuffer_get_length(in);
-		if (avail >= SMTPD_LINE_MAX) {
-			/* Too long already: drop what we have (keeping a CR that may
-			 * start the CRLF) and skip to the end of the line. */
-			evbuffer_drain(in, avail - 1);
-			s->discarding_line = true;
-		}
-		return false;
-	}
-	size_t line_len = (size_t)eol.pos; /* bytes before the CRLF */
-	if (s->discarding_line || line_len + 2 > SMTPD_LINE_MAX) {
-		evbuffer_drain(in, line_len + 2);
-		s->discarding_line = false;
-		session_line_too_long(s);
-		return true;
-	}
 	char line[SMTPD_LINE_MAX];
-	evbuffer_remove(in, line, line_len + 2);
-	if (memchr(line, '\r', line_len) || memchr(line, '\n', line_len))
-		session_reply(s, SMTP_R_BARE_EOL_COMMAND);
-	else if (memchr(line, '\0', line_len))
-		session_reply(s, SMTP_R_NUL_COMMAND);
-	else if (s->state == SMTPD_AUTH)
-		auth_response(s, line, line_len);
-	else if (line_len + 2 > SMTP_COMMAND_LINE_MAX && !line_is_auth(line, line_len))
+	size_t line_len;
+	switch (net_conn_read_line(s->conn, line, sizeof line, &line_len)) {
+	case NET_LINE_PARTIAL:
+		return false;
+	case NET_LINE_TOO_LONG:
 		session_line_too_long(s);
-	else
-		command_dispatch(s, line, line_len);
+		break;
+	case NET_LINE_BARE_EOL:
+		session_reply(s, SMTP_R_BARE_EOL_COMMAND);
+		break;
+	case NET_LINE_NUL:
+		session_reply(s, SMTP_R_NUL_COMMAND);
+		break;
+	case NET_LINE_OK:
+		if (s->state == SMTPD_AUTH)
+			auth_response(s, line, line_len);
+		else if (line_len + 2 > SMTP_COMMAND_LINE_MAX && !line_is_auth(line, line_len))
+			session_line_too_long(s);
+		else
+			command_dispatch(s, line, line_len);
+		break;
+	}
 	return true;
 }
 
@@ -350,7 +303,7 @@ static bool session_read_content(struct smtpd_session *s, struct evbuffer *in)
 
 static bool session_output_full(struct smtpd_session *s)
 {
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) <= SMTPD_OUTPUT_HIGH)
+	if (net_conn_output_length(s->conn) <= SMTPD_OUTPUT_HIGH)
 		return false;
 	s->output_blocked = true;
 	return true;
@@ -359,7 +312,7 @@ static bool session_output_full(struct smtpd_session *s)
 /* session_maybe_shutdown - during shutdown, an idle session says 421 and goes. */
 static bool session_maybe_shutdown(struct smtpd_session *s)
 {
-	if (!smtpd_shutting_down(s->smtpd) || s->txn || s->state > SMTPD_RCPT)
+	if (!s->host->shutting_down || s->txn || s->state > SMTPD_RCPT)
 		return false;
 	session_reply(s, SMTP_R_SHUTDOWN);
 	session_close_after_reply(s);
@@ -368,7 +321,7 @@ static bool session_maybe_shutdown(struct smtpd_session *s)
 
 static void session_process(struct smtpd_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = net_conn_input(s->conn);
 	while (!s->dead && s->state != SMTPD_CLOSING && s->state != SMTPD_COMMIT && s->state != SMTPD_AUTH_WAIT &&
 	       !s->tls_starting && !s->lookup_pending) {
 		if (session_over_time(s) || session_output_full(s) || session_maybe_shutdown(s))
@@ -386,7 +339,7 @@ static void session_process(struct smtpd_session *s)
 		else if (s->state == SMTPD_DATA || s->state == SMTPD_BDAT)
 			progress = session_read_content(s, in);
 		else
-			progress = session_read_line(s, in);
+			progress = session_read_line(s);
 		if (!progress)
 			break;
 	}
@@ -400,20 +353,18 @@ void session_resume(struct smtpd_session *s)
 
 /* ---- Callbacks ---- */
 
-static void session_read_cb(struct bufferevent *bev, void *arg)
+static void session_read_cb(void *arg)
 {
 	struct smtpd_session *s = arg;
 	session_process(s);
 	session_end_callback(s);
 }
 
-static void session_write_cb(struct bufferevent *bev, void *arg)
+static void session_drained_cb(void *arg)
 {
 	struct smtpd_session *s = arg;
 	if (s->state == SMTPD_CLOSING) {
 		s->dead = true;
-	} else if (s->tls_starting) {
-		session_start_tls(s);
 	} else if (s->output_blocked) {
 		s->output_blocked = false;
 		session_process(s);
@@ -421,44 +372,38 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 	session_end_callback(s);
 }
 
-/* session_tls_ready - the handshake is done: note what was agreed. */
-static void session_tls_ready(struct smtpd_session *s)
-{
-	const char *version, *cipher;
-	tls_describe(bufferevent_openssl_get_ssl(s->bev), &version, &cipher);
-	str_copy(s->tls_version, sizeof s->tls_version, version);
-	str_copy(s->tls_cipher, sizeof s->tls_cipher, cipher);
-	s->tls_handshaking = false;
-	s->tls_active = true;
-	log_info("event=tls session=%s version=%s cipher=%s", s->sid, s->tls_version, s->tls_cipher);
-}
-
-static void session_event_cb(struct bufferevent *bev, short what, void *arg)
+/* session_tls_done - the handshake ended: note what was agreed, or close. */
+static void session_tls_done(void *arg, const struct net_tls_result *r)
 {
 	struct smtpd_session *s = arg;
-	if (what & BEV_EVENT_CONNECTED) {
-		session_tls_ready(s);
-	} else if (s->tls_handshaking) {
+	s->tls_starting = false;
+	if (r->ok) {
+		str_copy(s->tls_version, sizeof s->tls_version, r->version);
+		str_copy(s->tls_cipher, sizeof s->tls_cipher, r->cipher);
+		s->tls_active = true;
+		log_info("event=tls session=%s version=%s cipher=%s", s->sid, s->tls_version, s->tls_cipher);
+	} else {
 		/* Nothing can be said to a client that never finished the
 		 * handshake: log why and close. */
-		char why[256];
-		unsigned long e = bufferevent_get_openssl_error(bev);
-		if (e)
-			ERR_error_string_n(e, why, sizeof why);
-		else
-			str_copy(why, sizeof why, (what & BEV_EVENT_TIMEOUT) ? "timeout" : "connection closed");
-		log_info("event=tls_failed session=%s client=%s reason=\"%s\"", s->sid, s->peer_ip, why);
+		log_info("event=tls_failed session=%s client=%s reason=\"%s\"", s->sid, s->peer_ip, r->why);
 		s->close_at_once = true;
 		s->dead = true;
-	} else if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != SMTPD_CLOSING) {
+	}
+	session_end_callback(s);
+}
+
+static void session_event_cb(void *arg, enum net_conn_event what)
+{
+	struct smtpd_session *s = arg;
+	if (what == NET_CONN_TIMEOUT_READ && s->state != SMTPD_CLOSING) {
 		log_info("event=timeout session=%s state=%s", s->sid, state_names[s->state]);
 		session_reply(s, SMTP_R_TIMEOUT);
 		session_close_after_reply(s);
 		/* Give the 421 a write timeout's time to leave, then go. */
-		bufferevent_enable(s->bev, EV_WRITE);
+		net_conn_restart_write(s->conn);
 	} else {
 		/* EOF, an error, or a last reply the client does not read. */
-		if (what & BEV_EVENT_ERROR)
+		if (what == NET_CONN_ERROR)
 			log_debug("event=socket_error session=%s", s->sid);
 		s->close_at_once = true;
 		s->dead = true;
@@ -466,66 +411,47 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 	session_end_callback(s);
 }
 
+static const struct net_conn_callbacks session_callbacks = {
+        .read = session_read_cb,
+        .drained = session_drained_cb,
+        .event = session_event_cb,
+        .tls_done = session_tls_done,
+};
+
 /* ---- TLS ---- */
 
-/* session_setup_bev - callbacks, read limit and timeouts of a new bufferevent. */
-static void session_setup_bev(struct smtpd_session *s)
-{
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_READ_HIGH);
-	session_set_data_timeouts(s, false);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-}
-
-/* session_tls_bev - a TLS bufferevent on the session's socket, in accept mode. */
-static void session_tls_bev(struct smtpd_session *s)
-{
-	s->tls = tls_server_ref(smtpd_tls(s->smtpd));
-	s->bev = bufferevent_openssl_socket_new(smtpd_base(s->smtpd), s->fd, tls_server_ssl(s->tls),
-	                                        BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (!s->bev)
-		fatal("bufferevent_openssl_socket_new failed");
-	/* A client that closes without close_notify has still closed. */
-	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
-	s->tls_handshaking = true;
-	session_setup_bev(s);
-}
-
+/*
+ * session_begin_tls - STARTTLS was answered 220: TLS once that has gone out.
+ *
+ * RFC 3207 4.2: the server forgets everything it learnt from the client
+ * before TLS, HELO and AUTH included. Nothing read in plaintext survives: a
+ * client that sent more after STARTTLS was already refused (554,
+ * smtpd_command.c), and the connection reads nothing more in plaintext, so
+ * no byte injected in plaintext can be taken as a command once the session
+ * is encrypted (CVE-2011-0411). Until the handshake ends no command is
+ * taken (tls_starting).
+ */
 void session_begin_tls(struct smtpd_session *s)
 {
 	s->tls_starting = true;
-	bufferevent_disable(s->bev, EV_READ);
-}
-
-/*
- * session_start_tls - the 220 to STARTTLS has gone out: TLS from here.
- *
- * RFC 3207 4.2: the server forgets everything it learnt from the client
- * before TLS, HELO and AUTH included. Nothing read in plaintext survives: a client
- * that sent more after STARTTLS was already refused (554, smtpd_command.c)
- * and reading stopped at the 220, so no byte injected in plaintext can be
- * taken as a command once the session is encrypted (CVE-2011-0411).
- */
-static void session_start_tls(struct smtpd_session *s)
-{
-	s->tls_starting = false;
+	s->tls_started = true;
 	s->helo[0] = '\0';
 	s->esmtp = false;
 	s->auth_user[0] = '\0'; /* an AUTH before TLS (loopback only) is forgotten too */
 	txn_reset(s);           /* back to SMTPD_CONNECTED, with the plain socket's timeouts */
-	bufferevent_free(s->bev);
-	session_tls_bev(s);
+	net_conn_starttls_server(s->conn, s->host->tls);
 }
 
 /* ---- From the server ---- */
 
-struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct config *config, int fd,
-                                        const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind)
+struct smtpd_session *smtpd_session_new(struct smtpd_host *host, uint64_t id, struct config *config,
+                                        struct net_conn *conn, const struct sockaddr *peer, socklen_t peer_len,
+                                        enum listener_kind kind)
 {
 	struct smtpd_session *s = xcalloc(1, sizeof *s);
 	s->id = id;
 	id_next(s->sid);
-	s->smtpd = smtpd;
+	s->host = host;
 	s->config = config_ref(config);
 	s->kind = kind;
 	s->started_ms = time_mono_ms();
@@ -539,16 +465,14 @@ struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct
 		inet_ntop(AF_INET, &in->sin_addr, s->peer_ip, sizeof s->peer_ip);
 		s->peer_port = ntohs(in->sin_port);
 	}
-	s->fd = fd;
-	if (kind == LISTENER_SUBMISSIONS) {
-		/* Implicit TLS (RFC 8314): the greeting waits for the handshake. */
-		session_tls_bev(s);
-	} else {
-		s->bev = bufferevent_socket_new(smtpd_base(smtpd), fd, 0);
-		if (!s->bev)
-			fatal("bufferevent_socket_new failed");
-		session_setup_bev(s);
-	}
+	/* Implicit TLS (RFC 8314): the connection starts with the handshake;
+	 * the greeting waits in the output until it is done. */
+	s->tls_started = kind == LISTENER_SUBMISSIONS;
+	s->conn = conn;
+	net_conn_set_linger(conn, host->linger, s->sid);
+	net_conn_set_read_max(conn, SMTPD_READ_HIGH);
+	session_set_data_timeouts(s, false);
+	net_conn_set_callbacks(conn, &session_callbacks, s);
 	if (kind == LISTENER_LOCAL)
 		local_session_identify(s);
 	else

@@ -19,30 +19,53 @@
 #include "config/config.h"
 #include "store/store.h"
 
-struct smtpd;
 struct smtpd_session;
 struct event_base;
+struct net_conn;
 struct net_linger;
+struct smtpd_limits;
+struct smtpd_lookup;
+struct tls_server;
 
-/* What a session needs from the server. */
-struct event_base *smtpd_base(struct smtpd *smtpd);
-struct store *smtpd_store(struct smtpd *smtpd);
-struct tls_server *smtpd_tls(struct smtpd *smtpd);
-struct auth_pool *smtpd_auth_pool(struct smtpd *smtpd);
-/* smtpd_lookups - the directory lookup threads (smtpd_lookup.h). */
-struct pool *smtpd_lookups(struct smtpd *smtpd);
-/* smtpd_session_find - the session with this id, or NULL if it has gone. */
-struct smtpd_session *smtpd_session_find(struct smtpd *smtpd, uint64_t id);
-struct smtpd_limits *smtpd_limits(struct smtpd *smtpd);
-/* smtpd_linger - where the sockets of ended sessions linger (net/net_linger.h). */
-struct net_linger *smtpd_linger(struct smtpd *smtpd);
-bool smtpd_shutting_down(struct smtpd *smtpd);
-/* smtpd_session_gone - the session is being freed: release its slot and counts. */
-void smtpd_session_gone(struct smtpd *smtpd, uint64_t id, const unsigned char peer_key[16]);
+/*
+ * struct smtpd_host - what a session needs from whoever runs it: the
+ * server (smtpd_server.c), or a unit test or the session fuzzer over an
+ * in-memory connection. The AUTH failure counts are used in place; the
+ * store thread, the password-check threads and the directory lookups are
+ * reached through calls, so that a test can answer them in-process. Each
+ * call's answer comes back later, from the loop, never inside the call.
+ */
+struct smtpd_host {
+	struct event_base *base;
+	struct smtpd_limits *limits; /* AUTH failure counts */
+	struct net_linger *linger;   /* where the sockets of ended sessions linger; NULL: close at once */
+	struct tls_server *tls;      /* certificates for STARTTLS and implicit TLS; NULL: no STARTTLS */
+	bool shutting_down;
+	void *ctx;
+	/* commit - hand a whole message to the store; smtpd_session_commit_done follows. */
+	void (*commit)(void *ctx, struct store_message *msg);
+	/* check_password - check an AUTH password; smtpd_session_auth_checked follows for the session
+	 * whose id is ticket (auth/auth_pool.h says what cache_ms and make_scram mean). */
+	void (*check_password)(void *ctx, uint64_t ticket, const char *password, const char *hash, uint64_t cache_ms,
+	                       bool make_scram);
+	/* lookup - ask the directory off the loop (smtpd_lookup.h): run lookup's query with a reader, then,
+	 * from the loop, smtpd_lookup_finish with the session whose id it holds (NULL if it has gone). */
+	void (*lookup)(void *ctx, struct smtpd_lookup *lookup);
+	/* space_ok - is there room on the queue's disk for a message of size octets (store_space_ok)? NULL: yes. */
+	bool (*space_ok)(void *ctx, uint64_t size);
+	/* add_scram - keep the SCRAM secret a checked password brought (store_user_add_scram). */
+	void (*add_scram)(void *ctx, const char *address, const char *password_hash, const char *scram);
+	/* gone - the session with this id is being freed: release its slot and counts. */
+	void (*gone)(void *ctx, uint64_t id, const unsigned char peer_key[16]);
+};
 
-/* What the server asks of a session. */
-struct smtpd_session *smtpd_session_new(struct smtpd *smtpd, uint64_t id, struct config *config, int fd,
-                                        const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind);
+/*
+ * smtpd_session_new - a session on conn (taken over; made with
+ * net_conn_accept_tls for LISTENER_SUBMISSIONS), greeting the client.
+ */
+struct smtpd_session *smtpd_session_new(struct smtpd_host *host, uint64_t id, struct config *config,
+                                        struct net_conn *conn, const struct sockaddr *peer, socklen_t peer_len,
+                                        enum listener_kind kind);
 void smtpd_session_commit_done(struct smtpd_session *session, struct store_message *msg);
 /* smtpd_session_auth_checked - the password check of an AUTH came back. */
 struct auth_pool_result;

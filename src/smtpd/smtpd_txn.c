@@ -493,5 +493,5 @@ static void txn_finish_checked(struct smtpd_session *s, enum smtp_reply_id refus
 		return;
 	}
 	session_enter_state(s, SMTPD_COMMIT);
-	store_commit(smtpd_store(s->smtpd), txn_to_message(s, txn));
+	s->host->commit(s->host->ctx, txn_to_message(s, txn));
 }
