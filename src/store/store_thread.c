@@ -1523,6 +1523,52 @@ static void store_reroute_waiting(struct store *s)
 		log_info("event=rerouted rcpts=%d", changed);
 }
 
+/*
+ * What one turn writes. Every client message waiting goes in: each
+ * client's 250 waits on this commit. Of the delivery results and the
+ * composer's notices, at most STORE_TURN_RESULTS and STORE_TURN_NOTICES go
+ * in; the rest waits for the next turn, which follows at once. A storm
+ * (thousands of recipients failing together, each owing a bounce) is so
+ * written in many short transactions instead of a few long ones, and a
+ * client's message never waits behind more than one of them.
+ */
+#define STORE_TURN_RESULTS 64
+#define STORE_TURN_NOTICES 32
+
+/* store_take_commits - under lock: the clients' messages, and the first STORE_TURN_NOTICES notices. */
+static struct store_message *store_take_commits(struct store *s)
+{
+	struct store_message *taken = NULL, **taken_tail = &taken, *left = s->commits;
+	size_t notices = 0;
+	s->commits = NULL;
+	s->commits_tail = &s->commits;
+	while (left) {
+		struct store_message *next = left->next;
+		left->next = NULL;
+		bool take = !left->notice_id || notices++ < STORE_TURN_NOTICES;
+		struct store_message ***tail = take ? &taken_tail : &s->commits_tail;
+		**tail = left;
+		*tail = &left->next;
+		left = next;
+	}
+	return taken;
+}
+
+/* store_take_results - under lock: the first STORE_TURN_RESULTS delivery results. */
+static struct delivery_job *store_take_results(struct store *s)
+{
+	struct delivery_job *taken = s->results, *last = NULL;
+	for (size_t n = 0; n < STORE_TURN_RESULTS && s->results; n++) {
+		last = s->results;
+		s->results = s->results->next;
+	}
+	if (last)
+		last->next = NULL;
+	if (!s->results)
+		s->results_tail = &s->results;
+	return last ? taken : NULL;
+}
+
 static void *store_main(void *arg)
 {
 	struct store *s = arg;
@@ -1530,8 +1576,8 @@ static void *store_main(void *arg)
 		pthread_mutex_lock(&s->lock);
 		if (!s->commits && !s->results && !s->scrams && !s->stopping)
 			store_wait(s);
-		struct store_message *commits = s->commits;
-		struct delivery_job *results = s->results;
+		struct store_message *commits = store_take_commits(s);
+		struct delivery_job *results = store_take_results(s);
 		struct store_scram *scrams = s->scrams;
 		s->scrams = NULL;
 		bool stopping = s->stopping;
@@ -1547,10 +1593,6 @@ static void *store_main(void *arg)
 		}
 		bool reroute = s->reroute;
 		s->reroute = false;
-		s->commits = NULL;
-		s->commits_tail = &s->commits;
-		s->results = NULL;
-		s->results_tail = &s->results;
 		pthread_mutex_unlock(&s->lock);
 
 		if (old_routes)
