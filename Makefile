@@ -95,6 +95,7 @@ check: all unit
 test: test-deps
 	@scripts/check-banned.sh
 	@scripts/check-alloc.sh
+	@scripts/check-names.sh
 	@$(MAKE) --no-print-directory WERROR=1 check
 	@$(MAKE) --no-print-directory WERROR=1 SAN=1 check
 

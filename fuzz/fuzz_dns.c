@@ -1,5 +1,5 @@
 /*
- * fuzz_dns.c - MX RDATA as a DNS server could send it (net/dns.c): every
+ * fuzz_dns.c - MX RDATA as a DNS server could send it (net/net_dns.c): every
  * accepted record yields a host name of at most 255 characters made only of
  * letters, digits, '-', '_' and dots, never starting with or doubling a dot.
  */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/dns.h"
+#include "net/net_dns.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -32,7 +32,7 @@ sources_for() {
 	address) echo "src/smtp/smtp_address.c" ;;
 	data) echo "src/smtp/smtp_data.c" ;;
 	client_reply) echo "src/smtp/smtp_client_reply.c" ;;
-	dns) echo "src/net/dns.c src/util/util_str.c src/util/util_log.c" ;;
+	dns) echo "src/net/net_dns.c src/util/util_str.c src/util/util_log.c" ;;
 	header) echo "src/msg/msg_header.c" ;;
 	msg_address) echo "src/msg/msg_address.c src/msg/msg_header.c src/smtp/smtp_address.c" ;;
 	msg_7bit) echo "src/msg/msg_7bit.c" ;;

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "cli/cli_util.h"
-#include "net/tls.h"
+#include "net/net_tls.h"
 #include "store/store_admin.h"
 #include "util/util_str.h"
 

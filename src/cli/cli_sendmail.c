@@ -788,7 +788,7 @@ int cli_sendmail(int argc, char **argv, const char *config_path, const char *nam
 	if (!sendmail_args_parse(argc, argv, &o, err, sizeof err)) {
 		sm_fail(0, "%s", err);
 		fputs(sendmail_usage_line, stderr);
-		sendmail_options_free(&o);
+		sendmail_args_free(&o);
 		return EX_USAGE;
 	}
 	if (strcmp(name, "mailq") == 0)
@@ -800,6 +800,6 @@ int cli_sendmail(int argc, char **argv, const char *config_path, const char *nam
 		puts("tern: there is no aliases file to rebuild; aliases live in tern's database (tern alias list)");
 	else
 		rc = sendmail_run(&o, o.config ? o.config : config_path);
-	sendmail_options_free(&o);
+	sendmail_args_free(&o);
 	return rc;
 }

@@ -40,13 +40,14 @@ struct sendmail_options {
  * and recipients may come in any order; "--" ends the flags. False with a
  * message in err for an unknown flag, a missing or bad value, or a mode
  * tern does not have (usage: exit EX_USAGE). Free o with
- * sendmail_options_free, whatever the result.
+ * sendmail_args_free, whatever the result.
  */
 bool sendmail_args_parse(int argc, char **argv, struct sendmail_options *o, char *err, size_t errlen);
 
-void sendmail_options_free(struct sendmail_options *o);
+void sendmail_args_free(struct sendmail_options *o);
 
-/* sendmail_xtext - s as xtext (RFC 3461 4: "+XX" for "+", "=" and bytes outside "!".."~"); false if it does not fit. */
-bool sendmail_xtext(const char *s, char *out, size_t size);
+/* sendmail_args_xtext - s as xtext (RFC 3461 4: "+XX" for "+", "=" and bytes outside "!".."~"); false if it does not
+ * fit. */
+bool sendmail_args_xtext(const char *s, char *out, size_t size);
 
 #endif

@@ -81,7 +81,7 @@ static bool args_dsn(char flag, const char *v, struct sendmail_options *o, char 
 	}
 	if (flag == 'R')
 		return str_fail(err, errlen, "-R takes full or hdrs");
-	if (sendmail_xtext(v, o->envid, sizeof o->envid) && o->envid[0])
+	if (sendmail_args_xtext(v, o->envid, sizeof o->envid) && o->envid[0])
 		return true;
 	return str_fail(err, errlen, "-V takes an envelope id of at most %d characters", SMTP_ENVID_MAX);
 }
@@ -162,14 +162,14 @@ bool sendmail_args_parse(int argc, char **argv, struct sendmail_options *o, char
 	return true;
 }
 
-void sendmail_options_free(struct sendmail_options *o)
+void sendmail_args_free(struct sendmail_options *o)
 {
 	free(o->rcpts);
 	o->rcpts = NULL;
 	o->rcpt_count = 0;
 }
 
-bool sendmail_xtext(const char *s, char *out, size_t size)
+bool sendmail_args_xtext(const char *s, char *out, size_t size)
 {
 	size_t n = 0;
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

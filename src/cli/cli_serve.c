@@ -28,7 +28,7 @@
 #include "mda/mda.h"
 #include "mta/mta.h"
 #include "net/net_looplag.h"
-#include "net/tls.h"
+#include "net/net_tls.h"
 #include "smtpd/smtpd.h"
 #include "smtpd/smtpd_route.h"
 #include "store/store.h"

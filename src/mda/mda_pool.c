@@ -304,7 +304,7 @@ void mda_free(struct mda *m)
 		return;
 	while (m->head) {
 		struct delivery_job *next = m->head->next;
-		delivery_job_free(m->head);
+		store_job_free(m->head);
 		m->head = next;
 	}
 	pthread_mutex_destroy(&m->lock);

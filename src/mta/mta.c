@@ -38,7 +38,7 @@
 #include <sys/un.h>
 
 #include "mta/mta_private.h"
-#include "net/tls.h"
+#include "net/net_tls.h"
 #include "util/util_hash.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
@@ -330,7 +330,7 @@ static void delivery_try_address(struct mta_delivery *d)
 static void connection_pass_on(struct mta_delivery *d, struct mta_session *s);
 static void delivery_route(struct mta_delivery *d);
 
-void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why)
+void mta_delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why)
 {
 	struct mta_session *s = d->session;
 	d->session = NULL;
@@ -1123,7 +1123,7 @@ void mta_free(struct mta *mta)
 			evbuffer_free(j->body7);
 		if (j->body != j->job->body)
 			evbuffer_free(j->body);
-		delivery_job_free(j->job);
+		store_job_free(j->job);
 		config_unref(j->config);
 		tls_client_unref(j->tls);
 		free(j);
@@ -1131,7 +1131,7 @@ void mta_free(struct mta *mta)
 	mta_session_free_detached(mta);
 	while (mta->incoming) {
 		struct delivery_job *next = mta->incoming->next;
-		delivery_job_free(mta->incoming);
+		store_job_free(mta->incoming);
 		mta->incoming = next;
 	}
 	for (size_t i = 0; i < MTA_DEST_BUCKETS; i++) {

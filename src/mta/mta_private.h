@@ -4,7 +4,7 @@
  *
  * Ownership: the mta owns its jobs; a job owns its deliveries; a delivery
  * owns at most one session at a time. A session reports once per
- * delivery, through delivery_session_done; after that call the delivery
+ * delivery, through mta_delivery_session_done; after that call the delivery
  * hands the session on (the next message to the same destination), parks
  * it (idle, owned by the mta's list of detached sessions), closes it, or
  * frees it.
@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 
 #include "mta/mta.h"
-#include "net/dns.h"
+#include "net/net_dns.h"
 
 struct evbuffer;
 struct mta_session;
@@ -90,7 +90,7 @@ struct mta_session **mta_detached(struct mta *mta);       /* idle and closing se
  * (results set in the job's rcpts). A SESSION_FINAL session may still be
  * open and reusable (mta_session_reusable).
  */
-void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why);
+void mta_delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why);
 
 /* mta.c: a message to dest is being sent now (MAIL): its rate counts from here. */
 void mta_dest_sending(struct mta_dest *dest);

@@ -46,7 +46,7 @@
 #include "msg/msg_7bit.h"
 #include "mta/mta_private.h"
 #include "net/net_conn.h"
-#include "net/tls.h"
+#include "net/net_tls.h"
 #include "smtp/smtp_client_reply.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_dsn.h"
@@ -205,9 +205,9 @@ static void transaction_done(struct mta_session *s, bool clean)
 static void session_finish(struct mta_session *s)
 {
 	if (s->ended)
-		delivery_session_done(s->d, s->decided ? SESSION_FINAL : SESSION_NEXT, s->end_reason);
+		mta_delivery_session_done(s->d, s->decided ? SESSION_FINAL : SESSION_NEXT, s->end_reason);
 	else if (s->state == C_DONE)
-		delivery_session_done(s->d, SESSION_FINAL, "done");
+		mta_delivery_session_done(s->d, SESSION_FINAL, "done");
 }
 
 /* ---- Sending ---- */
@@ -941,7 +941,7 @@ static void send_goodbye(struct mta_session *s)
 		detached_link(s);
 	log_info("event=remote_close relay=%s messages=%u", s->peer, s->messages);
 	s->state = C_QUIT;
-	s->dest = NULL; /* it holds no slot now, and its destination may be forgotten before it goes */
+	s->dest = NULL;           /* it holds no slot now, and its destination may be forgotten before it goes */
 	net_conn_resume(s->conn); /* an idle timeout turned reading off */
 	uint64_t wait = s->config->remote_command_timeout < 30 ? s->config->remote_command_timeout : 30;
 	set_timeout(s, wait);

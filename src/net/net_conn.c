@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #include "net/net_linger.h"
-#include "net/tls.h"
+#include "net/net_tls.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 

@@ -18,7 +18,7 @@
  * libevent or this layer still holds it. Callbacks never run after
  * net_conn_free().
  *
- * Only this layer and net/tls.c use OpenSSL.
+ * Only this layer and net/net_tls.c use OpenSSL.
  */
 #ifndef TERN_NET_CONN_H
 #define TERN_NET_CONN_H
@@ -54,8 +54,8 @@ struct net_tls_result {
 	 * judged on success and failure alike, before anything more is sent. */
 	bool refused;
 	const char *refused_why;
-	const char *why;     /* !ok: OpenSSL's reason, "timeout" or "connection closed" */
-	bool timed_out;      /* !ok: the handshake took longer than the timeouts allow */
+	const char *why; /* !ok: OpenSSL's reason, "timeout" or "connection closed" */
+	bool timed_out;  /* !ok: the handshake took longer than the timeouts allow */
 };
 
 struct net_conn_callbacks {

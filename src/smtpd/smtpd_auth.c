@@ -61,7 +61,7 @@ _Static_assert(CONFIG_MECH_PLAIN == 1u << SASL_PLAIN && CONFIG_MECH_LOGIN == 1u 
                        CONFIG_MECH_SCRAM_SHA_256 == 1u << SASL_SCRAM_SHA_256,
                "auth_mechanisms bits follow enum sasl_mech");
 
-bool session_on_loopback(const struct smtpd_session *s)
+bool smtpd_on_loopback(const struct smtpd_session *s)
 {
 	static const unsigned char v4_loopback[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	static const unsigned char v6_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
@@ -74,7 +74,7 @@ bool auth_offered(const struct smtpd_session *s)
 	if (s->kind == LISTENER_MX || s->config->auth_mechanisms == 0)
 		return false;
 	return s->tls_active ||
-	       (s->config->auth_without_tls == CONFIG_AUTH_TLS_EXCEPT_LOOPBACK && session_on_loopback(s));
+	       (s->config->auth_without_tls == CONFIG_AUTH_TLS_EXCEPT_LOOPBACK && smtpd_on_loopback(s));
 }
 
 bool auth_mechanism_list(const struct smtpd_session *s, char *buf, size_t size)
@@ -419,7 +419,7 @@ static enum smtp_reply_id auth_refusal(const struct smtpd_session *s)
 	return SMTP_R_OK;
 }
 
-void handle_auth(struct smtpd_session *s, const struct smtp_command *cmd)
+void auth_handle(struct smtpd_session *s, const struct smtp_command *cmd)
 {
 	enum smtp_reply_id refusal = auth_refusal(s);
 	if (refusal != SMTP_R_OK) {

@@ -687,7 +687,7 @@ static const struct command_rule command_rules[SMTP_VERB_COUNT] = {
         [SMTP_VERB_HELP] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_help},
         [SMTP_VERB_QUIT] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_quit},
         [SMTP_VERB_STARTTLS] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_starttls},
-        [SMTP_VERB_AUTH] = {ANY_COMMAND_STATE, SMTP_R_OK, true, handle_auth},
+        [SMTP_VERB_AUTH] = {ANY_COMMAND_STATE, SMTP_R_OK, true, auth_handle},
 };
 
 static enum smtp_reply_id parse_refusal(enum smtp_parse_status status, enum smtp_verb verb)

@@ -124,10 +124,10 @@ void session_begin_tls(struct smtpd_session *s);
 void session_resume(struct smtpd_session *s);
 
 /* smtpd_auth.c */
-bool session_on_loopback(const struct smtpd_session *s);
+bool smtpd_on_loopback(const struct smtpd_session *s);
 bool auth_offered(const struct smtpd_session *s);
 bool auth_mechanism_list(const struct smtpd_session *s, char *buf, size_t size);
-void handle_auth(struct smtpd_session *s, const struct smtp_command *cmd);
+void auth_handle(struct smtpd_session *s, const struct smtp_command *cmd);
 void auth_response(struct smtpd_session *s, const char *line, size_t len);
 void auth_response_too_long(struct smtpd_session *s);
 void auth_session_free(struct smtpd_session *s);

@@ -28,7 +28,7 @@
 #include "auth/auth_pool.h"
 #include "net/net_conn.h"
 #include "net/net_linger.h"
-#include "net/tls.h"
+#include "net/net_tls.h"
 #include "smtp/smtp_limits.h"
 #include "smtp/smtp_reply.h"
 #include "smtpd/smtpd_limits.h"

@@ -148,7 +148,7 @@ struct delivery_job {
 
 typedef void store_dispatch(struct delivery_job *job, void *arg);
 
-void delivery_job_free(struct delivery_job *job);
+void store_job_free(struct delivery_job *job);
 
 /* ---- The store thread ---- */
 

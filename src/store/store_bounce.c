@@ -118,16 +118,17 @@ struct store_message *bounce_message(const struct store_settings *settings, cons
 	return notification(settings, job, failed, count, original, original_len, now_ms, DSN_FAILED);
 }
 
-struct store_message *delay_warning_message(const struct store_settings *settings, const struct delivery_job *job,
-                                            const struct delivery_rcpt *const *delayed, size_t count,
-                                            const char *original, size_t original_len, int64_t now_ms)
+struct store_message *bounce_delay_warning_message(const struct store_settings *settings,
+                                                   const struct delivery_job *job,
+                                                   const struct delivery_rcpt *const *delayed, size_t count,
+                                                   const char *original, size_t original_len, int64_t now_ms)
 {
 	return notification(settings, job, delayed, count, original, original_len, now_ms, DSN_DELAYED);
 }
 
-struct store_message *success_message(const struct store_settings *settings, const struct delivery_job *job,
-                                      const struct delivery_rcpt *const *done, size_t count, const char *original,
-                                      size_t original_len, int64_t now_ms)
+struct store_message *bounce_success_message(const struct store_settings *settings, const struct delivery_job *job,
+                                             const struct delivery_rcpt *const *done, size_t count,
+                                             const char *original, size_t original_len, int64_t now_ms)
 {
 	return notification(settings, job, done, count, original, original_len, now_ms, DSN_DELIVERED);
 }

@@ -27,21 +27,22 @@ struct store_message *bounce_message(const struct store_settings *settings, cons
                                      size_t original_len, int64_t now_ms);
 
 /*
- * delay_warning_message - the same for recipients still being retried
+ * bounce_delay_warning_message - the same for recipients still being retried
  * (RFC 3464 action "delayed"): when tern will give up, and the header of
  * the original only. NULL when none is owed.
  */
-struct store_message *delay_warning_message(const struct store_settings *settings, const struct delivery_job *job,
-                                            const struct delivery_rcpt *const *delayed, size_t count,
-                                            const char *original, size_t original_len, int64_t now_ms);
+struct store_message *bounce_delay_warning_message(const struct store_settings *settings,
+                                                   const struct delivery_job *job,
+                                                   const struct delivery_rcpt *const *delayed, size_t count,
+                                                   const char *original, size_t original_len, int64_t now_ms);
 
 /*
- * success_message - the same for recipients delivered (or relayed to a
+ * bounce_success_message - the same for recipients delivered (or relayed to a
  * server without DSN) that asked for it with NOTIFY=SUCCESS (RFC 3461):
  * action "delivered" or "relayed", the header of the original only.
  */
-struct store_message *success_message(const struct store_settings *settings, const struct delivery_job *job,
-                                      const struct delivery_rcpt *const *done, size_t count, const char *original,
-                                      size_t original_len, int64_t now_ms);
+struct store_message *bounce_success_message(const struct store_settings *settings, const struct delivery_job *job,
+                                             const struct delivery_rcpt *const *done, size_t count,
+                                             const char *original, size_t original_len, int64_t now_ms);
 
 #endif

@@ -108,9 +108,9 @@ static struct store_message *notice_compose(struct store_notices *t, struct owed
 	int64_t now = time_wall_ms();
 	struct store_message *msg =
 	        n->kind == DSN_DELAYED
-	                ? delay_warning_message(&settings, &n->job, rcpts, n->job.rcpt_count, original, len, now)
+	                ? bounce_delay_warning_message(&settings, &n->job, rcpts, n->job.rcpt_count, original, len, now)
 	        : n->kind == DSN_DELIVERED
-	                ? success_message(&settings, &n->job, rcpts, n->job.rcpt_count, original, len, now)
+	                ? bounce_success_message(&settings, &n->job, rcpts, n->job.rcpt_count, original, len, now)
 	                : bounce_message(&settings, &n->job, rcpts, n->job.rcpt_count, original, len, now);
 	free(rcpts);
 	evbuffer_free(body);

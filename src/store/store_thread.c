@@ -206,7 +206,7 @@ void store_message_free(struct store_message *msg)
 	free(msg);
 }
 
-void delivery_job_free(struct delivery_job *job)
+void store_job_free(struct delivery_job *job)
 {
 	if (!job)
 		return;
@@ -973,7 +973,7 @@ static void store_add_rcpt(struct delivery_job *job, size_t *cap, sqlite3_stmt *
 static struct delivery_job *store_job_or_null(struct delivery_job *job)
 {
 	if (job && job->rcpt_count == 0) {
-		delivery_job_free(job);
+		store_job_free(job);
 		return NULL;
 	}
 	return job;
@@ -1069,7 +1069,7 @@ static void store_hand_over(struct store *s, struct delivery_job *job)
 		s->inflight++;
 		s->dispatch(job, s->dispatch_arg);
 	} else {
-		delivery_job_free(job);
+		store_job_free(job);
 	}
 	if (remote) {
 		s->inflight++;
@@ -1433,7 +1433,7 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 		while (results) {
 			struct delivery_job *next = results->next;
 			s->inflight--;
-			delivery_job_free(results);
+			store_job_free(results);
 			results = next;
 		}
 	} else if (results && stopping) {
@@ -1442,7 +1442,7 @@ static void store_write_turn(struct store *s, struct store_message *commits, str
 		log_warning("event=results_dropped reason=\"queue database write failed at shutdown\"");
 		while (results) {
 			struct delivery_job *next = results->next;
-			delivery_job_free(results);
+			store_job_free(results);
 			results = next;
 		}
 	} else if (results) {

@@ -152,7 +152,7 @@ static void check_case(const struct args_case *t)
 	CHECK_STR(o.full_name ? o.full_name : "(none)", t->full_name ? t->full_name : "(none)");
 	CHECK_STR(o.config ? o.config : "(none)", t->config ? t->config : "(none)");
 	CHECK_STR(rcpts, t->rcpts);
-	sendmail_options_free(&o);
+	sendmail_args_free(&o);
 }
 
 static void test_args_table(void)
@@ -164,7 +164,7 @@ static void test_args_table(void)
 		struct sendmail_options o;
 		CHECK(!sendmail_args_parse(to_argv(refused_cases[i].argv, argv), argv, &o, err, sizeof err));
 		CHECK_STR(err, refused_cases[i].err);
-		sendmail_options_free(&o);
+		sendmail_args_free(&o);
 	}
 }
 
@@ -178,21 +178,21 @@ static void test_args_dsn(void)
 	CHECK_INT(o.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY);
 	CHECK_STR(o.ret, "HDRS");
 	CHECK_STR(o.envid, "id+2B1+3Dx+20y");
-	sendmail_options_free(&o);
+	sendmail_args_free(&o);
 
 	char *never[] = {"-Nnever", "-R", "FULL", NULL};
 	CHECK(sendmail_args_parse(3, never, &o, err, sizeof err));
 	CHECK_INT(o.notify, SMTP_NOTIFY_NEVER);
 	CHECK_STR(o.ret, "FULL");
 	CHECK_STR(o.envid, "");
-	sendmail_options_free(&o);
+	sendmail_args_free(&o);
 
 	/* An envelope id that would be longer than 100 characters as xtext. */
 	char long_id[60], *too_long[] = {"-V", long_id, NULL};
 	memset(long_id, ' ', sizeof long_id - 1);
 	long_id[sizeof long_id - 1] = '\0';
 	CHECK(!sendmail_args_parse(2, too_long, &o, err, sizeof err));
-	sendmail_options_free(&o);
+	sendmail_args_free(&o);
 }
 
 static void test_xtext(void)
@@ -208,13 +208,13 @@ static void test_xtext(void)
 	};
 	char out[64];
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		CHECK(sendmail_xtext(cases[i].in, out, sizeof out));
+		CHECK(sendmail_args_xtext(cases[i].in, out, sizeof out));
 		CHECK_STR(out, cases[i].want);
 	}
-	CHECK(!sendmail_xtext("abc", out, 3));
-	CHECK(sendmail_xtext("abc", out, 4));
-	CHECK(!sendmail_xtext("a+", out, 4));
-	CHECK(sendmail_xtext("a+", out, 5));
+	CHECK(!sendmail_args_xtext("abc", out, 3));
+	CHECK(sendmail_args_xtext("abc", out, 4));
+	CHECK(!sendmail_args_xtext("a+", out, 4));
+	CHECK(sendmail_args_xtext("a+", out, 5));
 	CHECK_STR(out, "a+2B");
 }
 

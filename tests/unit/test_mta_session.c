@@ -56,7 +56,7 @@ struct mta_session **mta_detached(struct mta *mta)
 	return &mta->detached;
 }
 
-void delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why)
+void mta_delivery_session_done(struct mta_delivery *d, enum session_outcome outcome, const char *why)
 {
 	done.calls++;
 	done.outcome = outcome;

@@ -46,7 +46,7 @@ static void hold_dispatch(struct delivery_job *job, void *arg)
 	if (held_count < 16)
 		held[held_count++] = job;
 	else
-		delivery_job_free(job);
+		store_job_free(job);
 	pthread_mutex_unlock(&held_lock);
 }
 
@@ -283,7 +283,7 @@ int main(void)
 	test_failed_results(s, base);
 	store_stop(s);
 	for (int i = 0; i < held_count; i++)
-		delivery_job_free(held[i]);
+		store_job_free(held[i]);
 	event_base_free(base);
 
 	/* The spool files and the directories go too. */

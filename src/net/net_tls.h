@@ -1,5 +1,5 @@
 /*
- * tls.h - TLS (RFC 8446, RFC 5246) on OpenSSL 3. The server side: the
+ * net_tls.h - TLS (RFC 8446, RFC 5246) on OpenSSL 3. The server side: the
  * contexts made from the configured certificates, SNI, and the self-signed
  * certificate of a fresh installation. The client side: one context that
  * checks nothing (opportunistic TLS, RFC 7435) and verifying ones (the

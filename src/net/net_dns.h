@@ -1,5 +1,5 @@
 /*
- * dns.h - asynchronous DNS for the loop thread, on libunbound.
+ * net_dns.h - asynchronous DNS for the loop thread, on libunbound.
  *
  * libunbound resolves on a thread of its own; its descriptor is watched by
  * the event loop and answers are handed out there. Answers are cached by

@@ -1,5 +1,5 @@
 /*
- * dns.c - libunbound on the event loop (see dns.h).
+ * net_dns.c - libunbound on the event loop (see net_dns.h).
  *
  * Answers come as wire-format RDATA (RFC 1035 3.3); names in them are
  * uncompressed by libunbound. Every answer is checked before use: a record
@@ -7,7 +7,7 @@
  * answer left with nothing usable counts as a temporary failure, so that a
  * broken or hostile DNS server can delay mail but not misroute it.
  */
-#include "net/dns.h"
+#include "net/net_dns.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>

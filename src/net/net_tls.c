@@ -1,5 +1,5 @@
 /*
- * tls.c - server TLS contexts: certificates, SNI, protocol floor, and the
+ * net_tls.c - server TLS contexts: certificates, SNI, protocol floor, and the
  * self-signed certificate of the development default; client contexts for
  * outbound delivery, unverified (opportunistic) or verifying.
  *
@@ -10,7 +10,7 @@
  * (SSL_MODE_RELEASE_BUFFERS): that is most of a TLS session's memory, and
  * mail servers hold many idle ones.
  */
-#include "net/tls.h"
+#include "net/net_tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "net/dns.h"
+#include "net/net_dns.h"
 #include "util/util_log.h"
 #include "util/util_str.h"
 
