@@ -292,11 +292,7 @@ static void dest_failed(struct mta_delivery *d, const char *why)
 	const struct config *c = d->job->config;
 	if (dest_down(dest))
 		return; /* sessions that started before it went down: the same news */
-	uint64_t window = c->retry_initial * 1000 / 2;
-	for (unsigned i = 0; i < dest->failures && window < c->retry_max * 1000 / 2; i++)
-		window *= 2;
-	if (window > c->retry_max * 1000 / 2)
-		window = c->retry_max * 1000 / 2;
+	uint64_t window = time_backoff_ms(c->retry_initial * 1000 / 2, c->retry_max * 1000 / 2, dest->failures + 1);
 	dest->failures++;
 	dest->down_until_ms = time_wall_ms() + (int64_t)window;
 	str_copy(dest->why, sizeof dest->why, why);

@@ -743,11 +743,8 @@ static uint64_t store_random(struct store *s)
 /* store_backoff_ms - retry_initial doubled per attempt up to retry_max, +-25% jitter. */
 static int64_t store_backoff_ms(struct store *s, int64_t msg_id, int64_t attempts)
 {
-	uint64_t delay = s->settings.policy.retry_initial_ms;
-	for (int64_t i = 1; i < attempts && delay < s->settings.policy.retry_max_ms; i++)
-		delay *= 2;
-	if (delay > s->settings.policy.retry_max_ms)
-		delay = s->settings.policy.retry_max_ms;
+	uint64_t delay = time_backoff_ms(s->settings.policy.retry_initial_ms, s->settings.policy.retry_max_ms,
+	                                 attempts > 0 ? (uint64_t)attempts : 1);
 	/* The jitter depends on the message and the attempt, not on the
 	 * recipient: recipients of one message deferred together come due
 	 * together and go out again in one transaction. */

@@ -38,3 +38,11 @@ bool time_rfc5322(char *buf, size_t size, time_t when)
 	return str_format(buf, size, "%s, %d %s %d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
 	                  months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
+
+uint64_t time_backoff_ms(uint64_t initial_ms, uint64_t max_ms, uint64_t attempt)
+{
+	uint64_t delay = initial_ms;
+	for (uint64_t i = 1; i < attempt && delay < max_ms; i++)
+		delay = delay > max_ms / 2 ? max_ms : delay * 2; /* never past the cap, so never past 2^64 */
+	return delay < max_ms ? delay : max_ms;
+}

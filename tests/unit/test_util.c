@@ -116,6 +116,19 @@ static void test_hash(void)
 	hash_keyed_free(h);
 }
 
+/* The one backoff: doubled per try after the first, capped, never past the cap on the way. */
+static void test_backoff(void)
+{
+	CHECK(time_backoff_ms(300000, 4 * 3600000, 1) == 300000);
+	CHECK(time_backoff_ms(300000, 4 * 3600000, 2) == 600000);
+	CHECK(time_backoff_ms(300000, 4 * 3600000, 5) == 4800000);
+	CHECK(time_backoff_ms(300000, 4 * 3600000, 7) == 4 * 3600000);
+	CHECK(time_backoff_ms(300000, 4 * 3600000, 1000000) == 4 * 3600000);
+	CHECK(time_backoff_ms(300000, 200000, 1) == 200000);
+	CHECK(time_backoff_ms(1000, UINT64_MAX, 80) > 1000);
+	CHECK(time_backoff_ms(0, 1000, 3) == 0);
+}
+
 int main(void)
 {
 	test_str();
@@ -123,5 +136,6 @@ int main(void)
 	test_ids();
 	test_date();
 	test_hash();
+	test_backoff();
 	return unit_finish("util");
 }
