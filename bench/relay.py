@@ -391,6 +391,20 @@ def problem_lines(results, scenarios):
     return lines
 
 
+def run_ok(results, name, sc):
+    """The run of server name in scenario sc, if it went well; else None."""
+    x = results.get((name, sc))
+    return x if x and not x.get("err") else None
+
+
+def rate_text(results, name, sc, fmt):
+    """The run's rate as fmt writes it; FAIL if it failed, - if it did not run."""
+    x = run_ok(results, name, sc)
+    if x:
+        return fmt(x["rate"])
+    return "FAIL" if (name, sc) in results else "-"
+
+
 def header_lines(meta, kind):
     """The report's first lines: the machine and how each server is set up."""
     return [
@@ -425,14 +439,10 @@ def report(meta, results, scenarios, counts):
     ]
 
     def get(name, sc):
-        x = results.get((name, sc))
-        return x if x and not x.get("err") else None
+        return run_ok(results, name, sc)
 
     def rate(name, sc):
-        x = get(name, sc)
-        if x:
-            return B.fmt_rate(x["rate"])
-        return "FAIL" if (name, sc) in results else "-"
+        return rate_text(results, name, sc, B.fmt_rate)
 
     rows = []
     for sc in scenarios:
@@ -476,14 +486,10 @@ def report_big(meta, results, scenarios, counts):
     ]
 
     def get(name, sc):
-        x = results.get((name, sc))
-        return x if x and not x.get("err") else None
+        return run_ok(results, name, sc)
 
     def rate(name, sc):
-        x = get(name, sc)
-        if x:
-            return "%.1f" % x["rate"]
-        return "FAIL" if (name, sc) in results else "-"
+        return rate_text(results, name, sc, lambda r: "%.1f" % r)
 
     def mibps(x, sc):
         return "%.1f" % (x["rate"] * sc[0] / 1048576.0) if x else "-"
