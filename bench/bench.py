@@ -989,6 +989,22 @@ def raise_nofile(want):
         pass
 
 
+
+def guarded(run, servers, top):
+    """run() and its exit status; a BenchError or an interrupt ends it with 1 or 130. The servers
+    are stopped whatever happens (last started first: the relays before their sinks)."""
+    try:
+        return run()
+    except BenchError as e:
+        log("error: %s" % e)
+        return 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        stop_servers(servers, top)
+
+
 def main(argv):
     binary = start_checks(argv, "", SERVERS, (SMTP_SOURCE, SMTP_SINK, POSTFIX))
     if binary is None:
@@ -1000,8 +1016,8 @@ def main(argv):
     os.chmod(top, 0o755)  # postfix and nobody walk into it
     servers = []
     results, idle = {}, {}
-    rc = 0
-    try:
+    def run():
+        rc = 0
         meta = meta_info(top)
         ports = set()
         while len(ports) < 3:
@@ -1055,15 +1071,9 @@ def main(argv):
         write_report(text, "bench")
         if any(x.get("err") for x in results.values()) or any("err" in x for x in idle.values()):
             rc = 1
-    except BenchError as e:
-        log("error: %s" % e)
-        rc = 1
-    except KeyboardInterrupt:
-        log("interrupted")
-        rc = 130
-    finally:
-        stop_servers(servers, top)
-    return rc
+        return rc
+
+    return guarded(run, servers, top)
 
 
 if __name__ == "__main__":

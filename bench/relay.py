@@ -554,8 +554,8 @@ def main(argv):
     top = tempfile.mkdtemp(prefix="tern-bench-relay.")
     os.chmod(top, 0o755)  # postfix and nobody walk into it
     servers, results, counts = [], {}, {}
-    rc = 0
-    try:
+    def run():
+        rc = 0
         meta = B.meta_info(top)
         byname = {}
         if "sink" in SERVERS:
@@ -637,15 +637,9 @@ def main(argv):
         if any(x.get("err") for x in results.values()) or \
                 any(x.get("got", x["msgs"]) < x["msgs"] for x in results.values()):
             rc = 1
-    except B.BenchError as e:
-        log("error: %s" % e)
-        rc = 1
-    except KeyboardInterrupt:
-        log("interrupted")
-        rc = 130
-    finally:
-        B.stop_servers(servers, top)  # the relays first, then their sinks
-    return rc
+        return rc
+
+    return B.guarded(run, servers, top)
 
 
 if __name__ == "__main__":

@@ -409,8 +409,8 @@ def main(argv):
     top = tempfile.mkdtemp(prefix="tern-bench-storm.")
     os.chmod(top, 0o755)
     servers, rows = [], []
-    rc = 0
-    try:
+    def run():
+        rc = 0
         meta = B.meta_info(top)
         rows.append(("client -> smtp-sink", run_ceiling(top)))
         defer_sink = B.Sink(top, B.free_port(DEFER_SINK), DEFER_SINK, "sink-defer")
@@ -446,15 +446,9 @@ def main(argv):
         B.write_report(report(meta, rows), "bench-bounce-storm")
         if any("err" in x or x["errors"] for _, x in rows):
             rc = 1
-    except B.BenchError as e:
-        log("error: %s" % e)
-        rc = 1
-    except KeyboardInterrupt:
-        log("interrupted")
-        rc = 130
-    finally:
-        B.stop_servers(servers, top)
-    return rc
+        return rc
+
+    return B.guarded(run, servers, top)
 
 
 if __name__ == "__main__":

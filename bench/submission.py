@@ -640,8 +640,8 @@ def main(argv):
     top = tempfile.mkdtemp(prefix="tern-bench-sub.")
     os.chmod(top, 0o755)
     servers, results, idle = [], {}, {}
-    rc = 0
-    try:
+    def run():
+        rc = 0
         meta = B.meta_info(top)
         meta["dovecot"] = "-"
         ctx = {"bin": build_tls_source(top)}
@@ -709,15 +709,9 @@ def main(argv):
         B.write_report(text, "bench-submission")
         if any(x.get("err") for x in results.values()) or any("err" in x for x in idle.values()):
             rc = 1
-    except B.BenchError as e:
-        log("error: %s" % e)
-        rc = 1
-    except KeyboardInterrupt:
-        log("interrupted")
-        rc = 130
-    finally:
-        B.stop_servers(servers, top)
-    return rc
+        return rc
+
+    return B.guarded(run, servers, top)
 
 
 if __name__ == "__main__":
